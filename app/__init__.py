@@ -1,0 +1,81 @@
+"""The WhatsApp Business inbox: application factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from app.api.views import bp as api_bp
+from app.cli import register as register_cli
+from app.embedded_db import embedded_server_url
+from app.errors import register_error_handlers as register_errors
+from app.extensions import db, login_manager, migrate
+from app.health import bp as health_bp
+from app.models import Agent
+from app.whatsapp.webhook import bp as webhook_bp
+from config import load_config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=str(PROJECT_ROOT / "instance"),
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.update(load_config())
+    if overrides:
+        app.config.update(overrides)
+    configure_logging(app)
+    configure_database(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def configure_database(app: Flask) -> None:
+    if app.config.get("SQLALCHEMY_DATABASE_URI"):
+        return
+    app.config["SQLALCHEMY_DATABASE_URI"] = embedded_server_url(Path(app.instance_path) / "pg", "inbox")
+    app.config["EMBEDDED_DATABASE"] = True
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    login_manager.init_app(app)
+
+    @login_manager.user_loader
+    def load_agent(agent_id: str) -> Agent | None:
+        if not agent_id.isdigit():
+            return None
+        return db.session.execute(
+            select(Agent).where(Agent.id == int(agent_id), Agent.active.is_(True))
+        ).scalar_one_or_none()
+
+
+def register_blueprints(app: Flask) -> None:
+    app.register_blueprint(webhook_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(health_bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    register_errors(app)
+
+
+def register_commands(app: Flask) -> None:
+    register_cli(app)

@@ -1,0 +1,147 @@
+"""JSON shapes of the API. Plain functions from query rows to dicts; no queries here."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.models import Message
+
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def display_name(name: str | None, wa_id: str | None, user_id: str | None) -> str:
+    if name:
+        return name
+    if wa_id:
+        return "+" + wa_id if wa_id.isdigit() else wa_id
+    return user_id or "?"
+
+
+def conversation_summary(row: Any) -> dict[str, Any]:
+    window_expires_at = (
+        row.last_customer_message_at + CUSTOMER_SERVICE_WINDOW if row.last_customer_message_at else None
+    )
+    return {
+        "id": row.id,
+        "display_name": display_name(row.contact_name, row.contact_wa_id, row.contact_user_id),
+        "contact": {"wa_id": row.contact_wa_id, "user_id": row.contact_user_id, "name": row.contact_name},
+        "status": row.status,
+        "assignee": {"id": row.assignee_id, "name": row.assignee_name} if row.assignee_id else None,
+        "unread_count": row.unread_count,
+        "last_message": (
+            {
+                "id": row.lm_id,
+                "direction": row.lm_direction,
+                "type": row.lm_type,
+                "preview": None if row.lm_deleted_at else row.lm_preview,
+                "sent_at": iso(row.lm_sent_at),
+                "status": row.lm_status,
+                "deleted": row.lm_deleted_at is not None,
+            }
+            if row.lm_id
+            else None
+        ),
+        "last_agent_message": (
+            {
+                "id": row.la_id,
+                "type": row.la_type,
+                "preview": row.la_preview,
+                "sent_at": iso(row.la_sent_at),
+                "status": row.la_status,
+                "agent": {"id": row.la_agent_id, "name": row.la_agent_name} if row.la_agent_id else None,
+            }
+            if row.la_id
+            else None
+        ),
+        "last_customer_message_at": iso(row.last_customer_message_at),
+        "window_expires_at": iso(window_expires_at),
+        "last_activity_at": iso(row.last_activity_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def _type_fields(m: Message) -> dict[str, Any]:
+    payload = m.payload or {}
+    body = payload.get(m.type) if isinstance(payload.get(m.type), dict | list) else None
+    if m.type in ("image", "video", "audio", "document", "sticker"):
+        extra = body if isinstance(body, dict) else {}
+        return {
+            "media": {
+                "id": m.media_id,
+                "mime_type": m.media_mime_type,
+                "sha256": m.media_sha256,
+                "filename": m.media_filename,
+                "voice": extra.get("voice") is True,
+                "animated": extra.get("animated") is True,
+            }
+        }
+    if m.type == "location":
+        extra = body if isinstance(body, dict) else {}
+        return {
+            "location": {
+                "latitude": m.latitude,
+                "longitude": m.longitude,
+                "name": m.location_name,
+                "address": m.location_address,
+                "url": extra.get("url") if isinstance(extra.get("url"), str) else None,
+            }
+        }
+    if m.type == "contacts":
+        return {"contacts": body if isinstance(body, list) else []}
+    if m.type in ("interactive", "button", "order", "system"):
+        return {m.type: body if isinstance(body, dict) else {}}
+    if m.type not in ("text", "unsupported"):
+        return {"raw": payload}
+    return {}
+
+
+def message(row: Any, reactions: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    m: Message = row.Message
+    if m.sender == "customer":
+        sender: dict[str, Any] = {"type": "customer"}
+    elif m.sender == "agent":
+        sender = {
+            "type": "agent",
+            "agent": {"id": m.agent_id, "name": row.agent_name} if m.agent_id else None,
+        }
+    else:
+        sender = {"type": "system"}
+    data: dict[str, Any] = {
+        "id": m.id,
+        "wamid": m.wamid,
+        "direction": m.direction,
+        "sender": sender,
+        "type": m.type,
+        "text": None if m.deleted_at else m.text,
+        "reply_to": (
+            {"id": row.reply_id, "wamid": m.reply_to_wamid, "direction": row.reply_direction,
+             "type": row.reply_type, "preview": row.reply_preview}
+            if m.reply_to_wamid
+            else None
+        ),
+        "forwarded": m.forwarded,
+        "reactions": [
+            {"emoji": r["emoji"], "from": r["from"], "agent_id": r["agent_id"], "sent_at": iso(r["sent_at"])}
+            for r in reactions.get(m.wamid or "", [])
+        ],
+        "status": m.status,
+        "error": (
+            {"code": m.error_code, "title": m.error_title, "details": m.error_details}
+            if m.error_code is not None or m.error_title
+            else None
+        ),
+        "edited_at": iso(m.edited_at),
+        "deleted": m.deleted_at is not None,
+        "sent_at": iso(m.sent_at),
+        "received_at": iso(m.received_at),
+    }
+    if m.payload and isinstance(m.payload.get("referral"), dict):
+        data["referral"] = m.payload["referral"]
+    if not m.deleted_at:
+        data.update(_type_fields(m))
+    return data

@@ -1,0 +1,48 @@
+"""Who is calling: an API bearer token or a logged-in agent session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import g, jsonify, request
+from flask_login import current_user
+
+from app.auth.tokens import agent_for_token
+from app.extensions import db
+from app.models import Agent
+
+
+def current_agent() -> Agent:
+    return g.agent
+
+
+def _unauthorized(message: str):  # type: ignore[no-untyped-def]
+    response = jsonify(error="unauthorized", message=message)
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Bearer realm="whatsapp-inbox"'
+    return response
+
+
+def api_auth_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """`Authorization: Bearer <token>` or a logged-in session; 401 JSON otherwise."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return _unauthorized("Authorization must be 'Bearer <token>'.")
+            agent = agent_for_token(db.session, token.strip())
+            if agent is None:
+                return _unauthorized("The token is unknown, revoked or expired.")
+            g.agent = agent
+        elif current_user.is_authenticated:
+            g.agent = current_user
+        else:
+            return _unauthorized("Log in or send an API token.")
+        return view(*args, **kwargs)
+
+    return wrapper

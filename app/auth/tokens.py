@@ -1,0 +1,46 @@
+"""API tokens: created for an agent, stored hashed, checked on every API request."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from app.models import Agent, ApiToken
+from app.models.agents import hash_token
+
+TOKEN_PREFIX = "wai_"
+
+
+def issue_token(session: Session, agent: Agent, name: str = "", ttl: timedelta | None = None) -> str:
+    """Create a token for `agent`; returns the clear token (shown once, never stored)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = datetime.now(UTC) + ttl if ttl else None
+    session.add(ApiToken(agent_id=agent.id, token_hash=hash_token(token), name=name, expires_at=expires_at))
+    return token
+
+
+def agent_for_token(session: Session, token: str) -> Agent | None:
+    """The active agent owning an unrevoked, unexpired token, in one statement."""
+    now = datetime.now(UTC)
+    return session.execute(
+        select(Agent)
+        .join(ApiToken, ApiToken.agent_id == Agent.id)
+        .where(
+            ApiToken.token_hash == hash_token(token),
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+            Agent.active.is_(True),
+        )
+    ).scalar_one_or_none()
+
+
+def revoke_tokens(session: Session, agent: Agent) -> int:
+    result = session.execute(
+        update(ApiToken)
+        .where(ApiToken.agent_id == agent.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+    return result.rowcount or 0

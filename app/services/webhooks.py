@@ -1,0 +1,38 @@
+"""Receiving a webhook delivery: the one transaction that makes Meta's POST durable."""
+
+from __future__ import annotations
+
+import logging
+
+from app.extensions import db
+from app.whatsapp.ingest import IngestResult, ingest_delivery
+from app.whatsapp.payloads import parse_delivery
+
+log = logging.getLogger(__name__)
+
+
+def receive_delivery(body: bytes, data: dict) -> IngestResult:  # type: ignore[type-arg]
+    """Store the raw delivery and everything in it, then commit.
+
+    Raises SQLAlchemy's OperationalError / TimeoutError when the database is unreachable or
+    the pool is exhausted; the caller answers 503 and Meta delivers again later.
+    """
+    parsed = parse_delivery(data)
+    try:
+        result = ingest_delivery(db.session, body, parsed)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    log.info(
+        "webhook delivery %s: outcome=%s stored=%d duplicate=%d statuses_applied=%d statuses_waiting=%d "
+        "problems=%d",
+        result.delivery_id,
+        result.outcome,
+        result.messages_stored,
+        result.messages_duplicate,
+        result.statuses_applied,
+        result.statuses_waiting,
+        len(result.problems),
+    )
+    return result

@@ -1,0 +1,336 @@
+"""Idempotent persistence of a parsed webhook delivery.
+
+`ingest_delivery()` runs inside the caller's transaction and never commits: the webhook
+service commits once, after the raw delivery and every message and status in it are
+written, and only then answers 200. Duplicates are stopped by unique constraints with
+`INSERT … ON CONFLICT`, never by a read-then-write check, so concurrent redeliveries of the
+same message leave exactly one row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.models import BusinessNumber, Contact, Conversation, Message, StatusEvent, WebhookDelivery
+from app.models.messages import HIDDEN_TYPES
+from app.whatsapp.payloads import KNOWN_STATUSES, ParsedChange, ParsedContact, ParsedDelivery, ParsedMessage
+
+# A status only ever moves forward. `failed` outranks `sent` (a late "sent" must not hide a
+# failure) but not `delivered`/`read` (those prove the message arrived).
+STATUS_RANK = {"pending": 0, "sent": 10, "failed": 15, "delivered": 20, "read": 30, "played": 40}
+
+
+def status_rank_sql(column):  # type: ignore[no-untyped-def]
+    """SQL expression giving the rank of a message's current status (NULL counts as pending)."""
+    return case(STATUS_RANK, value=func.coalesce(column, "pending"), else_=0)
+
+
+@dataclass
+class IngestResult:
+    delivery_id: int
+    duplicate_delivery: bool
+    messages_stored: int = 0
+    messages_duplicate: int = 0
+    statuses_applied: int = 0
+    statuses_waiting: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def outcome(self) -> str:
+        if self.duplicate_delivery:
+            return "duplicate"
+        return "partial" if self.problems else "stored"
+
+
+def ingest_delivery(session: Session, body: bytes, parsed: ParsedDelivery) -> IngestResult:
+    received_at = datetime.now(UTC)
+    digest = hashlib.sha256(body).hexdigest()
+    summary = {
+        "messages": parsed.message_count,
+        "statuses": parsed.status_count,
+        "other_fields": sorted(set(parsed.other_fields)),
+        "problems": parsed.problems[:50],
+    }
+    outcome = "partial" if parsed.problems else "stored"
+    # Identical bodies are Meta's retries of a delivery whose transaction already committed
+    # (the raw row and its messages commit together), so there is nothing left to apply.
+    row = session.execute(
+        insert(WebhookDelivery)
+        .values(body_sha256=digest, body=body.decode("utf-8"), outcome=outcome, summary=summary)
+        .on_conflict_do_update(
+            index_elements=[WebhookDelivery.body_sha256],
+            set_={"attempts": WebhookDelivery.attempts + 1, "last_received_at": func.now()},
+        )
+        .returning(WebhookDelivery.id, WebhookDelivery.attempts)
+    ).one()
+    result = IngestResult(delivery_id=row.id, duplicate_delivery=row.attempts > 1, problems=list(parsed.problems))
+    if result.duplicate_delivery:
+        return result
+
+    numbers: dict[str, int] = {}
+    for change in parsed.changes:
+        if change.phone_number_id is None:
+            continue
+        if change.phone_number_id not in numbers:
+            numbers[change.phone_number_id] = _business_number_id(session, change)
+        number_id = numbers[change.phone_number_id]
+        for message in change.messages:
+            _store_message(session, number_id, message, received_at, result)
+        for status in change.statuses:
+            _store_status(session, status, result)
+    return result
+
+
+def _business_number_id(session: Session, change: ParsedChange) -> int:
+    # No row lock on the hot path: every delivery names the same business number.
+    existing = session.execute(
+        select(BusinessNumber.id, BusinessNumber.display_phone_number).where(
+            BusinessNumber.phone_number_id == change.phone_number_id
+        )
+    ).first()
+    if existing is not None:
+        if change.display_phone_number and existing.display_phone_number != change.display_phone_number:
+            session.execute(
+                update(BusinessNumber)
+                .where(BusinessNumber.id == existing.id)
+                .values(display_phone_number=change.display_phone_number)
+            )
+        return existing.id
+    inserted = session.execute(
+        insert(BusinessNumber)
+        .values(
+            phone_number_id=change.phone_number_id,
+            display_phone_number=change.display_phone_number,
+            waba_id=change.waba_id,
+        )
+        .on_conflict_do_nothing(index_elements=[BusinessNumber.phone_number_id])
+        .returning(BusinessNumber.id)
+    ).scalar()
+    if inserted is not None:
+        return inserted
+    return session.execute(
+        select(BusinessNumber.id).where(BusinessNumber.phone_number_id == change.phone_number_id)
+    ).scalar_one()
+
+
+def contact_id_for(session: Session, contact: ParsedContact) -> int:
+    """Find or create the contact: by `wa_id` when Meta sent one, else by `user_id`."""
+    if contact.wa_id:
+        found = session.execute(
+            select(Contact.id, Contact.user_id, Contact.profile_name).where(Contact.wa_id == contact.wa_id)
+        ).first()
+        if found is None and contact.user_id:
+            # A contact first seen by user_id only, now with its phone number: adopt it.
+            found = session.execute(
+                select(Contact.id, Contact.user_id, Contact.profile_name).where(
+                    Contact.user_id == contact.user_id, Contact.wa_id.is_(None)
+                )
+            ).first()
+            if found is not None:
+                session.execute(update(Contact).where(Contact.id == found.id).values(wa_id=contact.wa_id))
+    else:
+        found = session.execute(
+            select(Contact.id, Contact.user_id, Contact.profile_name).where(Contact.user_id == contact.user_id)
+        ).first()
+
+    if found is not None:
+        changes: dict[str, str] = {}
+        if contact.name and contact.name != found.profile_name:
+            changes["profile_name"] = contact.name
+        if contact.user_id and found.user_id is None and not _user_id_taken(session, contact.user_id):
+            changes["user_id"] = contact.user_id
+        if changes:
+            session.execute(update(Contact).where(Contact.id == found.id).values(**changes))
+        return found.id
+
+    user_id = contact.user_id
+    if contact.wa_id and user_id and _user_id_taken(session, user_id):
+        user_id = None  # held by another contact row; keep the identities apart
+    key = Contact.wa_id if contact.wa_id else Contact.user_id
+    inserted = session.execute(
+        insert(Contact)
+        .values(wa_id=contact.wa_id, user_id=user_id, profile_name=contact.name)
+        .on_conflict_do_nothing()
+        .returning(Contact.id)
+    ).scalar()
+    if inserted is not None:
+        return inserted
+    return session.execute(select(Contact.id).where(key == (contact.wa_id or contact.user_id))).scalar_one()
+
+
+def _user_id_taken(session: Session, user_id: str) -> bool:
+    return session.execute(select(Contact.id).where(Contact.user_id == user_id)).first() is not None
+
+
+def conversation_id_for(session: Session, number_id: int, contact_id: int, started_at: datetime) -> int:
+    where = (Conversation.business_number_id == number_id, Conversation.contact_id == contact_id)
+    found = session.execute(select(Conversation.id).where(*where)).scalar()
+    if found is not None:
+        return found
+    inserted = session.execute(
+        insert(Conversation)
+        .values(business_number_id=number_id, contact_id=contact_id, last_activity_at=started_at)
+        .on_conflict_do_nothing(index_elements=[Conversation.business_number_id, Conversation.contact_id])
+        .returning(Conversation.id)
+    ).scalar()
+    if inserted is not None:
+        return inserted
+    return session.execute(select(Conversation.id).where(*where)).scalar_one()
+
+
+def _store_message(
+    session: Session, number_id: int, message: ParsedMessage, received_at: datetime, result: IngestResult
+) -> None:
+    sent_at = message.sent_at or received_at
+    contact_id = contact_id_for(session, message.contact)
+    conversation_id = conversation_id_for(session, number_id, contact_id, sent_at)
+    error = message.error
+    message_id = session.execute(
+        insert(Message)
+        .values(
+            wamid=message.wamid,
+            conversation_id=conversation_id,
+            direction=message.direction,
+            sender=message.sender,
+            type=message.type,
+            text=message.text,
+            media_id=message.media_id,
+            media_mime_type=message.media_mime_type,
+            media_sha256=message.media_sha256,
+            media_filename=message.media_filename,
+            latitude=message.latitude,
+            longitude=message.longitude,
+            location_name=message.location_name,
+            location_address=message.location_address,
+            reply_to_wamid=message.reply_to_wamid,
+            forwarded=message.forwarded,
+            reaction_to_wamid=message.reaction_to_wamid,
+            reaction_emoji=message.reaction_emoji,
+            sent_at=sent_at,
+            status="sent" if message.direction == "out" else None,
+            error_code=error.code if error else None,
+            error_title=error.title if error else None,
+            error_details=error.details if error else None,
+            payload=message.payload,
+        )
+        .on_conflict_do_nothing(index_elements=[Message.wamid])
+        .returning(Message.id)
+    ).scalar()
+    if message_id is None:
+        result.messages_duplicate += 1
+        return
+    result.messages_stored += 1
+
+    if message.type == "edit" and message.target_wamid:
+        session.execute(
+            update(Message)
+            .where(Message.wamid == message.target_wamid)
+            .values(text=message.text, edited_at=sent_at)
+        )
+    elif message.type == "revoke" and message.target_wamid:
+        session.execute(update(Message).where(Message.wamid == message.target_wamid).values(deleted_at=sent_at))
+
+    _touch_conversation(session, conversation_id, message_id, message, sent_at)
+    if message.direction == "out":
+        _apply_waiting_statuses(session, message.wamid)
+
+
+def _touch_conversation(
+    session: Session, conversation_id: int, message_id: int, message: ParsedMessage, sent_at: datetime
+) -> None:
+    """Keep the conversation's summary columns exact, in the same transaction as the message."""
+    c = Conversation
+    values: dict[str, object] = {
+        "last_activity_at": func.greatest(c.last_activity_at, sent_at),
+        "updated_at": func.now(),
+    }
+    if message.type not in HIDDEN_TYPES:
+        newer = (c.last_message_at.is_(None)) | (c.last_message_at <= sent_at)
+        values["last_message_id"] = case((newer, message_id), else_=c.last_message_id)
+        values["last_message_at"] = func.greatest(func.coalesce(c.last_message_at, sent_at), sent_at)
+    if message.sender == "customer":
+        if message.type not in HIDDEN_TYPES:
+            values["unread_count"] = c.unread_count + 1
+            # The 24-hour window runs from the customer's own messages, by Meta's clock.
+            values["last_customer_message_at"] = func.greatest(
+                func.coalesce(c.last_customer_message_at, sent_at), sent_at
+            )
+            values["status"] = case((c.status == "resolved", "open"), else_=c.status)
+    elif message.direction == "out" and message.type not in HIDDEN_TYPES:
+        values["last_agent_message_id"] = message_id
+    session.execute(update(c).where(c.id == conversation_id).values(**values))
+
+
+def _store_status(session: Session, status, result: IngestResult) -> None:  # type: ignore[no-untyped-def]
+    occurred_at = status.occurred_at or datetime.now(UTC)
+    error = status.error
+    session.execute(
+        insert(StatusEvent)
+        .values(
+            wamid=status.wamid,
+            status=status.status,
+            occurred_at=occurred_at,
+            recipient_id=status.recipient_id,
+            error_code=error.code if error else None,
+            error_title=error.title if error else None,
+            error_details=error.details if error else None,
+            payload=status.payload,
+        )
+        .on_conflict_do_nothing(index_elements=[StatusEvent.wamid, StatusEvent.status])
+    )
+    if status.status not in KNOWN_STATUSES:
+        return
+    applied = _apply_status(
+        session, status.wamid, status.status, occurred_at, error.code if error else None,
+        error.title if error else None, error.details if error else None,
+    )
+    if applied:
+        result.statuses_applied += 1
+    else:
+        result.statuses_waiting += 1
+
+
+def _apply_status(
+    session: Session,
+    wamid: str,
+    status: str,
+    occurred_at: datetime,
+    error_code: int | None,
+    error_title: str | None,
+    error_details: str | None,
+) -> bool:
+    """Move an outbound message's status forward; never backwards. True when a row matched."""
+    values: dict[str, object] = {"status": status, "status_at": occurred_at}
+    if status == "failed":
+        values.update(error_code=error_code, error_title=error_title, error_details=error_details)
+    updated = session.execute(
+        update(Message)
+        .where(
+            Message.wamid == wamid,
+            Message.direction == "out",
+            status_rank_sql(Message.status) < STATUS_RANK[status],
+        )
+        .values(**values)
+        .returning(Message.id)
+    ).first()
+    if updated is not None:
+        return True
+    return session.execute(select(Message.id).where(Message.wamid == wamid)).first() is not None
+
+
+def _apply_waiting_statuses(session: Session, wamid: str) -> None:
+    """Apply statuses that arrived before their message (stored in `status_events`)."""
+    events = session.execute(
+        select(StatusEvent).where(StatusEvent.wamid == wamid, StatusEvent.status.in_(KNOWN_STATUSES))
+    ).scalars()
+    best = max(events, key=lambda e: STATUS_RANK[e.status], default=None)
+    if best is not None:
+        _apply_status(
+            session, wamid, best.status, best.occurred_at, best.error_code, best.error_title, best.error_details
+        )

@@ -1,0 +1,419 @@
+"""Meta's webhook payloads, parsed into plain data. Pure code: no Flask, no database.
+
+Everything here is defensive: Meta changes payloads without notice and a signed body may
+still carry wrong types. Parsing never raises for a JSON object; what cannot be used is
+reported in `ParsedDelivery.problems` and the raw body is kept by the caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+# Fields whose `value` carries messages or statuses we store as rows. Every other field
+# (account updates, template updates, calls, …) is kept in the raw delivery only.
+MESSAGE_FIELDS = ("messages", "smb_message_echoes")
+MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+KNOWN_STATUSES = ("sent", "delivered", "read", "played", "failed")
+# Deeper JSON than this is stored as text, so a hostile body cannot exhaust a stack.
+MAX_STORED_DEPTH = 24
+# Meta's timestamps are unix seconds; anything outside these years is not a real timestamp.
+_MIN_TS = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+_MAX_TS = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
+
+
+class SignatureCheck(Enum):
+    OK = "ok"
+    MISSING = "missing"
+    INVALID = "invalid"
+
+
+def verify_signature(app_secret: str, body: bytes, header: str | None) -> SignatureCheck:
+    """Check `X-Hub-Signature-256: sha256=<hex>` against HMAC-SHA256(app secret, raw body)."""
+    if not header:
+        return SignatureCheck.MISSING
+    prefix, _, received = header.strip().partition("=")
+    if prefix.lower() != "sha256" or not received or not app_secret:
+        return SignatureCheck.INVALID
+    expected = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    if hmac.compare_digest(expected, received.strip().lower()):
+        return SignatureCheck.OK
+    return SignatureCheck.INVALID
+
+
+def sign(app_secret: str, body: bytes) -> str:
+    """The header value Meta would send for `body` (used by tests, benchmarks and tools)."""
+    return "sha256=" + hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+class PayloadError(ValueError):
+    """The body is not a JSON object; answered with 400."""
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """Decode a webhook body: UTF-8 JSON whose top level is an object."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("body is not UTF-8") from exc
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise PayloadError("body is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise PayloadError("body must be a JSON object")
+    return data
+
+
+# --- small coercions -------------------------------------------------------------------
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.replace("\x00", "")
+        return value if value != "" else None
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return number
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -(2**31) <= value < 2**31 else None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return _int(int(value.strip()))
+    return None
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Meta's `timestamp`: unix seconds, usually as a string."""
+    seconds = _float(value)
+    if seconds is None or not (_MIN_TS <= seconds < _MAX_TS):
+        return None
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def storable(value: Any, depth: int = 0) -> Any:
+    """A JSON value PostgreSQL's jsonb accepts: no NUL characters, bounded depth."""
+    if depth >= MAX_STORED_DEPTH and isinstance(value, dict | list):
+        return json.dumps(value)[:10000].replace("\x00", "")
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {str(k).replace("\x00", ""): storable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v, depth + 1) for v in value]
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
+
+
+# --- parsed shapes ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedContact:
+    wa_id: str | None
+    user_id: str | None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedError:
+    code: int | None
+    title: str | None
+    details: str | None
+
+
+@dataclass
+class ParsedMessage:
+    wamid: str
+    direction: str  # "in" (customer → us) or "out" (echo of a message sent from the business app)
+    sender: str  # "customer", "agent" or "system"
+    type: str
+    contact: ParsedContact
+    sent_at: datetime | None
+    text: str | None = None
+    media_id: str | None = None
+    media_mime_type: str | None = None
+    media_sha256: str | None = None
+    media_filename: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    location_name: str | None = None
+    location_address: str | None = None
+    reply_to_wamid: str | None = None
+    forwarded: bool = False
+    reaction_to_wamid: str | None = None
+    reaction_emoji: str | None = None
+    target_wamid: str | None = None  # the message an edit or revoke applies to
+    error: ParsedError | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedStatus:
+    wamid: str
+    status: str
+    occurred_at: datetime | None
+    recipient_id: str | None
+    error: ParsedError | None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedChange:
+    field: str
+    phone_number_id: str | None
+    display_phone_number: str | None
+    waba_id: str | None
+    messages: list[ParsedMessage] = field(default_factory=list)
+    statuses: list[ParsedStatus] = field(default_factory=list)
+
+
+@dataclass
+class ParsedDelivery:
+    object: str | None
+    changes: list[ParsedChange] = field(default_factory=list)
+    other_fields: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def message_count(self) -> int:
+        return sum(len(c.messages) for c in self.changes)
+
+    @property
+    def status_count(self) -> int:
+        return sum(len(c.statuses) for c in self.changes)
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+
+def parse_error(errors: Any) -> ParsedError | None:
+    first = next((e for e in _list(errors) if isinstance(e, dict)), None)
+    if first is None:
+        return None
+    return ParsedError(
+        code=_int(first.get("code")),
+        title=_str(first.get("title")) or _str(first.get("message")),
+        details=_str(_dict(first.get("error_data")).get("details")) or _str(first.get("message")),
+    )
+
+
+def parse_delivery(data: dict[str, Any]) -> ParsedDelivery:
+    delivery = ParsedDelivery(object=_str(data.get("object")))
+    entries = data.get("entry")
+    if not isinstance(entries, list):
+        delivery.problems.append("no entry list")
+        return delivery
+    for e_index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            delivery.problems.append(f"entry[{e_index}] is not an object")
+            continue
+        waba_id = _str(entry.get("id"))
+        for c_index, change in enumerate(_list(entry.get("changes"))):
+            where = f"entry[{e_index}].changes[{c_index}]"
+            if not isinstance(change, dict):
+                delivery.problems.append(f"{where} is not an object")
+                continue
+            field_name = _str(change.get("field")) or ""
+            value = change.get("value")
+            if field_name not in MESSAGE_FIELDS:
+                delivery.other_fields.append(field_name or "?")
+                continue
+            if not isinstance(value, dict):
+                delivery.problems.append(f"{where}.value is not an object")
+                continue
+            delivery.changes.append(_parse_change(field_name, waba_id, value, where, delivery.problems))
+    return delivery
+
+
+def _parse_change(
+    field_name: str, waba_id: str | None, value: dict[str, Any], where: str, problems: list[str]
+) -> ParsedChange:
+    metadata = _dict(value.get("metadata"))
+    change = ParsedChange(
+        field=field_name,
+        phone_number_id=_str(metadata.get("phone_number_id")),
+        display_phone_number=_str(metadata.get("display_phone_number")),
+        waba_id=waba_id,
+    )
+    if change.phone_number_id is None:
+        problems.append(f"{where}: no metadata.phone_number_id")
+        return change
+
+    contacts = [_parse_contact(c) for c in _list(value.get("contacts")) if isinstance(c, dict)]
+    contacts = [c for c in contacts if c.wa_id or c.user_id]
+    if value.get("errors"):
+        problems.append(f"{where}: Meta reported errors: {json.dumps(storable(value['errors']))[:500]}")
+
+    if field_name == "smb_message_echoes":
+        items = _list(value.get("message_echoes"))
+    else:
+        items = _list(value.get("messages"))
+    for m_index, raw in enumerate(items):
+        if not isinstance(raw, dict):
+            problems.append(f"{where}.messages[{m_index}] is not an object")
+            continue
+        message = _parse_message(raw, contacts, echo=field_name == "smb_message_echoes")
+        if message is None:
+            problems.append(f"{where}.messages[{m_index}]: no message id or no sender identity")
+            continue
+        change.messages.append(message)
+
+    for s_index, raw in enumerate(_list(value.get("statuses"))):
+        if not isinstance(raw, dict):
+            problems.append(f"{where}.statuses[{s_index}] is not an object")
+            continue
+        status = _parse_status(raw)
+        if status is None:
+            problems.append(f"{where}.statuses[{s_index}]: no message id or status")
+            continue
+        change.statuses.append(status)
+    return change
+
+
+def _parse_contact(raw: dict[str, Any]) -> ParsedContact:
+    return ParsedContact(
+        wa_id=_str(raw.get("wa_id")),
+        user_id=_str(raw.get("user_id")),
+        name=_str(_dict(raw.get("profile")).get("name")),
+    )
+
+
+def _match_contact(wa_id: str | None, user_id: str | None, contacts: list[ParsedContact]) -> ParsedContact | None:
+    for contact in contacts:
+        if (wa_id and contact.wa_id == wa_id) or (user_id and contact.user_id == user_id):
+            return contact
+    if wa_id is None and user_id is None and len(contacts) == 1:
+        return contacts[0]
+    if wa_id or user_id:
+        return ParsedContact(wa_id=wa_id, user_id=user_id, name=None)
+    return None
+
+
+def _parse_message(raw: dict[str, Any], contacts: list[ParsedContact], *, echo: bool) -> ParsedMessage | None:
+    wamid = _str(raw.get("id"))
+    if wamid is None:
+        return None
+    msg_type = _str(raw.get("type")) or "unknown"
+    if echo:
+        contact = _match_contact(_str(raw.get("to")), _str(raw.get("to_user_id")), contacts)
+        direction, sender = "out", "agent"
+    else:
+        contact = _match_contact(_str(raw.get("from")), _str(raw.get("from_user_id")), contacts)
+        direction, sender = "in", "system" if msg_type == "system" else "customer"
+    if contact is None:
+        return None
+
+    context = _dict(raw.get("context"))
+    message = ParsedMessage(
+        wamid=wamid,
+        direction=direction,
+        sender=sender,
+        type=msg_type,
+        contact=contact,
+        sent_at=parse_timestamp(raw.get("timestamp")),
+        reply_to_wamid=_str(context.get("id")),
+        forwarded=bool(context.get("forwarded") is True or context.get("frequently_forwarded") is True),
+        error=parse_error(raw.get("errors")),
+        payload=storable(raw),
+    )
+    _fill_content(message, msg_type, raw)
+    if msg_type == "edit":
+        edit = _dict(raw.get("edit"))
+        message.target_wamid = _str(edit.get("original_message_id"))
+        inner = _dict(edit.get("message"))
+        _fill_content(message, _str(inner.get("type")) or "unknown", inner)
+    elif msg_type == "revoke":
+        message.target_wamid = _str(_dict(raw.get("revoke")).get("original_message_id"))
+    return message
+
+
+def _fill_content(message: ParsedMessage, msg_type: str, raw: dict[str, Any]) -> None:
+    """Copy the fields of one message type (`raw[msg_type]`) onto `message`."""
+    body = raw.get(msg_type)
+    content = _dict(body)
+    if msg_type == "text":
+        message.text = _str(content.get("body"))
+    elif msg_type in MEDIA_TYPES:
+        message.media_id = _str(content.get("id"))
+        message.media_mime_type = _str(content.get("mime_type"))
+        message.media_sha256 = _str(content.get("sha256"))
+        message.media_filename = _str(content.get("filename"))
+        message.text = _str(content.get("caption"))
+    elif msg_type == "location":
+        message.latitude = _float(content.get("latitude"))
+        message.longitude = _float(content.get("longitude"))
+        message.location_name = _str(content.get("name"))
+        message.location_address = _str(content.get("address"))
+    elif msg_type == "contacts":
+        names = [
+            _str(_dict(c.get("name")).get("formatted_name")) for c in _list(body) if isinstance(c, dict)
+        ]
+        message.text = ", ".join(n for n in names if n) or None
+    elif msg_type == "interactive":
+        kind = _str(content.get("type")) or ""
+        reply = _dict(content.get(kind))
+        message.text = _str(reply.get("title")) or _str(reply.get("body"))
+    elif msg_type == "button":
+        message.text = _str(content.get("text")) or _str(content.get("payload"))
+    elif msg_type == "reaction":
+        message.reaction_to_wamid = _str(content.get("message_id"))
+        message.reaction_emoji = _str(content.get("emoji"))  # None: the reaction was removed
+    elif msg_type == "order":
+        message.text = _str(content.get("text"))
+    elif msg_type == "system":
+        message.text = _str(content.get("body"))
+    elif msg_type == "unsupported" and message.error is None:
+        message.error = ParsedError(code=131051, title="Message type unknown", details=None)
+
+
+def _parse_status(raw: dict[str, Any]) -> ParsedStatus | None:
+    wamid = _str(raw.get("id"))
+    status = (_str(raw.get("status")) or "").lower()
+    if wamid is None or not status:
+        return None
+    return ParsedStatus(
+        wamid=wamid,
+        status=status,
+        occurred_at=parse_timestamp(raw.get("timestamp")),
+        recipient_id=_str(raw.get("recipient_id")),
+        error=parse_error(raw.get("errors")),
+        payload=storable(raw),
+    )

@@ -1,0 +1,64 @@
+"""`GET|POST /webhook/whatsapp`: Meta's verify handshake and signed deliveries."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Blueprint, current_app, jsonify, request
+
+from app.services.webhooks import receive_delivery
+from app.whatsapp.payloads import PayloadError, SignatureCheck, decode_body, verify_signature
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhook", __name__)
+
+# Meta's deliveries are at most 3 MB; leave room, refuse anything absurd before reading it.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+@bp.get("/webhook/whatsapp")
+def verify():
+    expected = current_app.config["WHATSAPP_VERIFY_TOKEN"]
+    token = request.args.get("hub.verify_token", "")
+    challenge = request.args.get("hub.challenge", "")
+    if (
+        expected
+        and request.args.get("hub.mode") == "subscribe"
+        and hmac.compare_digest(token.encode(), expected.encode())
+        and challenge
+    ):
+        return challenge, 200, {"Content-Type": "text/plain; charset=utf-8"}
+    return "Forbidden", 403, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@bp.post("/webhook/whatsapp")
+def receive():
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return jsonify(error="payload_too_large", message="Webhook bodies are at most 4 MB."), 413
+    body = request.get_data(cache=False)
+    if len(body) > MAX_BODY_BYTES:
+        return jsonify(error="payload_too_large", message="Webhook bodies are at most 4 MB."), 413
+    check = verify_signature(
+        current_app.config["WHATSAPP_APP_SECRET"], body, request.headers.get("X-Hub-Signature-256")
+    )
+    if check is SignatureCheck.MISSING:
+        log.warning("webhook refused: no X-Hub-Signature-256 header")
+        return jsonify(error="signature_missing", message="X-Hub-Signature-256 header is required."), 401
+    if check is SignatureCheck.INVALID:
+        log.warning("webhook refused: signature does not match")
+        return jsonify(error="signature_invalid", message="X-Hub-Signature-256 does not match the body."), 403
+    try:
+        data = decode_body(body)
+    except PayloadError as exc:
+        return jsonify(error="invalid_body", message=str(exc)), 400
+    result = receive_delivery(body, data)
+    return jsonify(
+        status="ok",
+        outcome=result.outcome,
+        messages_stored=result.messages_stored,
+        messages_duplicate=result.messages_duplicate,
+        statuses_applied=result.statuses_applied,
+        statuses_waiting=result.statuses_waiting,
+    ), 200

@@ -1,0 +1,132 @@
+"""Configuration from the environment.
+
+Every setting is documented in README.md and `.env.example`. `load_config()` returns a plain
+dict that `create_app()` merges into `app.config`; tests pass overrides on top of it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_GRAPH_URL = "https://graph.facebook.com/v25.0"
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed; start-up must stop with this message."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept Render's `postgres://` and plain `postgresql://`, always select psycopg2.
+
+    SQLAlchemy rejects `postgres://`, and SQLAlchemy 2.1 maps a bare `postgresql://` to
+    psycopg 3, which is not installed.
+    """
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{key} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{key} must be true or false, got {raw!r}")
+
+
+def app_env(env: Mapping[str, str]) -> str:
+    return (env.get("APP_ENV") or env.get("FLASK_ENV") or "development").strip().lower()
+
+
+def engine_options(env: Mapping[str, str]) -> dict[str, Any]:
+    """SQLAlchemy engine options sized to one worker process.
+
+    Each gthread worker runs `GUNICORN_THREADS` request threads; a pool of that size plus a
+    small overflow serves them without queueing, and keeps instances × workers × (pool_size +
+    max_overflow) well under Render's ~100 connections (the analysis' 10/20 would need 120
+    with four workers).
+    """
+    threads = _int(env, "GUNICORN_THREADS", 4, minimum=1)
+    connect_args: dict[str, Any] = {
+        "connect_timeout": _int(env, "DB_CONNECT_TIMEOUT", 5, minimum=1),
+        "options": f"-c statement_timeout={_int(env, 'DB_STATEMENT_TIMEOUT_MS', 15000, minimum=0)}",
+        "application_name": env.get("DB_APPLICATION_NAME", "whatsapp-inbox"),
+    }
+    sslmode = env.get("DB_SSLMODE", "").strip()
+    if sslmode:
+        connect_args["sslmode"] = sslmode
+    return {
+        "pool_size": _int(env, "DB_POOL_SIZE", threads, minimum=1),
+        "max_overflow": _int(env, "DB_MAX_OVERFLOW", max(1, threads // 2)),
+        "pool_timeout": _int(env, "DB_POOL_TIMEOUT", 5, minimum=1),
+        "pool_recycle": _int(env, "DB_POOL_RECYCLE", 300, minimum=-1),
+        "pool_pre_ping": _bool(env, "DB_POOL_PRE_PING", True),
+        "connect_args": connect_args,
+    }
+
+
+def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    env = os.environ if env is None else env
+    environment = app_env(env)
+    production = environment == "production"
+
+    secret_key = env.get("SECRET_KEY", "").strip()
+    if not secret_key:
+        if production:
+            raise ConfigError(
+                "SECRET_KEY is not set. In production the app refuses to start without it: "
+                "set SECRET_KEY to a long random value (render.yaml generates one)."
+            )
+        # Development only: a per-process random key (sessions end on restart).
+        secret_key = os.urandom(32).hex()
+
+    database_url = env.get("DATABASE_URL", "").strip()
+    if database_url:
+        database_url = normalise_database_url(database_url)
+    elif production:
+        raise ConfigError("DATABASE_URL is not set. In production it must name the PostgreSQL server.")
+
+    return {
+        "APP_ENV": environment,
+        "SECRET_KEY": secret_key,
+        # None means: start the embedded PostgreSQL under instance/ (development and tests).
+        "SQLALCHEMY_DATABASE_URI": database_url or None,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(env),
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "WHATSAPP_APP_SECRET": env.get("WHATSAPP_APP_SECRET", ""),
+        "WHATSAPP_VERIFY_TOKEN": env.get("WHATSAPP_VERIFY_TOKEN", ""),
+        "WHATSAPP_ACCESS_TOKEN": env.get("WHATSAPP_ACCESS_TOKEN", ""),
+        "WHATSAPP_PHONE_NUMBER_ID": env.get("WHATSAPP_PHONE_NUMBER_ID", ""),
+        "WHATSAPP_BUSINESS_ACCOUNT_ID": env.get("WHATSAPP_BUSINESS_ACCOUNT_ID", ""),
+        "WHATSAPP_GRAPH_URL": (env.get("WHATSAPP_GRAPH_URL") or DEFAULT_GRAPH_URL).rstrip("/"),
+        "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
+        "RAW_DELIVERY_RETENTION_DAYS": _int(env, "RAW_DELIVERY_RETENTION_DAYS", 30, minimum=1),
+        "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 5, minimum=1),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "JSON_SORT_KEYS": False,
+    }
