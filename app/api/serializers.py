@@ -23,9 +23,7 @@ def display_name(name: str | None, wa_id: str | None, user_id: str | None) -> st
 
 
 def conversation_summary(row: Any) -> dict[str, Any]:
-    window_expires_at = (
-        row.last_customer_message_at + CUSTOMER_SERVICE_WINDOW if row.last_customer_message_at else None
-    )
+    window_expires_at = row.last_customer_message_at + CUSTOMER_SERVICE_WINDOW if row.last_customer_message_at else None
     return {
         "id": row.id,
         "display_name": display_name(row.contact_name, row.contact_wa_id, row.contact_user_id),
@@ -119,8 +117,13 @@ def message(row: Any, reactions: dict[str, list[dict[str, Any]]]) -> dict[str, A
         "type": m.type,
         "text": None if m.deleted_at else m.text,
         "reply_to": (
-            {"id": row.reply_id, "wamid": m.reply_to_wamid, "direction": row.reply_direction,
-             "type": row.reply_type, "preview": row.reply_preview}
+            {
+                "id": row.reply_id,
+                "wamid": m.reply_to_wamid,
+                "direction": row.reply_direction,
+                "type": row.reply_type,
+                "preview": row.reply_preview,
+            }
             if m.reply_to_wamid
             else None
         ),

@@ -41,9 +41,7 @@ class Contact(db.Model):
     __table_args__ = (
         CheckConstraint("wa_id IS NOT NULL OR user_id IS NOT NULL", name="has_identity"),
         Index("uq_contacts_wa_id", "wa_id", unique=True, postgresql_where=text("wa_id IS NOT NULL")),
-        Index(
-            "uq_contacts_user_id", "user_id", unique=True, postgresql_where=text("user_id IS NOT NULL")
-        ),
+        Index("uq_contacts_user_id", "user_id", unique=True, postgresql_where=text("user_id IS NOT NULL")),
         # Search by name or number (`q` on the conversation list).
         Index(
             "ix_contacts_search_trgm",
@@ -78,9 +76,7 @@ class Conversation(db.Model):
         CheckConstraint("status IN ('open', 'pending', 'resolved')", name="status"),
         CheckConstraint("unread_count >= 0", name="unread_not_negative"),
         Index("ix_conversations_activity", text("last_activity_at DESC"), text("id DESC")),
-        Index(
-            "ix_conversations_status_activity", "status", text("last_activity_at DESC"), text("id DESC")
-        ),
+        Index("ix_conversations_status_activity", "status", text("last_activity_at DESC"), text("id DESC")),
         Index(
             "ix_conversations_assignee_activity",
             "assignee_id",

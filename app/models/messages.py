@@ -18,6 +18,8 @@ from sqlalchemy import (
     String,
     Text,
     func,
+)
+from sqlalchemy import (
     text as sql_text,
 )
 from sqlalchemy.dialects.postgresql import JSONB

@@ -185,9 +185,7 @@ def list_messages(session: Session, conversation_id: int, *, before: int | None,
     conditions: list[Any] = [Message.conversation_id == conversation_id, Message.type.not_in(HIDDEN_TYPES)]
     if before is not None:
         anchor = session.execute(
-            select(Message.sent_at, Message.id).where(
-                Message.id == before, Message.conversation_id == conversation_id
-            )
+            select(Message.sent_at, Message.id).where(Message.id == before, Message.conversation_id == conversation_id)
         ).first()
         if anchor is None:
             raise UnknownCursor(before)
@@ -242,12 +240,15 @@ def _reactions_for(session: Session, wamids: list[str]) -> dict[str, list[dict[s
     for (target, direction, agent_id), (emoji, sent_at) in latest.items():
         if emoji:
             reactions.setdefault(target, []).append(
-                {"emoji": emoji, "from": "customer" if direction == "in" else "agent", "agent_id": agent_id,
-                 "sent_at": sent_at}
+                {
+                    "emoji": emoji,
+                    "from": "customer" if direction == "in" else "agent",
+                    "agent_id": agent_id,
+                    "sent_at": sent_at,
+                }
             )
     return reactions
 
 
 def conversation_exists(session: Session, conversation_id: int) -> bool:
     return session.execute(select(Conversation.id).where(Conversation.id == conversation_id)).first() is not None
-

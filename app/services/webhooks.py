@@ -25,8 +25,7 @@ def receive_delivery(body: bytes, data: dict) -> IngestResult:  # type: ignore[t
         db.session.rollback()
         raise
     log.info(
-        "webhook delivery %s: outcome=%s stored=%d duplicate=%d statuses_applied=%d statuses_waiting=%d "
-        "problems=%d",
+        "webhook delivery %s: outcome=%s stored=%d duplicate=%d statuses_applied=%d statuses_waiting=%d problems=%d",
         result.delivery_id,
         result.outcome,
         result.messages_stored,

@@ -229,9 +229,7 @@ def _store_message(
 
     if message.type == "edit" and message.target_wamid:
         session.execute(
-            update(Message)
-            .where(Message.wamid == message.target_wamid)
-            .values(text=message.text, edited_at=sent_at)
+            update(Message).where(Message.wamid == message.target_wamid).values(text=message.text, edited_at=sent_at)
         )
     elif message.type == "revoke" and message.target_wamid:
         session.execute(update(Message).where(Message.wamid == message.target_wamid).values(deleted_at=sent_at))
@@ -287,8 +285,13 @@ def _store_status(session: Session, status, result: IngestResult) -> None:  # ty
     if status.status not in KNOWN_STATUSES:
         return
     applied = _apply_status(
-        session, status.wamid, status.status, occurred_at, error.code if error else None,
-        error.title if error else None, error.details if error else None,
+        session,
+        status.wamid,
+        status.status,
+        occurred_at,
+        error.code if error else None,
+        error.title if error else None,
+        error.details if error else None,
     )
     if applied:
         result.statuses_applied += 1

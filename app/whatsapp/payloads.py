@@ -383,9 +383,7 @@ def _fill_content(message: ParsedMessage, msg_type: str, raw: dict[str, Any]) ->
         message.location_name = _str(content.get("name"))
         message.location_address = _str(content.get("address"))
     elif msg_type == "contacts":
-        names = [
-            _str(_dict(c.get("name")).get("formatted_name")) for c in _list(body) if isinstance(c, dict)
-        ]
+        names = [_str(_dict(c.get("name")).get("formatted_name")) for c in _list(body) if isinstance(c, dict)]
         message.text = ", ".join(n for n in names if n) or None
     elif msg_type == "interactive":
         kind = _str(content.get("type")) or ""

@@ -1,0 +1,186 @@
+"""Test fixtures on a real PostgreSQL.
+
+The database is the embedded PostgreSQL (under instance/pg-test) unless TEST_DATABASE_URL
+names another server. It is recreated and migrated once per run with Alembic; each test runs
+inside a transaction that is rolled back (SQLAlchemy's "joining a session into an external
+transaction" recipe, savepoint mode), so tests are fast and isolated. Tests that need
+committed data seen by another process (a live gunicorn) use `committed_db` instead and
+leave the tables empty.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from flask_sqlalchemy.session import _app_ctx_id
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from app import create_app
+from app.embedded_db import create_database, embedded_server_url
+from app.extensions import db
+from app.models import Agent
+from app.services import agents as agent_service
+from config import normalise_database_url
+from tests import meta
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "meta-webhooks"
+TEST_DATABASE = "inbox_test"
+TABLES = "messages, conversations, contacts, business_numbers, status_events, webhook_deliveries, api_tokens, agents"
+
+
+def _test_database_url() -> str:
+    configured = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if configured:
+        url = make_url(normalise_database_url(configured))
+        # A fresh database beside the one named, so nothing of the user's is touched.
+        admin = url.set(database=url.database or "postgres")
+        create_database(admin.render_as_string(hide_password=False), TEST_DATABASE, drop_first=True)
+        return url.set(database=TEST_DATABASE).render_as_string(hide_password=False)
+    url = embedded_server_url(PROJECT_ROOT / "instance" / "pg-test", "postgres")
+    admin = make_url(url)
+    create_database(admin.render_as_string(hide_password=False), TEST_DATABASE, drop_first=True)
+    return admin.set(database=TEST_DATABASE).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    return _test_database_url()
+
+
+TEST_CONFIG = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key",
+    "WHATSAPP_APP_SECRET": meta.APP_SECRET,
+    "WHATSAPP_VERIFY_TOKEN": meta.VERIFY_TOKEN,
+    "WHATSAPP_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
+}
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str) -> Iterator[Flask]:
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    yield app
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[object]:
+    """Every session in the test (including those of requests) joins one rolled-back transaction."""
+    with app.app_context():
+        connection = db.engine.connect()
+        transaction = connection.begin()
+        original = db.session
+        # A plain Session: Flask-SQLAlchemy's own Session.get_bind() would pick the engine
+        # and escape the outer transaction.
+        db.session = scoped_session(
+            sessionmaker(bind=connection, join_transaction_mode="create_savepoint"), scopefunc=_app_ctx_id
+        )
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            db.session = original
+            transaction.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app: Flask, db_session: object) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask, db_session: object):  # type: ignore[no-untyped-def]
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def agent(db_session: object) -> Agent:
+    return agent_service.create_agent("ana@example.com", "Ana Agente", "correct horse battery", role="admin")
+
+
+@pytest.fixture
+def other_agent(db_session: object) -> Agent:
+    return agent_service.create_agent("beto@example.com", "Beto", "correct horse battery 2")
+
+
+@pytest.fixture
+def token(agent: Agent) -> str:
+    return agent_service.create_token(agent.email)
+
+
+@pytest.fixture
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class WebhookPoster:
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def __call__(self, payload: object, *, secret: str = meta.APP_SECRET):  # type: ignore[no-untyped-def]
+        body = payload if isinstance(payload, bytes) else meta.encode(payload)
+        return self.client.post("/webhook/whatsapp", data=body, headers=meta.signed_headers(body, secret))
+
+
+@pytest.fixture
+def post_webhook(client: FlaskClient) -> WebhookPoster:
+    return WebhookPoster(client)
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")):
+            self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_statements(app: Flask, db_session: object):  # type: ignore[no-untyped-def]
+    """Count SQL statements sent to PostgreSQL while the block runs (savepoints excluded)."""
+
+    class _Context:
+        def __enter__(self) -> StatementCounter:
+            self.counter = StatementCounter()
+            event.listen(db.engine, "before_cursor_execute", self.counter)
+            return self.counter
+
+        def __exit__(self, *exc: object) -> None:
+            event.remove(db.engine, "before_cursor_execute", self.counter)
+
+    with app.app_context():
+        yield _Context
+
+
+@pytest.fixture
+def committed_db(app: Flask, database_url: str) -> Iterator[str]:
+    """Committed data for tests that use another process; the tables are emptied afterwards."""
+    engine = create_engine(database_url)
+
+    def truncate() -> None:
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+
+    truncate()
+    try:
+        yield database_url
+    finally:
+        truncate()
+        engine.dispose()
