@@ -282,10 +282,7 @@ def _parse_change(
     if value.get("errors"):
         problems.append(f"{where}: Meta reported errors: {json.dumps(storable(value['errors']))[:500]}")
 
-    if field_name == "smb_message_echoes":
-        items = _list(value.get("message_echoes"))
-    else:
-        items = _list(value.get("messages"))
+    items = _list(value.get("message_echoes" if field_name == "smb_message_echoes" else "messages"))
     for m_index, raw in enumerate(items):
         if not isinstance(raw, dict):
             problems.append(f"{where}.messages[{m_index}] is not an object")
