@@ -1,0 +1,76 @@
+"""Against a real gunicorn and committed data: concurrent duplicates and the database going away."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from tests import meta
+from tests.live import Gunicorn, proxied
+
+pytestmark = pytest.mark.live
+
+
+def _scalar(database_url: str, sql: str) -> int:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_same_delivery_posted_50_times_concurrently_stores_one_row_per_message(committed_db):
+    messages = [meta.message(content={"body": f"simultáneo {i}"}) for i in range(3)]
+    body = meta.encode(meta.delivery(meta.value(messages=messages)))
+    with Gunicorn(committed_db) as server, ThreadPoolExecutor(max_workers=50) as pool:
+        responses = list(pool.map(lambda _: server.post_webhook(body), range(50)))
+    assert [r.status_code for r in responses] == [200] * 50
+    assert _scalar(committed_db, "SELECT count(*) FROM messages") == 3
+    assert _scalar(committed_db, "SELECT attempts FROM webhook_deliveries") == 50
+    assert _scalar(committed_db, "SELECT unread_count FROM conversations") == 3
+
+
+def test_same_messages_in_different_deliveries_concurrently_are_stored_once(committed_db):
+    """Retries need not be byte-identical: each body differs, the wamids repeat."""
+    shared = [meta.message(content={"body": f"repetido {i}"}) for i in range(5)]
+    bodies = [
+        meta.encode(meta.delivery(meta.value(messages=[*shared, meta.message(content={"body": f"único {n}"})])))
+        for n in range(40)
+    ]
+    with Gunicorn(committed_db) as server, ThreadPoolExecutor(max_workers=40) as pool:
+        responses = list(pool.map(server.post_webhook, bodies))
+    assert [r.status_code for r in responses] == [200] * 40
+    assert sum(r.json()["messages_stored"] for r in responses) == 45
+    assert _scalar(committed_db, "SELECT count(*) FROM messages") == 45
+    assert _scalar(committed_db, "SELECT count(DISTINCT wamid) FROM messages") == 45
+    assert _scalar(committed_db, "SELECT unread_count FROM conversations") == 45
+
+
+def test_database_outage_answers_503_and_redelivery_stores_everything(committed_db):
+    before = meta.encode(meta.delivery(meta.value(messages=[meta.message(content={"body": "antes"})])))
+    during = meta.encode(meta.delivery(meta.value(messages=[meta.message(content={"body": "durante"})])))
+    with proxied(committed_db) as proxy, Gunicorn(proxy.url()) as server:
+        session = requests.Session()
+        assert server.post_webhook(before, session).status_code == 200
+
+        proxy.cut()
+        failed = server.post_webhook(during, session)
+        assert failed.status_code == 503
+        assert failed.headers["Retry-After"].isdigit()
+        assert failed.json()["error"] == "database_unavailable"
+        assert "Traceback" not in failed.text
+        ready = session.get(server.base_url + "/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert session.get(server.base_url + "/healthz", timeout=10).status_code == 200
+
+        proxy.restore()
+        # Meta redelivers; the service recovers without a restart.
+        assert server.post_webhook(during, session).status_code == 200
+        assert server.post_webhook(before, session).status_code == 200
+        assert session.get(server.base_url + "/readyz", timeout=10).status_code == 200
+    assert _scalar(committed_db, "SELECT count(*) FROM messages") == 2
+    assert _scalar(committed_db, "SELECT count(*) FROM messages WHERE text = 'durante'") == 1
