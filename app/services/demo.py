@@ -119,6 +119,7 @@ def seed(conversations: int, messages_per_conversation: int, phone_number_id: st
         ),
         params,
     )
+    session.execute(text("DROP TABLE IF EXISTS demo_conversations"))
     session.execute(
         text(
             """
