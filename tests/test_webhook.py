@@ -436,3 +436,11 @@ def test_wrong_types_inside_a_signed_body_never_fail(post_webhook):
         response = post_webhook(payload)
         assert response.status_code == 200, response.json
     assert stored(payloads[-1]["entry"][0]["changes"][0]["value"]["messages"][0]["id"]).text == "ab"
+
+
+def test_oversized_body_is_413_and_stores_nothing(client):
+    body = b'{"object": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    response = client.post("/webhook/whatsapp", data=body, headers=meta.signed_headers(body))
+    assert response.status_code == 413
+    assert response.is_json
+    assert count(WebhookDelivery) == 0
