@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench clean translations
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -14,13 +14,23 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard translations/*/LC_MESSAGES/messages.po))
 
-run: $(STAMP)
+translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -i $< -o $@
+
+install: $(STAMP) $(CATALOGS)
+
+# Extract UI strings and merge them into every catalogue (then translate and commit the .po).
+translations: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations
+
+run: install
 	$(BIN)/flask --app wsgi bootstrap
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000 --with-threads
 
-test: $(STAMP)
+test: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask_babel import format_datetime, get_locale
 from sqlalchemy import select
 
 from app.api.views import bp as api_bp
+from app.auth.views import bp as auth_bp
 from app.cli import register as register_cli
 from app.embedded_db import embedded_server_url
 from app.errors import register_error_handlers as register_errors
-from app.extensions import db, login_manager, migrate
+from app.extensions import babel, csrf, db, login_manager, migrate
 from app.health import bp as health_bp
+from app.i18n import select_locale
+from app.inbox.views import bp as inbox_bp
 from app.models import Agent
 from app.whatsapp.webhook import bp as webhook_bp
 from config import load_config
@@ -57,6 +62,13 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    csrf.init_app(app)
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", "es")
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(PROJECT_ROOT / "translations"))
+    babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.filters["datetime"] = format_iso_datetime
+    app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "es")
 
     @login_manager.user_loader
     def load_agent(agent_id: str) -> Agent | None:
@@ -67,10 +79,22 @@ def register_extensions(app: Flask) -> None:
         ).scalar_one_or_none()
 
 
+def format_iso_datetime(value: str | None) -> str:
+    """Format an ISO timestamp from the serialisers in the page's language."""
+    if not value:
+        return ""
+    return format_datetime(datetime.fromisoformat(value), "short")
+
+
 def register_blueprints(app: Flask) -> None:
     app.register_blueprint(webhook_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(inbox_bp)
+    # Meta signs its POSTs (no browser session); API clients send a bearer token.
+    csrf.exempt(webhook_bp)
+    csrf.exempt(api_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

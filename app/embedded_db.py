@@ -34,17 +34,36 @@ def embedded_server_url(data_dir: Path, database: str) -> str:
     return normalise_database_url(server.get_uri(database=database))
 
 
-def create_database(admin_url: str, database: str, *, drop_first: bool = False) -> None:
-    """Create `database` on the server `admin_url` points at (optionally dropping it first)."""
+def _run_admin(admin_url: str, statements: list[sql.Composable]) -> None:
+    """Run statements outside a transaction (CREATE/DROP DATABASE need autocommit)."""
     conn = psycopg2.connect(admin_url.replace("postgresql+psycopg2://", "postgresql://"))
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
-            if drop_first:
-                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
-            if cur.fetchone() is None:
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-                log.info("created database %s", database)
+            for statement in statements:
+                cur.execute(statement)
     finally:
         conn.close()
+
+
+def _exists(admin_url: str, database: str) -> bool:
+    conn = psycopg2.connect(admin_url.replace("postgresql+psycopg2://", "postgresql://"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            return cur.fetchone() is not None
+    finally:
+        conn.close()
+
+
+def drop_database(admin_url: str, database: str) -> None:
+    _run_admin(admin_url, [sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))])
+
+
+def create_database(admin_url: str, database: str, *, drop_first: bool = False) -> None:
+    """Create `database` on the server `admin_url` points at (optionally dropping it first)."""
+    if drop_first:
+        drop_database(admin_url, database)
+    if not _exists(admin_url, database):
+        _run_admin(admin_url, [sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database))])
+        log.info("created database %s", database)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -28,9 +28,26 @@ def _rollback() -> None:
 def _database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
     _rollback()
     log.error("database unavailable: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-    response = jsonify(error="database_unavailable", message="The database is unavailable; try again shortly.")
-    response.status_code = 503
+    response = _answer(503, "database_unavailable", "The database is unavailable; try again shortly.")
     response.headers["Retry-After"] = str(current_app.config.get("DB_RETRY_AFTER_SECONDS", 5))
+    return response
+
+
+def _wants_json() -> bool:
+    """API clients, Meta and health checks get JSON; browsers on the pages get HTML."""
+    path = request.path
+    if path.startswith(("/whatsapp/api", "/webhook/", "/healthz", "/readyz")):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _answer(status: int, error: str, message: str):  # type: ignore[no-untyped-def]
+    if _wants_json():
+        response = jsonify(error=error, message=message)
+    else:
+        response = current_app.make_response((render_template("error.html", status=status, message=message), status))
+    response.status_code = status
     return response
 
 
@@ -55,14 +72,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
-        response = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description)
-        response.status_code = exc.code or 500
-        return response
+        return _answer(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or "")
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception):  # type: ignore[no-untyped-def]
         _rollback()
         log.exception("unhandled error")
-        response = jsonify(error="internal_error", message="Something went wrong; it has been logged.")
-        response.status_code = 500
-        return response
+        return _answer(500, "internal_error", "Something went wrong; it has been logged.")

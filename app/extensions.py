@@ -1,8 +1,10 @@
 """Extension instances, created unbound and initialised in `create_app()`."""
 
+from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -24,3 +26,5 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 
 login_manager = LoginManager()
+csrf = CSRFProtect()
+babel = Babel()

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from app import create_app
-from app.embedded_db import create_database, embedded_server_url
+from app.embedded_db import create_database, drop_database, embedded_server_url
 from app.extensions import db
 from app.models import Agent
 from app.services import agents as agent_service
@@ -33,27 +33,26 @@ from tests import meta
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "meta-webhooks"
-TEST_DATABASE = "inbox_test"
+# One database per test run, so runs in parallel (two checkouts, a helper) never collide.
+TEST_DATABASE = f"inbox_test_{os.getpid()}"
 TABLES = "messages, conversations, contacts, business_numbers, status_events, webhook_deliveries, api_tokens, agents"
 
 
-def _test_database_url() -> str:
+def _admin_url() -> str:
     configured = os.environ.get("TEST_DATABASE_URL", "").strip()
     if configured:
-        url = make_url(normalise_database_url(configured))
         # A fresh database beside the one named, so nothing of the user's is touched.
-        admin = url.set(database=url.database or "postgres")
-        create_database(admin.render_as_string(hide_password=False), TEST_DATABASE, drop_first=True)
-        return url.set(database=TEST_DATABASE).render_as_string(hide_password=False)
-    url = embedded_server_url(PROJECT_ROOT / "instance" / "pg-test", "postgres")
-    admin = make_url(url)
-    create_database(admin.render_as_string(hide_password=False), TEST_DATABASE, drop_first=True)
-    return admin.set(database=TEST_DATABASE).render_as_string(hide_password=False)
+        url = make_url(normalise_database_url(configured))
+        return url.set(database=url.database or "postgres").render_as_string(hide_password=False)
+    return embedded_server_url(PROJECT_ROOT / "instance" / "pg-test", "postgres")
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    return _test_database_url()
+def database_url() -> Iterator[str]:
+    admin = _admin_url()
+    create_database(admin, TEST_DATABASE, drop_first=True)
+    yield make_url(admin).set(database=TEST_DATABASE).render_as_string(hide_password=False)
+    drop_database(admin, TEST_DATABASE)
 
 
 TEST_CONFIG = {

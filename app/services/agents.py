@@ -67,3 +67,11 @@ def deactivate_agent(email: str) -> Agent:
     revoke_tokens(db.session, agent)
     db.session.commit()
     return agent
+
+
+def authenticate(email: str, password: str) -> Agent | None:
+    """The active agent with this email and password, or None (same answer for every failure)."""
+    agent = find_agent(email)
+    if agent is None or not agent.active or not agent.check_password(password):
+        return None
+    return agent

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("webhook", __name__)
 
+
 @bp.get("/webhook/whatsapp")
 def verify():
     expected = current_app.config["WHATSAPP_VERIFY_TOKEN"]
