@@ -10,6 +10,7 @@ No per-conversation query, no GROUP BY over messages: the summary columns on
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,8 +81,12 @@ def _assignee_condition(assignee: str | int, agent_id: int) -> Any:
     return None
 
 
+@functools.cache
 def summary_select() -> Select[Any]:
-    """Columns of one conversation summary, joined by primary key only."""
+    """Columns of one conversation summary, joined by primary key only.
+
+    Built once: constructing the aliased joins costs more than running the query.
+    """
     last = aliased(Message, name="last_message")
     last_agent = aliased(Message, name="last_agent_message")
     assignee = aliased(Agent, name="assignee")
