@@ -29,7 +29,7 @@ from app.extensions import db
 from app.models import Agent
 from app.services import agents as agent_service
 from config import normalise_database_url
-from tests import meta
+from tests import fake_graph, meta
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "meta-webhooks"
@@ -61,12 +61,33 @@ TEST_CONFIG = {
     "WHATSAPP_APP_SECRET": meta.APP_SECRET,
     "WHATSAPP_VERIFY_TOKEN": meta.VERIFY_TOKEN,
     "WHATSAPP_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
+    "WHATSAPP_BUSINESS_ACCOUNT_ID": meta.WABA_ID,
+    "WHATSAPP_ACCESS_TOKEN": fake_graph.ACCESS_TOKEN,
+    "GRAPH_READ_TIMEOUT": 0.5,
+    "GRAPH_RETRY_BACKOFF": 0.01,
 }
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str) -> Iterator[Flask]:
-    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
+def graph_server() -> Iterator[fake_graph.FakeGraph]:
+    server = fake_graph.FakeGraph(timeout_seconds=1.5)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def graph(graph_server: fake_graph.FakeGraph) -> Iterator[fake_graph.FakeGraph]:
+    """The fake Graph API, emptied of recorded requests and scripts for each test."""
+    graph_server.reset()
+    yield graph_server
+    graph_server.reset()
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, graph_server: fake_graph.FakeGraph) -> Iterator[Flask]:
+    app = create_app(
+        {**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, "WHATSAPP_GRAPH_URL": graph_server.base_url}
+    )
     with app.app_context():
         upgrade()
         db.engine.dispose()

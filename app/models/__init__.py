@@ -4,14 +4,19 @@ from app.models.agents import Agent, ApiToken
 from app.models.conversations import BusinessNumber, Contact, Conversation
 from app.models.events import StatusEvent, WebhookDelivery
 from app.models.messages import Message
+from app.models.outbound import CannedResponse, IdempotencyKey, MessageTemplate, SendAttempt
 
 __all__ = [
     "Agent",
     "ApiToken",
     "BusinessNumber",
+    "CannedResponse",
     "Contact",
     "Conversation",
+    "IdempotencyKey",
     "Message",
+    "MessageTemplate",
+    "SendAttempt",
     "StatusEvent",
     "WebhookDelivery",
 ]

@@ -29,9 +29,12 @@ from app.extensions import db
 
 DIRECTIONS = ("in", "out")
 SENDERS = ("customer", "agent", "system")
-DELIVERY_STATUSES = ("pending", "sent", "delivered", "read", "played", "failed")
+# pending: stored, Graph not answered yet; accepted: Graph gave it a wamid; then Meta's ticks.
+DELIVERY_STATUSES = ("pending", "accepted", "sent", "delivered", "read", "played", "failed")
 # Event-like types that change another message instead of being shown as a bubble of their own.
 HIDDEN_TYPES = ("reaction", "edit", "revoke")
+# Private notes: shown to agents in the thread, never sent, never the conversation's preview.
+NOTE_TYPE = "note"
 
 
 class Message(db.Model):
@@ -40,7 +43,7 @@ class Message(db.Model):
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
         CheckConstraint("sender IN ('customer', 'agent', 'system')", name="sender"),
         CheckConstraint(
-            "status IS NULL OR status IN ('pending', 'sent', 'delivered', 'read', 'played', 'failed')",
+            "status IS NULL OR status IN ('pending', 'accepted', 'sent', 'delivered', 'read', 'played', 'failed')",
             name="status",
         ),
         # The thread, newest first, and the seed's (conversation_id, sent_at) lookups.
@@ -89,6 +92,8 @@ class Message(db.Model):
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_title: Mapped[str | None] = mapped_column(Text)
     error_details: Mapped[str | None] = mapped_column(Text)
+    template_name: Mapped[str | None] = mapped_column(Text)
+    template_language: Mapped[str | None] = mapped_column(Text)
     is_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     # The message object as Meta sent it: type-specific fields and unknown future types.
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'::jsonb"))

@@ -183,10 +183,31 @@ class UnknownCursor(LookupError):
     """`before` names no message of this conversation."""
 
 
-def list_messages(session: Session, conversation_id: int, *, before: int | None, limit: int) -> MessagePage:
-    """One page of a thread, oldest to newest; `next_cursor` pages further back."""
+@functools.cache
+def thread_select() -> Select[Any]:
+    """A message with its sending agent's name and the message it replies to (built once)."""
     reply = aliased(Message, name="reply")
     agent = aliased(Agent, name="sender_agent")
+    return (
+        select(
+            Message,
+            agent.name.label("agent_name"),
+            reply.id.label("reply_id"),
+            reply.direction.label("reply_direction"),
+            reply.type.label("reply_type"),
+            func.left(reply.text, PREVIEW_CHARS).label("reply_preview"),
+        )
+        .outerjoin(agent, agent.id == Message.agent_id)
+        .outerjoin(reply, reply.wamid == Message.reply_to_wamid)
+    )
+
+
+def message_row(session: Session, message_id: int) -> Any:
+    return session.execute(thread_select().where(Message.id == message_id)).one()
+
+
+def list_messages(session: Session, conversation_id: int, *, before: int | None, limit: int) -> MessagePage:
+    """One page of a thread, oldest to newest; `next_cursor` pages further back."""
     conditions: list[Any] = [Message.conversation_id == conversation_id, Message.type.not_in(HIDDEN_TYPES)]
     if before is not None:
         anchor = session.execute(
@@ -197,19 +218,7 @@ def list_messages(session: Session, conversation_id: int, *, before: int | None,
         conditions.append(tuple_(Message.sent_at, Message.id) < tuple_(anchor.sent_at, anchor.id))
     rows = list(
         session.execute(
-            select(
-                Message,
-                agent.name.label("agent_name"),
-                reply.id.label("reply_id"),
-                reply.direction.label("reply_direction"),
-                reply.type.label("reply_type"),
-                func.left(reply.text, PREVIEW_CHARS).label("reply_preview"),
-            )
-            .outerjoin(agent, agent.id == Message.agent_id)
-            .outerjoin(reply, reply.wamid == Message.reply_to_wamid)
-            .where(*conditions)
-            .order_by(Message.sent_at.desc(), Message.id.desc())
-            .limit(limit + 1)
+            thread_select().where(*conditions).order_by(Message.sent_at.desc(), Message.id.desc()).limit(limit + 1)
         ).all()
     )
     has_more = len(rows) > limit

@@ -23,7 +23,7 @@ from app.whatsapp.payloads import KNOWN_STATUSES, ParsedChange, ParsedContact, P
 
 # A status only ever moves forward. `failed` outranks `sent` (a late "sent" must not hide a
 # failure) but not `delivered`/`read` (those prove the message arrived).
-STATUS_RANK = {"pending": 0, "sent": 10, "failed": 15, "delivered": 20, "read": 30, "played": 40}
+STATUS_RANK = {"pending": 0, "accepted": 5, "sent": 10, "failed": 15, "delivered": 20, "read": 30, "played": 40}
 
 
 def status_rank_sql(column):  # type: ignore[no-untyped-def]
@@ -236,7 +236,7 @@ def _store_message(
 
     _touch_conversation(session, conversation_id, message_id, message, sent_at)
     if message.direction == "out":
-        _apply_waiting_statuses(session, message.wamid)
+        apply_waiting_statuses(session, message.wamid)
 
 
 def _touch_conversation(
@@ -327,7 +327,7 @@ def _apply_status(
     return session.execute(select(Message.id).where(Message.wamid == wamid)).first() is not None
 
 
-def _apply_waiting_statuses(session: Session, wamid: str) -> None:
+def apply_waiting_statuses(session: Session, wamid: str) -> None:
     """Apply statuses that arrived before their message (stored in `status_events`)."""
     events = session.execute(
         select(StatusEvent).where(StatusEvent.wamid == wamid, StatusEvent.status.in_(KNOWN_STATUSES))

@@ -1,0 +1,182 @@
+"""Meta's Graph API: a small client with timeouts, pooled connections and typed errors.
+
+No Flask and no database here: callers pass the settings and decide what an error means
+for the data they keep.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 10.0
+# Codes Meta documents as transient (retry with backoff) — see docs/whatsapp-cloud-api.md.
+TRANSIENT_CODES = frozenset({1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131056})
+WINDOW_CLOSED = 131047
+TOKEN_EXPIRED = 190
+
+
+@dataclass(eq=False)
+class GraphError(Exception):
+    """What Graph (or the way to it) answered instead of success."""
+
+    code: int | None
+    title: str
+    details: str | None = None
+    fbtrace_id: str | None = None
+    http_status: int | None = None
+    retryable: bool = False
+    # True when the request may have reached Meta (a read timeout): a send must not be repeated.
+    ambiguous: bool = False
+
+    def __str__(self) -> str:
+        return f"Graph error {self.code}: {self.title}" + (f" ({self.details})" if self.details else "")
+
+
+def parse_error(http_status: int, body: Any) -> GraphError:
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return GraphError(
+            code=None, title=f"HTTP {http_status} from Graph", http_status=http_status, retryable=http_status >= 500
+        )
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
+    details = data.get("details") if isinstance(data.get("details"), str) else None
+    return GraphError(
+        code=code,
+        title=str(error.get("error_user_title") or error.get("message") or f"HTTP {http_status}"),
+        details=details or (str(error["error_user_msg"]) if error.get("error_user_msg") else None),
+        fbtrace_id=error.get("fbtrace_id") if isinstance(error.get("fbtrace_id"), str) else None,
+        http_status=http_status,
+        retryable=(code in TRANSIENT_CODES) or http_status >= 500,
+    )
+
+
+class GraphClient:
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+        max_retries: int = 2,
+        backoff: float = 0.5,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {access_token}"
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    # --- transport ---------------------------------------------------------------------
+
+    def _request(self, method: str, url: str, *, idempotent: bool, **kwargs: Any) -> requests.Response:
+        """One Graph call, retried a bounded number of times when that is safe.
+
+        A request that never reached Meta (connection refused, connect timeout) or that Meta
+        refused as transient is retried with backoff. A read timeout is ambiguous — Meta may
+        have accepted it — so a non-idempotent call (a send) is not repeated.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            except requests.ConnectTimeout as exc:
+                error = GraphError(code=None, title="Graph did not accept the connection in time", retryable=True)
+                cause: Exception = exc
+            except requests.ReadTimeout as exc:
+                error = GraphError(
+                    code=None,
+                    title="Graph did not answer in time",
+                    details="The request may or may not have reached WhatsApp.",
+                    retryable=idempotent,
+                    ambiguous=not idempotent,
+                )
+                cause = exc
+            except requests.ConnectionError as exc:
+                error = GraphError(code=None, title="Graph could not be reached", retryable=True)
+                cause = exc
+            else:
+                if response.status_code < 400:
+                    return response
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
+                error = parse_error(response.status_code, body)
+                cause = None  # type: ignore[assignment]
+            if not error.retryable or attempt > self.max_retries:
+                raise error from cause
+            delay = self.backoff * (2 ** (attempt - 1))
+            log.warning("graph %s %s failed (%s); retry %d in %.1f s", method, url, error, attempt, delay)
+            time.sleep(delay)
+
+    def _json(self, response: requests.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise GraphError(
+                code=None, title="Graph answered with something that is not JSON", http_status=response.status_code
+            ) from exc
+        if not isinstance(body, dict):
+            raise GraphError(
+                code=None, title="Graph answered with an unexpected shape", http_status=response.status_code
+            )
+        return body
+
+    # --- calls -------------------------------------------------------------------------
+
+    def send_message(self, phone_number_id: str, payload: dict[str, Any]) -> str:
+        """POST /{phone_number_id}/messages; returns the wamid Meta accepted."""
+        body = {"messaging_product": "whatsapp", "recipient_type": "individual", **payload}
+        response = self._request("POST", f"{self.base_url}/{phone_number_id}/messages", json=body, idempotent=False)
+        data = self._json(response)
+        messages = data.get("messages")
+        if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+            wamid = messages[0].get("id")
+            if isinstance(wamid, str) and wamid:
+                return wamid
+        raise GraphError(
+            code=None, title="Graph accepted the message but returned no id", http_status=response.status_code
+        )
+
+    def mark_read(self, phone_number_id: str, wamid: str) -> None:
+        body = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+        self._request("POST", f"{self.base_url}/{phone_number_id}/messages", json=body, idempotent=True)
+
+    def media_info(self, media_id: str) -> dict[str, Any]:
+        """GET /{media-id}: a short-lived download URL (5 minutes) with mime type and size."""
+        return self._json(self._request("GET", f"{self.base_url}/{media_id}", idempotent=True))
+
+    def download(self, url: str) -> tuple[requests.Response, Iterator[bytes]]:
+        """Stream the media bytes from the URL `media_info` gave (same bearer token)."""
+        response = self._request("GET", url, idempotent=True, stream=True)
+        return response, response.iter_content(chunk_size=64 * 1024)
+
+    def message_templates(self, waba_id: str) -> list[dict[str, Any]]:
+        """Every template of the business account, following Graph's paging."""
+        templates: list[dict[str, Any]] = []
+        url: str | None = f"{self.base_url}/{waba_id}/message_templates"
+        params: dict[str, Any] | None = {"limit": 100, "fields": "id,name,language,status,category,components"}
+        while url:
+            data = self._json(self._request("GET", url, params=params, idempotent=True))
+            templates += [t for t in data.get("data", []) if isinstance(t, dict)]
+            paging = data.get("paging") if isinstance(data.get("paging"), dict) else {}
+            url = paging.get("next") if isinstance(paging.get("next"), str) else None
+            params = None
+        return templates
