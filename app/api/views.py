@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from app.api import serializers
+from app.api import docs, serializers
 from app.auth.guards import api_auth_required, current_agent
 from app.extensions import db
 from app.models.conversations import CONVERSATION_STATUSES
@@ -79,6 +79,12 @@ def _filters() -> ConversationFilters:
     elif unread_raw:
         raise BadParameter("unread", "'unread' must be true or false.")
     return ConversationFilters(statuses=statuses, assignee=assignee, q=q, unread=unread)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    """The OpenAPI 3.1 document of every route; public, it describes routes and holds no data."""
+    return jsonify(docs.openapi_document())
 
 
 def _not_found(what: str):  # type: ignore[no-untyped-def]
