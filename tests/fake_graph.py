@@ -30,8 +30,10 @@ TIMEOUT = "timeout"  # sleep longer than the client's read timeout, then answer 
 DISCONNECT = "disconnect"  # close the connection without answering
 
 ERROR_TITLES = {
-    131047: ("Re-engagement message", "Message failed to send because more than 24 hours have passed since "
-             "the customer last replied to this number."),
+    131047: (
+        "Re-engagement message",
+        "Message failed to send because more than 24 hours have passed since the customer last replied to this number.",
+    ),
     131026: ("Message undeliverable", "Unable to deliver message."),
     130429: ("Rate limit hit", "Cloud API message throughput has been reached."),
     190: ("Error validating access token: Session has expired", None),
@@ -83,10 +85,10 @@ class FakeGraph:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 fake._handle(self, "GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 fake._handle(self, "POST")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -158,8 +160,15 @@ class FakeGraph:
         if kind == POST_MESSAGES:
             to = body.get("to") if isinstance(body, dict) else None
             wamid = f"wamid.FAKE{time.time_ns()}{next(self._ids)}"
-            return self._reply(handler, 200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
-                                              "messages": [{"id": wamid}]})
+            return self._reply(
+                handler,
+                200,
+                {
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": to, "wa_id": to}],
+                    "messages": [{"id": wamid}],
+                },
+            )
         if kind == MARK_READ:
             return self._reply(handler, 200, {"success": True})
         if kind == TEMPLATES:
@@ -175,11 +184,18 @@ class FakeGraph:
             handler.end_headers()
             handler.wfile.write(content)
             return None
-        return self._reply(handler, 200, {
-            "url": f"http://127.0.0.1:{self.port}/download/{media_id}?expires={int(time.time()) + 300}",
-            "mime_type": mime, "sha256": "fake", "file_size": len(content), "id": media_id,
-            "messaging_product": "whatsapp",
-        })
+        return self._reply(
+            handler,
+            200,
+            {
+                "url": f"http://127.0.0.1:{self.port}/download/{media_id}?expires={int(time.time()) + 300}",
+                "mime_type": mime,
+                "sha256": "fake",
+                "file_size": len(content),
+                "id": media_id,
+                "messaging_product": "whatsapp",
+            },
+        )
 
     @staticmethod
     def _reply(handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:

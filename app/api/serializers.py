@@ -93,7 +93,7 @@ def _type_fields(m: Message) -> dict[str, Any]:
         return {"contacts": body if isinstance(body, list) else []}
     if m.type in ("interactive", "button", "order", "system"):
         return {m.type: body if isinstance(body, dict) else {}}
-    if m.type not in ("text", "unsupported"):
+    if m.type not in ("text", "unsupported", "template", "note"):
         return {"raw": payload}
     return {}
 
@@ -143,6 +143,8 @@ def message(row: Any, reactions: dict[str, list[dict[str, Any]]]) -> dict[str, A
         "sent_at": iso(m.sent_at),
         "received_at": iso(m.received_at),
     }
+    if m.template_name:
+        data["template"] = {"name": m.template_name, "language": m.template_language}
     if m.payload and isinstance(m.payload.get("referral"), dict):
         data["referral"] = m.payload["referral"]
     if not m.deleted_at:
