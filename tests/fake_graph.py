@@ -29,6 +29,11 @@ TEMPLATES = "templates"
 TIMEOUT = "timeout"  # sleep longer than the client's read timeout, then answer 200
 DISCONNECT = "disconnect"  # close the connection without answering
 
+
+def delay(seconds: float) -> tuple[str, float]:
+    """Answer success, but only after `seconds` (a slow Graph)."""
+    return ("delay", seconds)
+
 ERROR_TITLES = {
     131047: (
         "Re-engagement message",
@@ -147,6 +152,9 @@ class FakeGraph:
             return self._reply(handler, *error(190))
         if answer == TIMEOUT:
             time.sleep(self.timeout_seconds)
+            answer = None
+        if isinstance(answer, tuple) and answer[0] == "delay":
+            time.sleep(answer[1])
             answer = None
         if answer == DISCONNECT:
             handler.close_connection = True

@@ -8,7 +8,12 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from app import create_app
+from app.extensions import db
+from app.services import agents as agent_service
 from tests import meta
+from tests.conftest import TEST_CONFIG
+from tests.fake_graph import POST_MESSAGES, delay
 from tests.live import Gunicorn, proxied
 
 pytestmark = pytest.mark.live
@@ -74,3 +79,30 @@ def test_database_outage_answers_503_and_redelivery_stores_everything(committed_
         assert session.get(server.base_url + "/readyz", timeout=10).status_code == 200
     assert _scalar(committed_db, "SELECT count(*) FROM messages") == 2
     assert _scalar(committed_db, "SELECT count(*) FROM messages WHERE text = 'durante'") == 1
+
+
+def test_concurrent_sends_with_one_idempotency_key_go_out_once(committed_db, graph):
+    """A double click or a client retry on a bad connection: ten identical requests at once."""
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": committed_db})
+    with app.app_context():
+        agent = agent_service.create_agent("live@example.com", "Live", "correct horse battery")
+        token = agent_service.create_token(agent.email)
+        db.engine.dispose()
+    env = {"WHATSAPP_GRAPH_URL": graph.base_url, "WHATSAPP_ACCESS_TOKEN": TEST_CONFIG["WHATSAPP_ACCESS_TOKEN"]}
+    graph.script(POST_MESSAGES, delay(1.0))  # Graph is slow: the other requests arrive meanwhile
+    with Gunicorn(committed_db, env=env) as server:
+        assert server.post_webhook(meta.encode(meta.delivery(meta.value(messages=[meta.message()])))).ok
+        conversation_id = _scalar(committed_db, "SELECT id FROM conversations")
+        url = f"{server.base_url}/whatsapp/api/conversaciones/{conversation_id}/mensajes"
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "doble-clic-1"}
+
+        def post(_: int) -> requests.Response:
+            return requests.post(url, json={"type": "text", "text": "Una vez"}, headers=headers, timeout=30)
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            responses = list(pool.map(post, range(10)))
+    assert [r.status_code for r in responses] == [201] * 10
+    assert len({r.json()["message"]["wamid"] for r in responses}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 9
+    assert len(graph.sent(POST_MESSAGES)) == 1
+    assert _scalar(committed_db, "SELECT count(*) FROM messages WHERE direction = 'out'") == 1
