@@ -124,6 +124,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "GRAPH_READ_TIMEOUT": float(env.get("GRAPH_READ_TIMEOUT") or 10),
         "GRAPH_MAX_RETRIES": _int(env, "GRAPH_MAX_RETRIES", 2),
         "GRAPH_RETRY_BACKOFF": float(env.get("GRAPH_RETRY_BACKOFF") or 0.5),
+        # JSON lines in production (for Render's log stream), readable lines in development.
+        "LOG_FORMAT": (env.get("LOG_FORMAT") or ("json" if production else "console")).strip().lower(),
+        "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").strip().upper(),
         "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
         "RAW_DELIVERY_RETENTION_DAYS": _int(env, "RAW_DELIVERY_RETENTION_DAYS", 30, minimum=1),
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 5, minimum=1),

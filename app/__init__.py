@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from app.health import bp as health_bp
 from app.i18n import select_locale
 from app.inbox.views import bp as inbox_bp
 from app.models import Agent
+from app.observability import configure_logging
 from app.whatsapp.webhook import bp as webhook_bp
 from config import load_config
 
@@ -45,11 +45,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     register_commands(app)
     return app
-
-
-def configure_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def configure_database(app: Flask) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
+import structlog
 
 from app.extensions import db
 from app.whatsapp.ingest import IngestResult, ingest_delivery
 from app.whatsapp.payloads import parse_delivery
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 def receive_delivery(body: bytes, data: dict) -> IngestResult:  # type: ignore[type-arg]
@@ -25,13 +25,13 @@ def receive_delivery(body: bytes, data: dict) -> IngestResult:  # type: ignore[t
         db.session.rollback()
         raise
     log.info(
-        "webhook delivery %s: outcome=%s stored=%d duplicate=%d statuses_applied=%d statuses_waiting=%d problems=%d",
-        result.delivery_id,
-        result.outcome,
-        result.messages_stored,
-        result.messages_duplicate,
-        result.statuses_applied,
-        result.statuses_waiting,
-        len(result.problems),
+        "webhook delivery",
+        delivery_id=result.delivery_id,
+        outcome=result.outcome,
+        messages_stored=result.messages_stored,
+        messages_duplicate=result.messages_duplicate,
+        statuses_applied=result.statuses_applied,
+        statuses_waiting=result.statuses_waiting,
+        problems=len(result.problems),
     )
     return result
