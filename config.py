@@ -128,6 +128,17 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOG_FORMAT": (env.get("LOG_FORMAT") or ("json" if production else "console")).strip().lower(),
         "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").strip().upper(),
         "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
+        "WEB_CONCURRENCY": _int(env, "WEB_CONCURRENCY", 2, minimum=1),
+        "RATELIMIT_STORAGE_URI": env.get("REDIS_URL", "").strip() or "memory://",
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_HEADERS_ENABLED": False,  # Retry-After is set on 429 answers only
+        "RATELIMIT_WEBHOOK_BAD_SIGNATURE": env.get("RATELIMIT_WEBHOOK_BAD_SIGNATURE") or "30 per minute",
+        "RATELIMIT_LOGIN_ACCOUNT": env.get("RATELIMIT_LOGIN_ACCOUNT") or "5 per 5 minutes",
+        "RATELIMIT_LOGIN_ADDRESS": env.get("RATELIMIT_LOGIN_ADDRESS") or "30 per 5 minutes",
+        "RATELIMIT_API": env.get("RATELIMIT_API") or "600 per minute",
+        "RATELIMIT_PAGES": env.get("RATELIMIT_PAGES") or "300 per minute",
         "RAW_DELIVERY_RETENTION_DAYS": _int(env, "RAW_DELIVERY_RETENTION_DAYS", 30, minimum=1),
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 5, minimum=1),
         # Meta's deliveries are at most 3 MB; anything larger is refused with 413 before reading.

@@ -22,6 +22,7 @@ from app.i18n import select_locale
 from app.inbox.views import bp as inbox_bp
 from app.models import Agent
 from app.observability import configure_logging
+from app.ratelimits import init_rate_limits
 from app.whatsapp.webhook import bp as webhook_bp
 from config import load_config
 
@@ -91,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
     # Meta signs its POSTs (no browser session); API clients send a bearer token.
     csrf.exempt(webhook_bp)
     csrf.exempt(api_bp)
+    init_rate_limits(app, webhook=webhook_bp, api=api_bp, auth=auth_bp, inbox=inbox_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, jsonify, render_template, request
+from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
+from app.ratelimits import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,12 @@ def register_error_handlers(app: Flask) -> None:
         if _is_connection_problem(exc):
             return _database_unavailable(exc)
         return internal_error(exc)
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
+        response = _answer(429, "rate_limited", f"Too many requests ({exc.description}); slow down and retry.")
+        response.headers["Retry-After"] = str(retry_after_seconds())
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

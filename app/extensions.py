@@ -28,3 +28,4 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
+# The rate limiter is made per app in app/ratelimits.py: its storage and limits are per-app state.

@@ -27,6 +27,7 @@ from app import create_app
 from app.embedded_db import create_database, drop_database, embedded_server_url
 from app.extensions import db
 from app.models import Agent
+from app.ratelimits import rate_limiter
 from app.services import agents as agent_service
 from config import normalise_database_url
 from tests import fake_graph, meta
@@ -92,6 +93,13 @@ def app(database_url: str, graph_server: fake_graph.FakeGraph) -> Iterator[Flask
         upgrade()
         db.engine.dispose()
     yield app
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits(app: Flask) -> None:
+    """Rate-limit counters (in memory in tests) start empty for every test."""
+    with app.app_context():
+        rate_limiter().reset()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def verify():
 
 @bp.post("/webhook/whatsapp")
 def receive():
-    body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 before reading
+    body = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413 before reading
     check = verify_signature(
         current_app.config["WHATSAPP_APP_SECRET"], body, request.headers.get("X-Hub-Signature-256")
     )
