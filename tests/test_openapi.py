@@ -26,8 +26,12 @@ from sqlalchemy.exc import OperationalError
 
 from app.api.docs import openapi_document
 from app.extensions import db
-from app.models import Contact, Conversation, Message
+from app.models import Contact, Conversation, Message, MessageTemplate
+from app.models.conversations import CONVERSATION_STATUSES
+from app.models.messages import DELIVERY_STATUSES, DIRECTIONS
+from app.services.sending import template_placeholders
 from tests import meta
+from tests.fake_graph import POST_MESSAGES, error
 
 SPEC = openapi_document()
 DOCUMENT_URI = "urn:whatsapp-inbox:openapi"
@@ -40,6 +44,7 @@ API = "/whatsapp/api"
 LIST = f"{API}/conversaciones"
 ONE = f"{API}/conversaciones/{{conversation_id}}"
 THREAD = f"{API}/conversaciones/{{conversation_id}}/mensajes"
+RETRY = f"{API}/conversaciones/{{conversation_id}}/mensajes/{{message_id}}/reintentar"
 WEBHOOK = "/webhook/whatsapp"
 CUSTOMER = "5491188880001"
 
@@ -130,6 +135,13 @@ def test_the_document_is_valid_openapi_3_1():
     assert "date-time" in FORMATS.checkers
 
 
+def test_enums_follow_the_models():
+    schemas = SPEC["components"]["schemas"]
+    assert schemas["DeliveryStatus"]["enum"] == [*DELIVERY_STATUSES, None]
+    assert schemas["ConversationSummary"]["properties"]["status"]["enum"] == list(CONVERSATION_STATUSES)
+    assert schemas["Message"]["properties"]["direction"]["enum"] == list(DIRECTIONS)
+
+
 def test_the_document_survives_json_unchanged():
     # YAML 1.1 would turn unquoted 200 into an int, yes/no into booleans and dates into dates.
     assert json.loads(json.dumps(SPEC)) == SPEC
@@ -186,7 +198,7 @@ def test_api_operations_require_the_documented_credentials(client):
         for method, operation in item.items():
             if method not in HTTP_METHODS or not path.startswith(API):
                 continue
-            url = path.replace("{conversation_id}", "1")
+            url = re.sub(r"\{[^{}]+\}", "1", path)
             response = client.open(url, method=method.upper())
             if operation["security"] == []:
                 assert response.status_code != 401, path
@@ -342,7 +354,20 @@ def thread(post_webhook, agent) -> dict[str, Any]:  # type: ignore[no-untyped-de
         reaction_emoji="👍",
         sent_at=sent_at,
     )
-    db.session.add_all([by_agent, agent_reaction])
+    template = Message(
+        wamid=meta.wamid(),
+        conversation_id=conversation_id,
+        direction="out",
+        sender="agent",
+        agent_id=agent.id,
+        type="template",
+        text="Hola Esquema, tu pedido está listo.",
+        template_name="pedido_listo",
+        template_language="es",
+        sent_at=sent_at,
+        status="accepted",
+    )
+    db.session.add_all([by_agent, agent_reaction, template])
     db.session.flush()
     db.session.execute(
         update(Conversation)
@@ -521,3 +546,155 @@ def test_thread_parameter_schemas_accept_what_the_server_accepts(client, auth, t
     response = client.get(f"{LIST}/{thread['id']}/mensajes", headers=auth, query_string={name: raw})
     assert response.status_code in (200, 400), response.get_json()
     assert (response.status_code == 200) == _documented_accepts(THREAD, name, raw), (name, raw)
+
+
+# --- sending ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def open_conversation(post_webhook) -> int:  # type: ignore[no-untyped-def]
+    """A conversation whose customer wrote a minute ago (the 24-hour window is open)."""
+    post_webhook(meta.delivery(meta.value(messages=[meta.message(sender=CUSTOMER, ts=int(time.time()) - 60)])))
+    return db.session.execute(select(Conversation.id)).scalar_one()
+
+
+def _send(client, auth, conversation_id: int, body: Any, **headers: str):  # type: ignore[no-untyped-def]
+    return client.post(f"{LIST}/{conversation_id}/mensajes", json=body, headers={**auth, **headers})
+
+
+def test_send_answers_validate(client, auth, graph, open_conversation):
+    text = {"type": "text", "text": "¡Hola!"}
+    first = _send(client, auth, open_conversation, text, **{"Idempotency-Key": "k-1"})
+    assert first.status_code == 201
+    sent = assert_documented(first, THREAD, "post")["message"]
+    assert sent["status"] == "accepted" and sent["sender"]["agent"] is not None
+    replay = _send(client, auth, open_conversation, text, **{"Idempotency-Key": "k-1"})
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert assert_documented(replay, THREAD, "post") == first.get_json()
+    reused = _send(client, auth, open_conversation, {**text, "text": "otro"}, **{"Idempotency-Key": "k-1"})
+    assert reused.status_code == 422
+    assert_documented(reused, THREAD, "post")
+
+    refusals = {
+        "invalid_body": _send(client, auth, open_conversation, {"type": "video"}),
+        "invalid_idempotency_key": _send(client, auth, open_conversation, text, **{"Idempotency-Key": "con espacio"}),
+        "unknown_template": _send(client, auth, open_conversation, {"type": "template", "template": {"name": "x"}}),
+    }
+    for code, response in refusals.items():
+        assert response.status_code == 400
+        assert assert_documented(response, THREAD, "post")["error"] == code
+    missing = client.post(f"{LIST}/{open_conversation + 1000}/mensajes", json=text, headers=auth)
+    assert missing.status_code == 404
+    assert_documented(missing, THREAD, "post")
+
+
+def test_send_of_a_template_and_its_refusals_validate(client, auth, graph, open_conversation):
+    components = [{"type": "BODY", "text": "Hola {{1}}, tu pedido {{2}} está listo."}]
+    db.session.add(
+        MessageTemplate(
+            name="pedido_listo",
+            language="es",
+            status="APPROVED",
+            category="UTILITY",
+            components=components,
+            placeholders=template_placeholders(components),
+        )
+    )
+    db.session.commit()
+    template = {"name": "pedido_listo", "language": {"code": "es"}, "parameters": {"body.1": "Ana"}}
+    response = _send(client, auth, open_conversation, {"type": "template", "template": template})
+    assert response.status_code == 400
+    assert assert_documented(response, THREAD, "post")["missing"] == ["body.2"]
+    template["parameters"]["body.2"] = 123
+    response = _send(client, auth, open_conversation, {"type": "template", "template": template})
+    assert response.status_code == 201
+    assert assert_documented(response, THREAD, "post")["message"]["template"] == {
+        "name": "pedido_listo",
+        "language": "es",
+    }
+
+
+def test_window_and_graph_failures_and_retries_validate(client, auth, graph, open_conversation):
+    text = {"type": "text", "text": "Hola"}
+    graph.script(POST_MESSAGES, error(131026))
+    failed = _send(client, auth, open_conversation, text)
+    assert failed.status_code == 502
+    body = assert_documented(failed, THREAD, "post")
+    assert body["stored_message"]["status"] == "failed" and body["graph_error"]["code"] == 131026
+
+    graph.script(POST_MESSAGES, error(131047))
+    closed_by_meta = _send(client, auth, open_conversation, text)
+    assert closed_by_meta.status_code == 409
+    assert assert_documented(closed_by_meta, THREAD, "post")["graph_error"]["code"] == 131047
+
+    retry_url = f"{LIST}/{open_conversation}/mensajes/{body['message_id']}/reintentar"
+    retried = client.post(retry_url, headers=auth)
+    assert retried.status_code == 201
+    assert assert_documented(retried, RETRY, "post")["message"]["status"] == "accepted"
+    again = client.post(retry_url, headers=auth)
+    assert again.status_code == 409
+    assert assert_documented(again, RETRY, "post")["error"] == "not_retryable"
+    unknown = client.post(f"{LIST}/{open_conversation}/mensajes/999999999/reintentar", headers=auth)
+    assert unknown.status_code == 404
+    assert_documented(unknown, RETRY, "post")
+
+    db.session.execute(update(Conversation).values(last_customer_message_at=datetime(2020, 1, 1, tzinfo=UTC)))
+    db.session.commit()
+    closed = _send(client, auth, open_conversation, text)
+    assert closed.status_code == 409
+    assert assert_documented(closed, THREAD, "post")["window_expires_at"] == "2020-01-02T00:00:00Z"
+
+
+def test_a_contact_without_a_phone_number_is_409_as_documented(client, auth, graph, post_webhook):
+    value = meta.value(
+        messages=[meta.message(sender=None, from_user_id="AR.777")],
+        contacts=[meta.contact(wa_id=None, name=None, user_id="AR.777")],
+    )
+    post_webhook(meta.delivery(value))
+    conversation_id = db.session.execute(select(Conversation.id)).scalar_one()
+    response = _send(client, auth, conversation_id, {"type": "text", "text": "Hola"})
+    assert response.status_code == 409
+    assert assert_documented(response, THREAD, "post")["error"] == "contact_unreachable"
+
+
+SEND_REQUEST = "/components/schemas/SendRequest"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "text", "text": "hola"},
+        {"type": "text", "text": "x" * 4096, "reply_to": None},
+        {"type": "text", "text": "hola", "reply_to": 1},
+        {"type": "template", "template": {"name": "t"}},
+        {"type": "template", "template": {"name": "t", "language": {"code": "en_US"}, "parameters": {"body.1": 5}}},
+    ],
+)
+def test_the_send_request_schema_accepts_valid_bodies(body):
+    assert _errors(SEND_REQUEST, body) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "text", "text": ""},
+        {"type": "text", "text": "   "},
+        {"type": "text", "text": "x" * 4097},
+        {"type": "text", "text": "a\x00b"},
+        {"type": "text"},
+        {"type": "text", "text": 5},
+        {"type": "video", "text": "x"},
+        {"text": "sin tipo"},
+        {"type": "text", "text": "hola", "reply_to": "1"},
+        {"type": "text", "text": "hola", "reply_to": 0},
+        {"type": "text", "text": "hola", "reply_to": True},
+        {"type": "template", "template": "saludo"},
+        {"type": "template", "template": {"name": ""}},
+        {"type": "template", "template": {"name": "t", "parameters": {"body.1": True}}},
+        [],
+    ],
+)
+def test_the_send_request_schema_refuses_what_the_server_refuses(client, auth, graph, open_conversation, body):
+    assert _errors(SEND_REQUEST, body) != []
+    response = _send(client, auth, open_conversation, body)
+    assert response.status_code == 400, response.get_json()
