@@ -128,6 +128,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOG_FORMAT": (env.get("LOG_FORMAT") or ("json" if production else "console")).strip().lower(),
         "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").strip().upper(),
         "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
+        # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it does not exist.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip() or None,
         "WEB_CONCURRENCY": _int(env, "WEB_CONCURRENCY", 2, minimum=1),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL", "").strip() or "memory://",
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},

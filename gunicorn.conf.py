@@ -6,6 +6,17 @@ master opened, so no PostgreSQL connection is ever shared between processes.
 """
 
 import os
+import shutil
+import tempfile
+
+# Metrics from every worker are written here and summed on /metrics (prometheus_client
+# multiprocess mode). Set before the app — and prometheus_client — is imported.
+_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+_metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), f"inbox-metrics-{os.getpid()}")
+)
+shutil.rmtree(_metrics_dir, ignore_errors=True)  # samples of a previous run are stale
+os.makedirs(_metrics_dir, exist_ok=True)
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '10000')}"
 worker_class = "gthread"
@@ -17,6 +28,17 @@ keepalive = 5
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 max_requests = 1000
 max_requests_jitter = 100
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+    GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from app.extensions import babel, csrf, db, login_manager, migrate
 from app.health import bp as health_bp
 from app.i18n import select_locale
 from app.inbox.views import bp as inbox_bp
+from app.metrics import init_metrics
 from app.models import Agent
 from app.observability import configure_logging
 from app.ratelimits import init_rate_limits
@@ -57,6 +58,8 @@ def configure_database(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     db.init_app(app)
+    with app.app_context():
+        init_metrics(app, db.engine)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

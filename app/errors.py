@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
+from app.metrics import DB_UNAVAILABLE, WEBHOOK_DELIVERIES
 from app.ratelimits import retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ def _rollback() -> None:
 
 def _database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
     _rollback()
+    DB_UNAVAILABLE.labels(reason="pool_timeout" if isinstance(exc, PoolTimeoutError) else "connection").inc()
+    if request.path.startswith("/webhook/"):
+        WEBHOOK_DELIVERIES.labels(outcome="db_unavailable").inc()
     log.error("database unavailable: %s: %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
     response = _answer(503, "database_unavailable", "The database is unavailable; try again shortly.")
     response.headers["Retry-After"] = str(current_app.config.get("DB_RETRY_AFTER_SECONDS", 5))
@@ -38,7 +42,7 @@ def _database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
 def _wants_json() -> bool:
     """API clients, Meta and health checks get JSON; browsers on the pages get HTML."""
     path = request.path
-    if path.startswith(("/whatsapp/api", "/webhook/", "/healthz", "/readyz")):
+    if path.startswith(("/whatsapp/api", "/webhook/", "/healthz", "/readyz", "/metrics")):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
@@ -85,5 +89,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def internal_error(exc: Exception):  # type: ignore[no-untyped-def]
         _rollback()
+        if request.path.startswith("/webhook/"):
+            WEBHOOK_DELIVERIES.labels(outcome="error").inc()
         log.exception("unhandled error")
         return _answer(500, "internal_error", "Something went wrong; it has been logged.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app
 
+from app.metrics import graph_observer
 from app.whatsapp.graph import GraphClient
 
 
@@ -18,6 +19,7 @@ def graph_client() -> GraphClient:
             read_timeout=config["GRAPH_READ_TIMEOUT"],
             max_retries=config["GRAPH_MAX_RETRIES"],
             backoff=config["GRAPH_RETRY_BACKOFF"],
+            observer=graph_observer,
         )
         current_app.extensions["graph_client"] = client
     return client

@@ -5,6 +5,7 @@ from __future__ import annotations
 import structlog
 
 from app.extensions import db
+from app.metrics import MESSAGES_INGESTED, STATUSES_RECEIVED, WEBHOOK_DELIVERIES
 from app.whatsapp.ingest import IngestResult, ingest_delivery
 from app.whatsapp.payloads import parse_delivery
 
@@ -24,6 +25,11 @@ def receive_delivery(body: bytes, data: dict) -> IngestResult:  # type: ignore[t
     except Exception:
         db.session.rollback()
         raise
+    WEBHOOK_DELIVERIES.labels(outcome=result.outcome).inc()
+    for message_type, count in result.stored_types.items():
+        MESSAGES_INGESTED.labels(type=message_type).inc(count)
+    for status, count in result.received_statuses.items():
+        STATUSES_RECEIVED.labels(status=status).inc(count)
     log.info(
         "webhook delivery",
         delivery_id=result.delivery_id,

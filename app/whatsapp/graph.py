@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,16 @@ def parse_error(http_status: int, body: Any) -> GraphError:
     )
 
 
+def _result_label(error: GraphError) -> str:
+    if error.code is not None:
+        return str(error.code)
+    if error.ambiguous or "in time" in error.title:
+        return "timeout"
+    if error.http_status:
+        return f"http_{error.http_status}"
+    return "unreachable"
+
+
 class GraphClient:
     def __init__(
         self,
@@ -71,11 +81,14 @@ class GraphClient:
         read_timeout: float = READ_TIMEOUT,
         max_retries: int = 2,
         backoff: float = 0.5,
+        observer: Callable[[str, str], None] | None = None,
     ) -> None:
+        """`observer(operation, result)` is told the outcome of every call (for metrics)."""
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
         self.max_retries = max_retries
         self.backoff = backoff
+        self.observer = observer
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {access_token}"
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16)
@@ -84,7 +97,7 @@ class GraphClient:
 
     # --- transport ---------------------------------------------------------------------
 
-    def _request(self, method: str, url: str, *, idempotent: bool, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, url: str, *, operation: str, idempotent: bool, **kwargs: Any) -> requests.Response:
         """One Graph call, retried a bounded number of times when that is safe.
 
         A request that never reached Meta (connection refused, connect timeout) or that Meta
@@ -113,6 +126,7 @@ class GraphClient:
                 cause = exc
             else:
                 if response.status_code < 400:
+                    self._observe(operation, "ok")
                     return response
                 try:
                     body = response.json()
@@ -120,11 +134,19 @@ class GraphClient:
                     body = None
                 error = parse_error(response.status_code, body)
                 cause = None  # type: ignore[assignment]
+            self._observe(operation, _result_label(error))
             if not error.retryable or attempt > self.max_retries:
                 raise error from cause
             delay = self.backoff * (2 ** (attempt - 1))
             log.warning("graph %s %s failed (%s); retry %d in %.1f s", method, url, error, attempt, delay)
             time.sleep(delay)
+
+    def _observe(self, operation: str, result: str) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(operation, result)
+            except Exception:  # metrics must never break a send
+                log.warning("graph observer failed", exc_info=True)
 
     def _json(self, response: requests.Response) -> dict[str, Any]:
         try:
@@ -144,7 +166,9 @@ class GraphClient:
     def send_message(self, phone_number_id: str, payload: dict[str, Any]) -> str:
         """POST /{phone_number_id}/messages; returns the wamid Meta accepted."""
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", **payload}
-        response = self._request("POST", f"{self.base_url}/{phone_number_id}/messages", json=body, idempotent=False)
+        response = self._request(
+            "POST", f"{self.base_url}/{phone_number_id}/messages", json=body, operation="send", idempotent=False
+        )
         data = self._json(response)
         messages = data.get("messages")
         if isinstance(messages, list) and messages and isinstance(messages[0], dict):
@@ -157,15 +181,17 @@ class GraphClient:
 
     def mark_read(self, phone_number_id: str, wamid: str) -> None:
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
-        self._request("POST", f"{self.base_url}/{phone_number_id}/messages", json=body, idempotent=True)
+        self._request(
+            "POST", f"{self.base_url}/{phone_number_id}/messages", json=body, operation="mark_read", idempotent=True
+        )
 
     def media_info(self, media_id: str) -> dict[str, Any]:
         """GET /{media-id}: a short-lived download URL (5 minutes) with mime type and size."""
-        return self._json(self._request("GET", f"{self.base_url}/{media_id}", idempotent=True))
+        return self._json(self._request("GET", f"{self.base_url}/{media_id}", operation="media_info", idempotent=True))
 
     def download(self, url: str) -> tuple[requests.Response, Iterator[bytes]]:
         """Stream the media bytes from the URL `media_info` gave (same bearer token)."""
-        response = self._request("GET", url, idempotent=True, stream=True)
+        response = self._request("GET", url, operation="media_download", idempotent=True, stream=True)
         return response, response.iter_content(chunk_size=64 * 1024)
 
     def message_templates(self, waba_id: str) -> list[dict[str, Any]]:
@@ -174,7 +200,7 @@ class GraphClient:
         url: str | None = f"{self.base_url}/{waba_id}/message_templates"
         params: dict[str, Any] | None = {"limit": 100, "fields": "id,name,language,status,category,components"}
         while url:
-            data = self._json(self._request("GET", url, params=params, idempotent=True))
+            data = self._json(self._request("GET", url, params=params, operation="templates", idempotent=True))
             templates += [t for t in data.get("data", []) if isinstance(t, dict)]
             paging = data.get("paging") if isinstance(data.get("paging"), dict) else {}
             url = paging.get("next") if isinstance(paging.get("next"), str) else None

@@ -10,6 +10,7 @@ same message leave exactly one row.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -40,6 +41,8 @@ class IngestResult:
     statuses_applied: int = 0
     statuses_waiting: int = 0
     problems: list[str] = field(default_factory=list)
+    stored_types: Counter[str] = field(default_factory=Counter)
+    received_statuses: Counter[str] = field(default_factory=Counter)
 
     @property
     def outcome(self) -> str:
@@ -226,6 +229,7 @@ def _store_message(
         result.messages_duplicate += 1
         return
     result.messages_stored += 1
+    result.stored_types[message.type] += 1
 
     if message.type == "edit" and message.target_wamid:
         session.execute(
@@ -267,6 +271,7 @@ def _touch_conversation(
 
 def _store_status(session: Session, status, result: IngestResult) -> None:  # type: ignore[no-untyped-def]
     occurred_at = status.occurred_at or datetime.now(UTC)
+    result.received_statuses[status.status if status.status in KNOWN_STATUSES else "other"] += 1
     error = status.error
     session.execute(
         insert(StatusEvent)

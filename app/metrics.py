@@ -1,0 +1,128 @@
+"""Prometheus metrics at `/metrics` (Bearer METRICS_TOKEN; 404 when the token is unset).
+
+Under gunicorn, `gunicorn.conf.py` sets PROMETHEUS_MULTIPROC_DIR before the app is imported,
+so every worker writes its samples there and any worker serves the sum
+(prometheus-flask-exporter's GunicornInternalPrometheusMetrics). Without it (development,
+tests) the metrics live in the process.
+
+The four alarm signals of the capacity analysis map to these series (see
+monitoring/alerts.yml): request latency of the conversation list
+(`flask_http_request_duration_seconds{endpoint="api.conversations"}`), database trouble
+(`inbox_db_unavailable_total`), failing webhooks (`inbox_webhook_deliveries_total`), and
+memory (`inbox_process_resident_memory_bytes`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import resource
+import sys
+import threading
+import time
+from typing import Any
+
+from flask import Flask, abort, current_app, request
+from prometheus_client import Counter, Gauge
+from prometheus_flask_exporter import PrometheusMetrics
+from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+WEBHOOK_DELIVERIES = Counter(
+    "inbox_webhook_deliveries_total",
+    "Webhook POSTs by outcome (stored, partial, duplicate, bad_signature, missing_signature, invalid_body, "
+    "db_unavailable, error)",
+    ["outcome"],
+)
+MESSAGES_INGESTED = Counter("inbox_messages_ingested_total", "Messages stored from webhooks, by type", ["type"])
+STATUSES_RECEIVED = Counter("inbox_statuses_total", "Delivery statuses received from webhooks, by value", ["status"])
+GRAPH_REQUESTS = Counter(
+    "inbox_graph_requests_total",
+    "Graph API calls by operation and result (ok, a Meta error code, timeout, unreachable, http_<status>)",
+    ["operation", "result"],
+)
+DB_UNAVAILABLE = Counter(
+    "inbox_db_unavailable_total",
+    "Requests answered 503 because the database was unreachable or the pool exhausted",
+    ["reason"],
+)
+POOL_CHECKED_OUT = Gauge("inbox_db_pool_checked_out", "Database connections in use", multiprocess_mode="livesum")
+POOL_OVERFLOW = Gauge("inbox_db_pool_overflow", "Connections open beyond pool_size", multiprocess_mode="livesum")
+MEMORY = Gauge(
+    "inbox_process_resident_memory_bytes",
+    "Resident memory of the serving processes (sum over live workers)",
+    multiprocess_mode="livesum",
+)
+
+_exporter: PrometheusMetrics | None = None
+_exporter_lock = threading.Lock()
+_memory_checked = 0.0
+
+
+def resident_memory_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _update_memory(force: bool = False) -> None:
+    global _memory_checked
+    now = time.monotonic()
+    if force or now - _memory_checked > 5:
+        _memory_checked = now
+        MEMORY.set(resident_memory_bytes())
+
+
+def _exporter_instance() -> PrometheusMetrics:
+    """One exporter per process: its default request metrics can only be registered once."""
+    global _exporter
+    with _exporter_lock:
+        if _exporter is None:
+            if MULTIPROCESS:
+                _exporter = GunicornInternalPrometheusMetrics.for_app_factory(path=None, group_by="endpoint")
+            else:
+                _exporter = PrometheusMetrics.for_app_factory(path=None, group_by="endpoint")
+        return _exporter
+
+
+def watch_pool(engine: Engine) -> None:
+    pool = engine.pool
+
+    def update(*_: Any) -> None:
+        POOL_CHECKED_OUT.set(engine.pool.checkedout())  # type: ignore[attr-defined]
+        POOL_OVERFLOW.set(max(0, engine.pool.overflow()))  # type: ignore[attr-defined]
+
+    if hasattr(pool, "checkedout"):
+        event.listen(engine, "checkout", update)
+        event.listen(engine, "checkin", update)
+
+
+def graph_observer(operation: str, result: str) -> None:
+    GRAPH_REQUESTS.labels(operation=operation, result=result).inc()
+
+
+def init_metrics(app: Flask, engine: Engine) -> None:
+    exporter = _exporter_instance()
+    exporter.init_app(app)
+    watch_pool(engine)
+    app.before_request(lambda: _update_memory())
+    app.add_url_rule("/metrics", "metrics", _metrics_view)
+    _update_memory(force=True)
+
+
+def _metrics_view():  # type: ignore[no-untyped-def]
+    token = current_app.config.get("METRICS_TOKEN")
+    if not token:
+        abort(404)
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        abort(401)
+    _update_memory(force=True)
+    data, content_type = _exporter_instance().generate_metrics(request.headers.get("Accept"))
+    return data, 200, {"Content-Type": content_type, "Cache-Control": "no-store"}
