@@ -86,6 +86,26 @@ def engine_options(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def connection_budget(env: Mapping[str, str]) -> tuple[int, int, str]:
+    """PostgreSQL connections this deployment may open at most, the limit, and the arithmetic.
+
+    instances × workers × (pool_size + max_overflow), doubled for a deploy overlap (the old and
+    the new version both run for a while), against DB_MAX_CONNECTIONS (Render's basic plans
+    allow ~100; leave room for psql and migrations).
+    """
+    options = engine_options(env)
+    instances = _int(env, "INSTANCE_COUNT", 1, minimum=1)
+    workers = _int(env, "WEB_CONCURRENCY", 2, minimum=1)
+    per_worker = options["pool_size"] + options["max_overflow"]
+    total = 2 * instances * workers * per_worker
+    limit = _int(env, "DB_MAX_CONNECTIONS", 90, minimum=1)
+    explain = (
+        f"2 (deploy overlap) × {instances} instance(s) × {workers} worker(s) × "
+        f"({options['pool_size']} pool + {options['max_overflow']} overflow) = {total} connections"
+    )
+    return total, limit, explain
+
+
 def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if env is None else env
     environment = app_env(env)

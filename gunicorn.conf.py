@@ -30,6 +30,16 @@ max_requests = 1000
 max_requests_jitter = 100
 
 
+def when_ready(server):  # type: ignore[no-untyped-def]
+    from config import connection_budget
+
+    total, limit, explain = connection_budget(os.environ)
+    if total > limit:
+        server.log.warning("database connection budget exceeded: %s > DB_MAX_CONNECTIONS=%d", explain, limit)
+    else:
+        server.log.info("database connection budget: %s (DB_MAX_CONNECTIONS=%d)", explain, limit)
+
+
 def on_exit(server):  # type: ignore[no-untyped-def]
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigError, engine_options, load_config, normalise_database_url
+from config import ConfigError, connection_budget, engine_options, load_config, normalise_database_url
 
 
 @pytest.mark.parametrize(
@@ -89,3 +89,11 @@ def test_graph_url_defaults_to_v25_and_can_point_at_a_local_server():
     assert load_config({"WHATSAPP_GRAPH_URL": "http://127.0.0.1:9999/v25.0/"})["WHATSAPP_GRAPH_URL"] == (
         "http://127.0.0.1:9999/v25.0"
     )
+
+
+def test_connection_budget_counts_instances_workers_pool_and_a_deploy_overlap():
+    total, limit, explain = connection_budget({"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"})
+    assert (total, limit) == (24, 90) and "= 24 connections" in explain
+    # the analysis' pool (10 + 20) with four workers: far over Render's budget
+    over, _, _ = connection_budget({"WEB_CONCURRENCY": "4", "DB_POOL_SIZE": "10", "DB_MAX_OVERFLOW": "20"})
+    assert over == 240 > limit
