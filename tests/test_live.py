@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -106,3 +107,32 @@ def test_concurrent_sends_with_one_idempotency_key_go_out_once(committed_db, gra
     assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 9
     assert len(graph.sent(POST_MESSAGES)) == 1
     assert _scalar(committed_db, "SELECT count(*) FROM messages WHERE direction = 'out'") == 1
+
+
+def test_pool_exhaustion_answers_503_within_the_pool_timeout_and_recovers(committed_db):
+    """Slow requests hold every pooled connection: others get 503 fast, then service resumes."""
+    first = meta.encode(meta.delivery(meta.value(messages=[meta.message(content={"body": "primero"})])))
+    env = {"DB_POOL_SIZE": "1", "DB_MAX_OVERFLOW": "0", "DB_POOL_TIMEOUT": "1"}
+    with Gunicorn(committed_db, workers=1, threads=4, env=env) as server:
+        assert server.post_webhook(first).status_code == 200
+        engine = create_engine(committed_db)
+        with engine.connect() as blocker:
+            # Hold the conversation's row lock: the next delivery for it waits inside its transaction,
+            # keeping the worker's only pooled connection checked out.
+            blocker.execute(text("SELECT id FROM conversations FOR UPDATE"))
+            slow_body = meta.encode(meta.delivery(meta.value(messages=[meta.message(content={"body": "lento"})])))
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                slow = pool.submit(server.post_webhook, slow_body)
+                time.sleep(0.5)
+                started = time.monotonic()
+                starved = requests.get(server.base_url + "/readyz", timeout=30)
+                waited = time.monotonic() - started
+                assert starved.status_code == 503 and starved.headers["Retry-After"]
+                assert waited < 5, f"503 took {waited:.1f} s"
+                blocker.rollback()
+                assert slow.result(timeout=30).status_code == 200
+        engine.dispose()
+        assert requests.get(server.base_url + "/readyz", timeout=30).status_code == 200
+        again = meta.encode(meta.delivery(meta.value(messages=[meta.message(content={"body": "después"})])))
+        assert server.post_webhook(again).status_code == 200
+    assert _scalar(committed_db, "SELECT count(*) FROM messages") == 3
