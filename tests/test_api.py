@@ -272,3 +272,23 @@ def test_html_in_customer_text_is_returned_as_data(client, auth, post_webhook):
     body = client.get("/whatsapp/api/conversaciones", headers=auth)
     assert body.mimetype == "application/json"
     assert body.json["conversations"][0]["display_name"] == "<script>alert(1)</script>"
+
+
+def test_list_and_thread_answer_304_to_a_matching_etag_and_200_after_a_change(client, auth, post_webhook):
+    _conversation_with(post_webhook, "5491900000001", "Etag")
+    cid = _conversation_id("5491900000001")
+    etags = {}
+    for url in (
+        "/whatsapp/api/conversaciones",
+        f"/whatsapp/api/conversaciones/{cid}",
+        f"/whatsapp/api/conversaciones/{cid}/mensajes",
+    ):
+        first = client.get(url, headers=auth)
+        etags[url] = first.headers["ETag"]
+        assert first.status_code == 200 and etags[url]
+        again = client.get(url, headers={**auth, "If-None-Match": etags[url]})
+        assert again.status_code == 304 and again.data == b""
+    _conversation_with(post_webhook, "5491900000001", "Etag")
+    for url, etag in etags.items():
+        changed = client.get(url, headers={**auth, "If-None-Match": etag})
+        assert changed.status_code == 200 and changed.headers["ETag"] != etag

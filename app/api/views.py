@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from app.api import docs, serializers
 from app.auth.guards import api_auth_required, current_agent
@@ -87,6 +87,13 @@ def openapi() -> Any:
     return jsonify(docs.openapi_document())
 
 
+def _conditional(response: Response) -> Response:
+    """ETag from the body; `If-None-Match` with the same tag answers 304 (cheap polling)."""
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.add_etag()
+    return response.make_conditional(request)
+
+
 def _not_found(what: str):  # type: ignore[no-untyped-def]
     return jsonify(error="not_found", message=f"{what} not found."), 404
 
@@ -100,10 +107,12 @@ def conversations() -> Any:
     result = list_conversations(
         db.session, agent_id=current_agent().id, filters=_filters(), page=page, per_page=per_page
     )
-    return jsonify(
-        conversations=[serializers.conversation_summary(row) for row in result.rows],
-        pagination={"page": result.page, "per_page": result.per_page, "total": result.total, "pages": result.pages},
-        counts=result.counts,
+    return _conditional(
+        jsonify(
+            conversations=[serializers.conversation_summary(row) for row in result.rows],
+            pagination={"page": result.page, "per_page": result.per_page, "total": result.total, "pages": result.pages},
+            counts=result.counts,
+        )
     )
 
 
@@ -113,7 +122,7 @@ def conversation(conversation_id: int) -> Any:
     row = get_conversation_summary(db.session, conversation_id) if conversation_id < 2**31 else None
     if row is None:
         return _not_found("Conversation")
-    return jsonify(serializers.conversation_summary(row))
+    return _conditional(jsonify(serializers.conversation_summary(row)))
 
 
 @bp.get("/conversaciones/<int:conversation_id>/mensajes")
@@ -128,7 +137,9 @@ def messages(conversation_id: int) -> Any:
         page = list_messages(db.session, conversation_id, before=before, limit=limit)
     except UnknownCursor:
         raise BadParameter("before", "'before' must be the id of a message in this conversation.") from None
-    return jsonify(
-        messages=[serializers.message(row, page.reactions) for row in page.messages],
-        next_cursor=page.next_cursor,
+    return _conditional(
+        jsonify(
+            messages=[serializers.message(row, page.reactions) for row in page.messages],
+            next_cursor=page.next_cursor,
+        )
     )
