@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import sys
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -22,6 +25,14 @@ MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 KNOWN_STATUSES = ("sent", "delivered", "read", "played", "failed")
 # Deeper JSON than this is stored as text, so a hostile body cannot exhaust a stack.
 MAX_STORED_DEPTH = 24
+# A body nested deeper than the interpreter's recursion limit allows is parsed again with room
+# for this many more levels; deeper still is refused (Meta's deliveries nest about ten levels).
+MAX_JSON_DEPTH = 2000
+# Identifiers (message ids, wa_id, user_id, phone_number_id) are unique keys in btree indexes,
+# whose rows hold at most ~2.7 kB: a longer "id" is not a real one and is treated as missing.
+MAX_ID_LENGTH = 512
+# `status_events.status` is varchar(16); Meta's statuses are short words.
+MAX_STATUS_LENGTH = 16
 # Meta's timestamps are unix seconds; anything outside these years is not a real timestamp.
 _MIN_TS = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 _MAX_TS = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
@@ -62,26 +73,66 @@ def decode_body(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise PayloadError("body is not UTF-8") from exc
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
+        data = _loads(text)
+    except RecursionError as exc:
+        raise PayloadError("body is nested too deeply") from exc
+    except ValueError as exc:
         raise PayloadError("body is not valid JSON") from exc
     if not isinstance(data, dict):
         raise PayloadError("body must be a JSON object")
     return data
 
 
+_DEEP_PARSE_LOCK = threading.Lock()
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        pass
+    # Valid JSON nested deeper than the recursion limit leaves room for: parse it again with a
+    # higher limit. The limit is process-wide, so one thread at a time; other threads only
+    # ever see it raised, never lowered below its usual value.
+    with _DEEP_PARSE_LOCK:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(limit + MAX_JSON_DEPTH)
+        try:
+            return json.loads(text)
+        finally:
+            sys.setrecursionlimit(limit)
+
+
 # --- small coercions -------------------------------------------------------------------
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean_text(value: str) -> str:
+    """Text PostgreSQL accepts: no NUL characters, no lone surrogates (JSON may escape both)."""
+    value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = _SURROGATE.sub("\ufffd", value)
+    return value
 
 
 def _str(value: Any) -> str | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
-        value = value.replace("\x00", "")
+        value = _clean_text(value)
         return value if value != "" else None
     if isinstance(value, int | float):
         return str(value)
     return None
+
+
+def _id(value: Any) -> str | None:
+    """An identifier we key rows on: a non-empty string (or number) of sane length."""
+    text = _str(value)
+    return text if text is not None and len(text) <= MAX_ID_LENGTH else None
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -96,7 +147,10 @@ def _float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range
+            return None
     elif isinstance(value, str):
         try:
             number = float(value)
@@ -110,12 +164,16 @@ def _float(value: Any) -> float | None:
 
 
 def _int(value: Any) -> int | None:
+    """A value for an `integer` column (Meta's error codes), or None."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, str) and len(value) <= 32:
+        try:
+            value = int(value.strip())  # "²".isdigit() is true, yet int("²") fails
+        except ValueError:
+            return None
     if isinstance(value, int):
         return value if -(2**31) <= value < 2**31 else None
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return _int(int(value.strip()))
     return None
 
 
@@ -130,11 +188,14 @@ def parse_timestamp(value: Any) -> datetime | None:
 def storable(value: Any, depth: int = 0) -> Any:
     """A JSON value PostgreSQL's jsonb accepts: no NUL characters, bounded depth."""
     if depth >= MAX_STORED_DEPTH and isinstance(value, dict | list):
-        return json.dumps(value)[:10000].replace("\x00", "")
+        try:
+            return json.dumps(value)[:10000]  # ASCII: NUL and surrogates come out escaped
+        except RecursionError:
+            return "(nested too deeply to keep)"
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return _clean_text(value)
     if isinstance(value, dict):
-        return {str(k).replace("\x00", ""): storable(v, depth + 1) for k, v in value.items()}
+        return {_clean_text(str(k)): storable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
         return [storable(v, depth + 1) for v in value]
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
@@ -269,7 +330,7 @@ def _parse_change(
     metadata = _dict(value.get("metadata"))
     change = ParsedChange(
         field=field_name,
-        phone_number_id=_str(metadata.get("phone_number_id")),
+        phone_number_id=_id(metadata.get("phone_number_id")),
         display_phone_number=_str(metadata.get("display_phone_number")),
         waba_id=waba_id,
     )
@@ -307,8 +368,8 @@ def _parse_change(
 
 def _parse_contact(raw: dict[str, Any]) -> ParsedContact:
     return ParsedContact(
-        wa_id=_str(raw.get("wa_id")),
-        user_id=_str(raw.get("user_id")),
+        wa_id=_id(raw.get("wa_id")),
+        user_id=_id(raw.get("user_id")),
         name=_str(_dict(raw.get("profile")).get("name")),
     )
 
@@ -325,15 +386,15 @@ def _match_contact(wa_id: str | None, user_id: str | None, contacts: list[Parsed
 
 
 def _parse_message(raw: dict[str, Any], contacts: list[ParsedContact], *, echo: bool) -> ParsedMessage | None:
-    wamid = _str(raw.get("id"))
+    wamid = _id(raw.get("id"))
     if wamid is None:
         return None
     msg_type = _str(raw.get("type")) or "unknown"
     if echo:
-        contact = _match_contact(_str(raw.get("to")), _str(raw.get("to_user_id")), contacts)
+        contact = _match_contact(_id(raw.get("to")), _id(raw.get("to_user_id")), contacts)
         direction, sender = "out", "agent"
     else:
-        contact = _match_contact(_str(raw.get("from")), _str(raw.get("from_user_id")), contacts)
+        contact = _match_contact(_id(raw.get("from")), _id(raw.get("from_user_id")), contacts)
         direction, sender = "in", "system" if msg_type == "system" else "customer"
     if contact is None:
         return None
@@ -346,7 +407,7 @@ def _parse_message(raw: dict[str, Any], contacts: list[ParsedContact], *, echo: 
         type=msg_type,
         contact=contact,
         sent_at=parse_timestamp(raw.get("timestamp")),
-        reply_to_wamid=_str(context.get("id")),
+        reply_to_wamid=_id(context.get("id")),
         forwarded=bool(context.get("forwarded") is True or context.get("frequently_forwarded") is True),
         error=parse_error(raw.get("errors")),
         payload=storable(raw),
@@ -354,11 +415,11 @@ def _parse_message(raw: dict[str, Any], contacts: list[ParsedContact], *, echo: 
     _fill_content(message, msg_type, raw)
     if msg_type == "edit":
         edit = _dict(raw.get("edit"))
-        message.target_wamid = _str(edit.get("original_message_id"))
+        message.target_wamid = _id(edit.get("original_message_id"))
         inner = _dict(edit.get("message"))
         _fill_content(message, _str(inner.get("type")) or "unknown", inner)
     elif msg_type == "revoke":
-        message.target_wamid = _str(_dict(raw.get("revoke")).get("original_message_id"))
+        message.target_wamid = _id(_dict(raw.get("revoke")).get("original_message_id"))
     return message
 
 
@@ -389,7 +450,7 @@ def _fill_content(message: ParsedMessage, msg_type: str, raw: dict[str, Any]) ->
     elif msg_type == "button":
         message.text = _str(content.get("text")) or _str(content.get("payload"))
     elif msg_type == "reaction":
-        message.reaction_to_wamid = _str(content.get("message_id"))
+        message.reaction_to_wamid = _id(content.get("message_id"))
         message.reaction_emoji = _str(content.get("emoji"))  # None: the reaction was removed
     elif msg_type == "order":
         message.text = _str(content.get("text"))
@@ -400,9 +461,9 @@ def _fill_content(message: ParsedMessage, msg_type: str, raw: dict[str, Any]) ->
 
 
 def _parse_status(raw: dict[str, Any]) -> ParsedStatus | None:
-    wamid = _str(raw.get("id"))
+    wamid = _id(raw.get("id"))
     status = (_str(raw.get("status")) or "").lower()
-    if wamid is None or not status:
+    if wamid is None or not status or len(status) > MAX_STATUS_LENGTH:
         return None
     return ParsedStatus(
         wamid=wamid,
