@@ -57,8 +57,22 @@ def _answer(status: int, error: str, message: str):  # type: ignore[no-untyped-d
     return response
 
 
+# SQLSTATE classes that mean "try again later", not "this request is wrong": connection
+# exceptions, insufficient resources (too many connections), operator intervention (shutdown,
+# statement timeout) and transaction rollbacks (deadlock, serialisation).
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "40")
+
+
 def _is_connection_problem(exc: DBAPIError) -> bool:
-    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+    """True when the database is unreachable or busy (503, retry); False for errors a retry
+    cannot fix, such as a value too large for an index (500, logged)."""
+    if exc.connection_invalidated:
+        return True
+    pgcode = getattr(exc.orig, "pgcode", None)
+    if pgcode is None:
+        # No SQLSTATE: the server was never reached (refused, timed out, closed).
+        return isinstance(exc, OperationalError)
+    return str(pgcode)[:2] in _TRANSIENT_SQLSTATE_CLASSES
 
 
 def register_error_handlers(app: Flask) -> None:

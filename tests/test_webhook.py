@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 
+import psycopg2
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+from app.errors import _is_connection_problem
 from app.extensions import db
 from app.models import Contact, Conversation, Message, StatusEvent, WebhookDelivery
 from tests import meta
@@ -444,3 +447,19 @@ def test_oversized_body_is_413_and_stores_nothing(client):
     assert response.status_code == 413
     assert response.is_json
     assert count(WebhookDelivery) == 0
+
+
+def test_database_errors_are_503_only_when_retrying_can_help(app):
+    """A permanent data error (e.g. an index row too large) is a 500, not a 503 Meta retries forever."""
+
+    def error_with(pgcode: str | None) -> OperationalError:
+        orig = psycopg2.OperationalError("x")
+        if pgcode is not None:
+            # psycopg2 exposes the SQLSTATE read-only; a subclass stands in for the server's answer.
+            orig = type("PgError", (psycopg2.OperationalError,), {"pgcode": pgcode})("x")
+        return OperationalError("SELECT 1", {}, orig)
+
+    assert _is_connection_problem(error_with(None))  # connection refused: no SQLSTATE
+    for transient in ("08006", "53300", "57P01", "57014", "40P01"):
+        assert _is_connection_problem(error_with(transient)), transient
+    assert not _is_connection_problem(error_with("54000"))  # program_limit_exceeded
