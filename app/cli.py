@@ -13,12 +13,14 @@ from flask_migrate import upgrade
 
 from app.services import agents as agent_service
 from app.services import demo, maintenance
+from app.services import templates as template_service
 
 log = logging.getLogger(__name__)
 
 agents_cli = AppGroup("agents", help="Manage agents and their API tokens.")
 demo_cli = AppGroup("demo", help="Demo data.")
 maintenance_cli = AppGroup("maintenance", help="Housekeeping.")
+templates_cli = AppGroup("templates", help="WhatsApp message templates.")
 
 
 @agents_cli.command("create")
@@ -93,6 +95,20 @@ def maintenance_prune(days: int | None) -> None:
     click.echo(f"Removed {removed} raw deliveries older than {days} days.")
 
 
+@templates_cli.command("sync")
+def templates_sync() -> None:
+    """Mirror the business account's templates from Meta (WHATSAPP_BUSINESS_ACCOUNT_ID)."""
+    try:
+        result = template_service.sync_templates()
+    except template_service.TemplateSyncError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"Templates synced: {result.added} added, {result.updated} updated, {result.removed} removed, "
+        f"{result.unchanged} unchanged."
+        + (f" {result.skipped} without name or language skipped." if result.skipped else "")
+    )
+
+
 @click.command("bootstrap")
 def bootstrap() -> None:
     """Migrate the database and create a first admin when there is none (used by `make run`)."""
@@ -114,4 +130,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(agents_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(maintenance_cli)
+    app.cli.add_command(templates_cli)
     app.cli.add_command(bootstrap)

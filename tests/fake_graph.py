@@ -78,6 +78,8 @@ class FakeGraph:
     scripts: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     templates: list[dict[str, Any]] = field(default_factory=list)
+    # When set, templates are served in pages of this size, each but the last with `paging.next`.
+    templates_page_size: int | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -110,6 +112,7 @@ class FakeGraph:
             self.scripts.clear()
             self.media.clear()
             self.templates.clear()
+            self.templates_page_size = None
 
     def script(self, kind: str, *answers: Any) -> None:
         """Queue answers for the next requests of `kind`; afterwards it answers success again."""
@@ -180,7 +183,14 @@ class FakeGraph:
         if kind == MARK_READ:
             return self._reply(handler, 200, {"success": True})
         if kind == TEMPLATES:
-            return self._reply(handler, 200, {"data": self.templates, "paging": {"cursors": {}}})
+            if not self.templates_page_size:
+                return self._reply(handler, 200, {"data": self.templates, "paging": {"cursors": {}}})
+            after = parse_qs(urlsplit(handler.path).query).get("after", ["0"])[0]
+            start, size = int(after) if after.isdigit() else 0, self.templates_page_size
+            paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(start + size)}}
+            if start + size < len(self.templates):
+                paging["next"] = f"http://127.0.0.1:{self.port}{path}?limit={size}&after={start + size}"
+            return self._reply(handler, 200, {"data": self.templates[start : start + size], "paging": paging})
         media_id = [p for p in path.split("/") if p][-1]
         if media_id not in self.media:
             return self._reply(handler, *error(100))

@@ -1,0 +1,262 @@
+"""Media of a message, streamed from WhatsApp through Graph's two-step download.
+
+1. the message is read from the database and the transaction ends (`media_source`): no
+   connection is held while bytes flow;
+2. `GET /{media-id}` gives a fresh download URL (it expires after 5 minutes, so it is
+   asked for on every download and never cached);
+3. `GET <url>` with the same bearer token streams the bytes (`open_media`).
+
+Everything keys on the message row's `media_id`, so outbound media (once agents can send
+it) is served the same way as inbound media.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Message
+from app.services.graph import graph_client
+from app.whatsapp.graph import GraphError
+from app.whatsapp.payloads import MEDIA_TYPES
+
+log = logging.getLogger(__name__)
+
+# Browsers may keep a copy for a day, never a shared cache: the bytes are a customer's.
+CACHE_CONTROL = "private, max-age=86400"
+# Even a file a browser renders on its own (a crafted "image" opened in a tab) runs no script
+# and gets no access to the inbox's origin.
+CONTENT_SECURITY_POLICY = "sandbox"
+DEFAULT_MIME_TYPE = "application/octet-stream"
+GRAPH_UNKNOWN_OBJECT = 100  # "Unsupported get request": the media id is unknown or expired
+EXPIRED_MESSAGE = "WhatsApp keeps media for 7 days; this file is no longer available."
+MAX_FILENAME_CHARS = 180
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MIME = re.compile(rf"^{_TOKEN}/{_TOKEN}(?:\s*;\s*{_TOKEN}=(?:{_TOKEN}|\"[^\"\\\x00-\x1f\x7f]*\"))*$")
+_UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\\"]+")
+
+
+class MediaError(Exception):
+    """The media cannot be served: an HTTP status and a JSON body for the API."""
+
+    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"error": error, "message": message, **extra}
+
+
+@dataclass(frozen=True)
+class MediaSource:
+    """What a download needs from the database, detached from it."""
+
+    message_id: int
+    type: str
+    media_id: str
+    mime_type: str | None
+    filename: str | None
+
+
+@dataclass
+class MediaStream:
+    """An open download: the headers to answer with and the bytes, to be closed when done."""
+
+    headers: dict[str, str]
+    body: MediaBody
+
+
+class MediaBody:
+    """The bytes from Graph as a WSGI iterable.
+
+    `close()` releases Graph's connection even when the body is never iterated (a HEAD
+    request, a client gone before the first byte); a generator's `finally` would not run then.
+    """
+
+    def __init__(self, response: requests.Response, chunks: Iterator[bytes], message_id: int) -> None:
+        self._response = response
+        self._chunks = chunks
+        self._message_id = message_id
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._chunks:
+                if chunk:
+                    yield chunk
+        except requests.RequestException as exc:
+            # Too late for an error status: the connection is dropped, so the client sees a
+            # truncated download instead of a file that looks complete.
+            log.warning("media of message %s: download from Graph broke off: %s", self._message_id, exc)
+            raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._response.close()
+
+
+# --- the database part ------------------------------------------------------------------------
+
+
+def source_of(message: Message) -> MediaSource | None:
+    """The media of a message row (inbound or outbound), or None when it has none to serve."""
+    if message.type not in MEDIA_TYPES or not message.media_id or message.deleted_at is not None:
+        return None
+    return MediaSource(
+        message_id=message.id,
+        type=message.type,
+        media_id=message.media_id,
+        mime_type=message.media_mime_type,
+        filename=message.media_filename,
+    )
+
+
+def media_source(message_id: int) -> MediaSource:
+    """Read the message's media from the database, then end the transaction."""
+    message = db.session.execute(select(Message).where(Message.id == message_id)).scalar_one_or_none()
+    source = source_of(message) if message is not None else None
+    # Commit (not roll back) so anything the request already did is kept; either way the
+    # connection goes back to the pool before Graph is called.
+    db.session.commit()
+    if message is None:
+        raise MediaError(404, "not_found", "Message not found.")
+    if source is None:
+        raise MediaError(404, "not_found", "This message has no media.")
+    return source
+
+
+# --- the Graph part (no database) --------------------------------------------------------------
+
+
+def open_media(source: MediaSource) -> MediaStream:
+    """Ask Graph for a fresh URL, start the download and work out the answer's headers."""
+    client = graph_client()
+    try:
+        info = client.media_info(source.media_id)
+        url = info.get("url")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http"):
+            raise GraphError(code=None, title="Graph answered without a download URL")
+        response, chunks = client.download(url)
+    except GraphError as error:
+        raise _failure(source, error) from error
+    headers = answer_headers(
+        source,
+        graph_mime_type=info.get("mime_type") if isinstance(info.get("mime_type"), str) else None,
+        content_length=_content_length(response),
+    )
+    return MediaStream(headers=headers, body=MediaBody(response, chunks, source.message_id))
+
+
+def _failure(source: MediaSource, error: GraphError) -> MediaError:
+    if error.code == GRAPH_UNKNOWN_OBJECT or (error.code is None and error.http_status in (404, 410)):
+        log.info("media of message %s is gone from WhatsApp: %s", source.message_id, error)
+        return MediaError(410, "media_expired", EXPIRED_MESSAGE)
+    log.warning(
+        "media of message %s could not be downloaded: %s (fbtrace_id=%s)", source.message_id, error, error.fbtrace_id
+    )
+    return MediaError(
+        502,
+        "graph_error",
+        f"WhatsApp did not hand over the file: {error.title}",
+        graph_error={
+            "code": error.code,
+            "title": error.title,
+            "details": error.details,
+            "fbtrace_id": error.fbtrace_id,
+        },
+    )
+
+
+def _content_length(response: requests.Response) -> int | None:
+    """The size of what will be streamed, when it is known for sure."""
+    if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+        return None  # requests decompresses: the header counts the compressed bytes
+    raw = response.headers.get("Content-Length", "")
+    return int(raw) if raw.isdigit() else None
+
+
+# --- headers (pure) ----------------------------------------------------------------------------
+
+
+def clean_mime_type(value: str | None) -> str | None:
+    """A syntactically valid `type/subtype; param=value` (kept as is), else None."""
+    if not value:
+        return None
+    value = value.strip()
+    return value if len(value) <= 255 and _MIME.match(value) else None
+
+
+def answer_headers(source: MediaSource, *, graph_mime_type: str | None, content_length: int | None) -> dict[str, str]:
+    mime_type = clean_mime_type(graph_mime_type) or clean_mime_type(source.mime_type) or DEFAULT_MIME_TYPE
+    headers = {
+        "Content-Type": mime_type,
+        "Content-Disposition": content_disposition(source, mime_type),
+        "Cache-Control": CACHE_CONTROL,
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    }
+    if content_length is not None:
+        headers["Content-Length"] = str(content_length)
+    return headers
+
+
+def _shown_inline(source: MediaSource, mime_type: str) -> bool:
+    """Pictures, sound and video open in the browser; documents and anything odd download."""
+    essence = mime_type.split(";", 1)[0].strip().lower()
+    if source.type == "document" or essence == "image/svg+xml":
+        return False
+    return essence.split("/", 1)[0] in ("image", "audio", "video")
+
+
+def content_disposition(source: MediaSource, mime_type: str) -> str:
+    disposition = "inline" if _shown_inline(source, mime_type) else "attachment"
+    name = safe_filename(source.filename) or _fallback_filename(source, mime_type)
+    return f"{disposition}; {filename_parameters(name)}"
+
+
+def safe_filename(name: str | None) -> str | None:
+    """The customer's filename without paths, quotes or control characters, bounded in length."""
+    if not name:
+        return None
+    name = unicodedata.normalize("NFC", name)
+    # Controls, line separators and bidi overrides ("factura\u202efdp.exe") become "_" too.
+    name = "".join("_" if unicodedata.category(c)[0] == "C" or c in "\u2028\u2029" else c for c in name)
+    name = _UNSAFE_FILENAME.sub("_", name).strip(" ._")
+    if len(name) > MAX_FILENAME_CHARS:
+        stem, dot, extension = name.rpartition(".")
+        if dot and 0 < len(extension) <= 10:
+            name = stem[: MAX_FILENAME_CHARS - len(extension) - 1] + "." + extension
+        else:
+            name = name[:MAX_FILENAME_CHARS]
+    return name or None
+
+
+def _fallback_filename(source: MediaSource, mime_type: str) -> str:
+    extension = mimetypes.guess_extension(mime_type.split(";", 1)[0].strip().lower()) or ""
+    return f"whatsapp-{source.type}-{source.message_id}{extension}"
+
+
+def _ascii(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return _UNSAFE_FILENAME.sub("_", text).strip(" ._")
+
+
+def filename_parameters(name: str) -> str:
+    """`filename="…"` in plain ASCII, plus RFC 5987 `filename*=UTF-8''…` when it is not ASCII."""
+    if name.isascii():
+        return f'filename="{name}"'
+    stem, dot, extension = name.rpartition(".")
+    if not dot:
+        stem, extension = name, ""
+    ascii_extension = _ascii(extension)
+    ascii_name = (_ascii(stem) or "download") + (f".{ascii_extension}" if ascii_extension else "")
+    return f"filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
