@@ -10,6 +10,7 @@ from flask import Flask
 from flask_babel import format_datetime, get_locale
 from sqlalchemy import select
 
+from app.api import actions as _action_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import media as _media_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import sending as _sending_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import templates as _templates_routes  # noqa: F401  (its routes join the api blueprint)

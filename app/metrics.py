@@ -44,6 +44,11 @@ GRAPH_REQUESTS = Counter(
     "Graph API calls by operation and result (ok, a Meta error code, timeout, unreachable, http_<status>)",
     ["operation", "result"],
 )
+READ_RECEIPTS = Counter(
+    "inbox_read_receipts_total",
+    "Marking a conversation read: the read receipt to WhatsApp was sent, failed or not needed",
+    ["result"],
+)
 DB_UNAVAILABLE = Counter(
     "inbox_db_unavailable_total",
     "Requests answered 503 because the database was unreachable or the pool exhausted",

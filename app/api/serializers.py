@@ -150,3 +150,14 @@ def message(row: Any, reactions: dict[str, list[dict[str, Any]]]) -> dict[str, A
     if not m.deleted_at:
         data.update(_type_fields(m))
     return data
+
+
+def canned_response(row: Any) -> dict[str, Any]:
+    c = row.CannedResponse
+    return {
+        "id": c.id,
+        "short_code": c.short_code,
+        "text": c.text,
+        "created_by": {"id": c.created_by_id, "name": row.created_by_name} if c.created_by_id else None,
+        "created_at": iso(c.created_at),
+    }
