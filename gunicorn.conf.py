@@ -28,6 +28,12 @@ keepalive = 5
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 max_requests = 1000
 max_requests_jitter = 100
+# Render adds --access-logfile - ; its lines are then JSON like the app's own.
+access_log_format = (
+    '{"logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", '
+    '"status": %(s)s, "bytes": "%(B)s", "duration_ms": %(M)s, "request_id": "%({x-request-id}o)s", '
+    '"user_agent": "%(a)s"}'
+)
 
 
 def when_ready(server):  # type: ignore[no-untyped-def]

@@ -110,7 +110,15 @@ class PostgresProxy:
 class Gunicorn:
     """The app under gunicorn (gthread workers), as deployed."""
 
-    def __init__(self, database_url: str, *, workers: int = 2, threads: int = 4, env: dict | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        workers: int = 2,
+        threads: int = 4,
+        env: dict | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {

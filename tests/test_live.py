@@ -29,10 +29,13 @@ def _scalar(database_url: str, sql: str) -> int:
         engine.dispose()
 
 
-def test_same_delivery_posted_50_times_concurrently_stores_one_row_per_message(committed_db):
+@pytest.mark.parametrize("preload", [False, True], ids=["fork-then-load", "preload-as-on-render"])
+def test_same_delivery_posted_50_times_concurrently_stores_one_row_per_message(committed_db, preload):
+    """Also under Render's --preload: no database connection is shared across the fork."""
     messages = [meta.message(content={"body": f"simultáneo {i}"}) for i in range(3)]
     body = meta.encode(meta.delivery(meta.value(messages=messages)))
-    with Gunicorn(committed_db) as server, ThreadPoolExecutor(max_workers=50) as pool:
+    args = ("--preload", "--access-logfile", "-") if preload else ()
+    with Gunicorn(committed_db, extra_args=args) as server, ThreadPoolExecutor(max_workers=50) as pool:
         responses = list(pool.map(lambda _: server.post_webhook(body), range(50)))
     assert [r.status_code for r in responses] == [200] * 50
     assert _scalar(committed_db, "SELECT count(*) FROM messages") == 3
