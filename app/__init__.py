@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g
 from flask_babel import format_datetime, get_locale
 from sqlalchemy import select
 
@@ -77,9 +77,12 @@ def register_extensions(app: Flask) -> None:
     def load_agent(agent_id: str) -> Agent | None:
         if not agent_id.isdigit():
             return None
-        return db.session.execute(
+        agent = db.session.execute(
             select(Agent).where(Agent.id == int(agent_id), Agent.active.is_(True))
         ).scalar_one_or_none()
+        if agent is not None:
+            g.agent_id = agent.id  # for the access log, without reloading the row later
+        return agent
 
 
 def format_iso_datetime(value: str | None) -> str:

@@ -98,7 +98,12 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
-        return _answer(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or "")
+        response = _answer(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or "")
+        # Keep what the exception says about itself (Allow on 405, WWW-Authenticate on 401).
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception):  # type: ignore[no-untyped-def]

@@ -28,6 +28,7 @@ from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.datastructures import WWWAuthenticate
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -127,7 +128,7 @@ def _metrics_view():  # type: ignore[no-untyped-def]
         abort(404)
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        abort(401)
+        abort(401, www_authenticate=WWWAuthenticate("bearer", {"realm": "metrics"}))
     _update_memory(force=True)
     data, content_type = _exporter_instance().generate_metrics(request.headers.get("Accept"))
     return data, 200, {"Content-Type": content_type, "Cache-Control": "no-store"}

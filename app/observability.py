@@ -74,14 +74,16 @@ def _finish_request(response: Response) -> Response:
         response.headers["X-Request-ID"] = request_id
     started = g.get("request_started")
     duration = time.perf_counter() - started if started is not None else 0.0
-    agent = g.get("agent") or g.get("_login_user")
+    # The id was kept when the agent was identified: reading it from the ORM object after a
+    # commit would reload the row (one more query per request).
+    agent_id = g.get("agent_id")
     fields = {
         "method": request.method,
         "route": request.url_rule.rule if request.url_rule else None,
         "path": request.path,
         "status": response.status_code,
         "duration_ms": round(duration * 1000, 2),
-        "agent_id": getattr(agent, "id", None),
+        "agent_id": agent_id,
     }
     if duration > SLOW_REQUEST_SECONDS:
         access_log.warning("slow request", **fields)

@@ -292,3 +292,29 @@ def test_list_and_thread_answer_304_to_a_matching_etag_and_200_after_a_change(cl
     for url, etag in etags.items():
         changed = client.get(url, headers={**auth, "If-None-Match": etag})
         assert changed.status_code == 200 and changed.headers["ETag"] != etag
+
+
+@pytest.mark.parametrize("params", [{"page": "²"}, {"per_page": "١٠"}, {"assignee": "³"}, {"assignee": "0"}])
+def test_non_ascii_digits_and_agent_zero_are_400_not_500(client, auth, params):
+    response = client.get("/whatsapp/api/conversaciones", headers=auth, query_string=params)
+    assert response.status_code == 400
+
+
+def test_405_keeps_its_allow_header(client, auth):
+    response = client.delete("/whatsapp/api/conversaciones", headers=auth)
+    assert response.status_code == 405 and "GET" in response.headers["Allow"]
+
+
+def test_deleted_messages_show_no_preview_anywhere(client, auth, post_webhook):
+    wa_id = "5491950000001"
+    original = meta.message(sender=wa_id, content={"body": "texto que se borra"})
+    reply = meta.message(sender=wa_id, content={"body": "respuesta"}, context={"id": original["id"]})
+    revoke = meta.message("revoke", sender=wa_id, content={"original_message_id": original["id"]})
+    post_webhook(meta.delivery(meta.value(messages=[original, reply], contacts=[meta.contact(wa_id, "Borra")])))
+    post_webhook(meta.delivery(meta.value(messages=[revoke], contacts=[meta.contact(wa_id, "Borra")])))
+    cid = _conversation_id(wa_id)
+    thread = client.get(f"/whatsapp/api/conversaciones/{cid}/mensajes", headers=auth).json["messages"]
+    by_wamid = {m["wamid"]: m for m in thread}
+    assert by_wamid[original["id"]]["deleted"] is True and by_wamid[original["id"]]["text"] is None
+    assert by_wamid[reply["id"]]["reply_to"]["preview"] is None
+    assert "texto que se borra" not in client.get(f"/whatsapp/api/conversaciones/{cid}/mensajes", headers=auth).text

@@ -18,7 +18,7 @@ def display_name(name: str | None, wa_id: str | None, user_id: str | None) -> st
     if name:
         return name
     if wa_id:
-        return "+" + wa_id if wa_id.isdigit() else wa_id
+        return "+" + wa_id if wa_id.isascii() and wa_id.isdigit() else wa_id
     return user_id or "?"
 
 
@@ -48,7 +48,7 @@ def conversation_summary(row: Any) -> dict[str, Any]:
             {
                 "id": row.la_id,
                 "type": row.la_type,
-                "preview": row.la_preview,
+                "preview": None if row.la_deleted_at else row.la_preview,
                 "sent_at": iso(row.la_sent_at),
                 "status": row.la_status,
                 "agent": {"id": row.la_agent_id, "name": row.la_agent_name} if row.la_agent_id else None,
@@ -90,7 +90,7 @@ def _type_fields(m: Message) -> dict[str, Any]:
             }
         }
     if m.type == "contacts":
-        return {"contacts": body if isinstance(body, list) else []}
+        return {"contacts": [c for c in body if isinstance(c, dict)] if isinstance(body, list) else []}
     if m.type in ("interactive", "button", "order", "system"):
         return {m.type: body if isinstance(body, dict) else {}}
     if m.type not in ("text", "unsupported", "template", "note"):
@@ -122,7 +122,7 @@ def message(row: Any, reactions: dict[str, list[dict[str, Any]]]) -> dict[str, A
                 "wamid": m.reply_to_wamid,
                 "direction": row.reply_direction,
                 "type": row.reply_type,
-                "preview": row.reply_preview,
+                "preview": None if row.reply_deleted_at else row.reply_preview,
             }
             if m.reply_to_wamid
             else None

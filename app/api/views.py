@@ -43,7 +43,7 @@ def _int_arg(name: str, default: int | None, minimum: int, maximum: int | None =
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise BadParameter(name, f"'{name}' must be a whole number.")
     value = int(raw)
     if value < minimum or (maximum is not None and value > maximum):
@@ -62,7 +62,7 @@ def _filters() -> ConversationFilters:
             raise BadParameter("status", f"'status' must be one of {', '.join(CONVERSATION_STATUSES)} or all.")
     assignee: str | int = request.args.get("assignee", "all").strip() or "all"
     if assignee not in ("all", "me", "unassigned"):
-        if not str(assignee).isdigit() or int(assignee) > 2**31 - 1:
+        if not (assignee.isascii() and assignee.isdigit()) or not 0 < int(assignee) < 2**31:
             raise BadParameter("assignee", "'assignee' must be me, unassigned, all or an agent id.")
         assignee = int(assignee)
     q = request.args.get("q", "").strip() or None

@@ -39,8 +39,10 @@ def api_auth_required(view: Callable[..., Any]) -> Callable[..., Any]:
             if agent is None:
                 return _unauthorized("The token is unknown, revoked or expired.")
             g.agent = agent
+            g.agent_id = agent.id
         elif current_user.is_authenticated:
             g.agent = current_user
+            g.agent_id = current_user.id
         else:
             return _unauthorized("Log in or send an API token.")
         return view(*args, **kwargs)

@@ -114,6 +114,7 @@ def summary_select() -> Select[Any]:
             last_agent.id.label("la_id"),
             last_agent.type.label("la_type"),
             func.left(last_agent.text, PREVIEW_CHARS).label("la_preview"),
+            last_agent.deleted_at.label("la_deleted_at"),
             last_agent.sent_at.label("la_sent_at"),
             last_agent.status.label("la_status"),
             last_agent_sender.id.label("la_agent_id"),
@@ -196,6 +197,7 @@ def thread_select() -> Select[Any]:
             reply.direction.label("reply_direction"),
             reply.type.label("reply_type"),
             func.left(reply.text, PREVIEW_CHARS).label("reply_preview"),
+            reply.deleted_at.label("reply_deleted_at"),
         )
         .outerjoin(agent, agent.id == Message.agent_id)
         .outerjoin(reply, reply.wamid == Message.reply_to_wamid)

@@ -181,7 +181,7 @@ def _content_length(response: requests.Response) -> int | None:
     if response.headers.get("Content-Encoding", "identity").lower() != "identity":
         return None  # requests decompresses: the header counts the compressed bytes
     raw = response.headers.get("Content-Length", "")
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 # --- headers (pure) ----------------------------------------------------------------------------

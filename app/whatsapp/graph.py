@@ -138,7 +138,9 @@ class GraphClient:
             if not error.retryable or attempt > self.max_retries:
                 raise error from cause
             delay = self.backoff * (2 ** (attempt - 1))
-            log.warning("graph %s %s failed (%s); retry %d in %.1f s", method, url, error, attempt, delay)
+            # Without the query string: Meta's paging URLs carry the access token.
+            safe_url = url.split("?", 1)[0]
+            log.warning("graph %s %s failed (%s); retry %d in %.1f s", method, safe_url, error, attempt, delay)
             time.sleep(delay)
 
     def _observe(self, operation: str, result: str) -> None:
@@ -180,9 +182,11 @@ class GraphClient:
         )
 
     def mark_read(self, phone_number_id: str, wamid: str) -> None:
+        """Blue ticks for `wamid`. Best effort: a read timeout is not retried, so a hanging Graph
+        costs one read timeout, well inside gunicorn's worker timeout."""
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
         self._request(
-            "POST", f"{self.base_url}/{phone_number_id}/messages", json=body, operation="mark_read", idempotent=True
+            "POST", f"{self.base_url}/{phone_number_id}/messages", json=body, operation="mark_read", idempotent=False
         )
 
     def media_info(self, media_id: str) -> dict[str, Any]:
