@@ -165,6 +165,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 5, minimum=1),
         # Meta's deliveries are at most 3 MB; anything larger is refused with 413 before reading.
         "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
+        # CSRF tokens live as long as the session: agents keep the inbox open all day.
+        "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

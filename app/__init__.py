@@ -10,6 +10,7 @@ from flask import Flask, g
 from flask_babel import format_datetime, get_locale
 from sqlalchemy import select
 
+from app.admin.views import bp as admin_bp
 from app.api import actions as _action_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import media as _media_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import sending as _sending_routes  # noqa: F401  (its routes join the api blueprint)
@@ -21,7 +22,9 @@ from app.embedded_db import embedded_server_url
 from app.errors import register_error_handlers as register_errors
 from app.extensions import babel, csrf, db, login_manager, migrate
 from app.health import bp as health_bp
-from app.i18n import select_locale
+from app.i18n import select_locale, select_timezone
+from app.inbox.assets import init_assets
+from app.inbox.security import init_security_headers
 from app.inbox.views import bp as inbox_bp
 from app.metrics import init_metrics
 from app.models import Agent
@@ -69,7 +72,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "es")
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(PROJECT_ROOT / "translations"))
-    babel.init_app(app, locale_selector=select_locale)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.filters["datetime"] = format_iso_datetime
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "es")
 
@@ -98,6 +101,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(inbox_bp)
+    app.register_blueprint(admin_bp)
+    init_assets(app)
+    init_security_headers(app)
     # Meta signs its POSTs (no browser session); API clients send a bearer token.
     csrf.exempt(webhook_bp)
     csrf.exempt(api_bp)

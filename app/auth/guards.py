@@ -8,10 +8,23 @@ from typing import Any
 
 from flask import g, jsonify, request
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms.validators import ValidationError
 
 from app.auth.tokens import agent_for_token
 from app.extensions import db
 from app.models import Agent
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _csrf_header_valid() -> bool:
+    """The browser pages send the page's CSRF token in `X-CSRFToken`; a bearer token needs none."""
+    try:
+        validate_csrf(request.headers.get("X-CSRFToken", ""))
+    except (ValidationError, CSRFError):
+        return False
+    return True
 
 
 def current_agent() -> Agent:
@@ -41,6 +54,13 @@ def api_auth_required(view: Callable[..., Any]) -> Callable[..., Any]:
             g.agent = agent
             g.agent_id = agent.id
         elif current_user.is_authenticated:
+            if request.method not in SAFE_METHODS and not _csrf_header_valid():
+                response = jsonify(
+                    error="csrf_failed",
+                    message="A request authenticated by the session cookie needs a valid X-CSRFToken header.",
+                )
+                response.status_code = 403
+                return response
             g.agent = current_user
             g.agent_id = current_user.id
         else:

@@ -1,66 +1,156 @@
-"""The agents' pages: the two-pane inbox, server-rendered."""
+"""The agents' pages: the two-pane inbox, server-rendered.
+
+The page and the fragments the browser polls for live updates are rendered by the same
+templates (templates/inbox/_list.html and _thread.html), so there is one way a row or a
+message looks. Fragments answer `ETag` and `304 Not Modified` to `If-None-Match`: an idle
+inbox costs one small query and no body every couple of seconds. Everything that changes data
+goes through the JSON API (/whatsapp/api), with the page's CSRF token in `X-CSRFToken`.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from typing import Any
+
+from flask import Blueprint, Response, abort, make_response, redirect, render_template, request, session
 from flask_login import current_user, login_required
+from sqlalchemy import select
 
 from app.api import serializers
+from app.auth.views import safe_next
 from app.extensions import db
+from app.i18n import LANGUAGES, TZ_COOKIE, time_zones, valid_time_zone
+from app.inbox.formatting import init_formatting
+from app.models import Agent
 from app.models.conversations import CONVERSATION_STATUSES
 from app.services.conversations import (
     ConversationFilters,
+    UnknownCursor,
     get_conversation_summary,
     list_conversations,
     list_messages,
 )
 
 bp = Blueprint("inbox", __name__)
+bp.record_once(lambda state: init_formatting(state.app))
 
 TABS = ("mine", "unassigned", "all")
+STATUS_FILTERS = (*CONVERSATION_STATUSES, "all")
 PER_PAGE = 25
+THREAD_PAGE = 40
+MAX_ID = 2**31 - 1
 
 
-def _arg_int(name: str, default: int) -> int:
+def _arg_int(name: str, default: int, maximum: int = MAX_ID) -> int:
     raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 2**31 else default
+    return int(raw) if raw.isdigit() and 0 < int(raw) <= maximum else default
+
+
+def _list_state() -> dict[str, Any]:
+    tab = request.args.get("tab", "all")
+    status = request.args.get("status", "open")
+    q = request.args.get("q", "").replace("\x00", "").strip()[:100]
+    return {
+        "tab": tab if tab in TABS else "all",
+        "status": status if status in STATUS_FILTERS else "open",
+        "q": q,
+        "page": _arg_int("page", 1, maximum=1_000_000),
+    }
+
+
+def _list_context(state: dict[str, Any], selected_id: int | None) -> dict[str, Any]:
+    filters = ConversationFilters(
+        statuses=() if state["status"] == "all" else (state["status"],),
+        assignee="me" if state["tab"] == "mine" else state["tab"],
+        q=state["q"] or None,
+    )
+    result = list_conversations(
+        db.session, agent_id=current_user.id, filters=filters, page=state["page"], per_page=PER_PAGE
+    )
+    return {
+        **state,
+        "result": result,
+        "conversations": [serializers.conversation_summary(row) for row in result.rows],
+        "selected_id": selected_id,
+    }
+
+
+def _thread_context(conversation_id: int) -> dict[str, Any]:
+    row = get_conversation_summary(db.session, conversation_id) if conversation_id <= MAX_ID else None
+    if row is None:
+        abort(404)
+    page = list_messages(db.session, conversation_id, before=None, limit=THREAD_PAGE)
+    return {
+        "selected": serializers.conversation_summary(row),
+        "thread": [serializers.message(m, page.reactions) for m in page.messages],
+        "next_cursor": page.next_cursor,
+    }
+
+
+def _agents() -> list[Agent]:
+    return list(db.session.execute(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name)).scalars())
+
+
+def _conditional(html: str) -> Response:
+    """A fragment with an ETag of its body; 304 when the browser already has it."""
+    response = make_response(html)
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["Vary"] = "Cookie"
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @bp.get("/")
 @login_required
 def index():  # type: ignore[no-untyped-def]
-    tab = request.args.get("tab", "all")
-    tab = tab if tab in TABS else "all"
-    status = request.args.get("status", "open")
-    status = status if status in (*CONVERSATION_STATUSES, "all") else "open"
-    q = request.args.get("q", "").strip()[:100] or None
-    page = _arg_int("page", 1)
-    filters = ConversationFilters(
-        statuses=() if status == "all" else (status,),
-        assignee="me" if tab == "mine" else tab,
-        q=q.replace("\x00", "") if q else None,
-    )
-    result = list_conversations(db.session, agent_id=current_user.id, filters=filters, page=page, per_page=PER_PAGE)
-    conversations = [serializers.conversation_summary(row) for row in result.rows]
-
-    selected = None
-    thread = None
-    selected_id = _arg_int("c", 0)
+    selected_id = _arg_int("c", 0) or None
+    context = _list_context(_list_state(), selected_id)
     if selected_id:
-        row = get_conversation_summary(db.session, selected_id)
-        if row is None:
-            abort(404)
-        selected = serializers.conversation_summary(row)
-        page_of_messages = list_messages(db.session, selected_id, before=None, limit=50)
-        thread = [serializers.message(m, page_of_messages.reactions) for m in page_of_messages.messages]
-    return render_template(
-        "inbox/index.html",
-        conversations=conversations,
-        result=result,
-        tab=tab,
-        status=status,
-        q=q or "",
-        selected=selected,
-        thread=thread,
-        statuses=CONVERSATION_STATUSES,
-    )
+        context.update(_thread_context(selected_id))
+    return render_template("inbox/index.html", agents=_agents(), **context)
+
+
+@bp.get("/inbox/fragments/list")
+@login_required
+def list_fragment():  # type: ignore[no-untyped-def]
+    context = _list_context(_list_state(), _arg_int("c", 0) or None)
+    return _conditional(render_template("inbox/_list.html", **context))
+
+
+@bp.get("/inbox/fragments/conversations/<int:conversation_id>")
+@login_required
+def thread_fragment(conversation_id: int):  # type: ignore[no-untyped-def]
+    context = {**_list_state(), **_thread_context(conversation_id)}
+    return _conditional(render_template("inbox/_thread.html", agents=_agents(), **context))
+
+
+@bp.get("/inbox/fragments/conversations/<int:conversation_id>/older")
+@login_required
+def older_fragment(conversation_id: int):  # type: ignore[no-untyped-def]
+    before = _arg_int("before", 0, maximum=2**63 - 1)
+    if not before or conversation_id > MAX_ID:
+        abort(404)
+    try:
+        page = list_messages(db.session, conversation_id, before=before, limit=THREAD_PAGE)
+    except UnknownCursor:
+        abort(404)
+    thread = [serializers.message(m, page.reactions) for m in page.messages]
+    return _conditional(render_template("inbox/_messages.html", thread=thread, next_cursor=page.next_cursor))
+
+
+@bp.post("/preferences")
+def preferences():  # type: ignore[no-untyped-def]
+    """Language and time zone of the pages (CSRF-checked like every form); kept in the session."""
+    lang = request.form.get("lang", "")
+    if lang in LANGUAGES:
+        session["lang"] = lang
+    zone = request.form.get("tz", "")
+    if zone == "auto":
+        session.pop("tz", None)
+    elif valid_time_zone(zone):
+        session["tz"] = zone
+    return redirect(safe_next(request.form.get("next")))
+
+
+@bp.app_context_processor
+def page_globals() -> dict[str, Any]:
+    return {"LANGUAGES": LANGUAGES, "TIME_ZONES": time_zones, "TZ_COOKIE": TZ_COOKIE}

@@ -75,3 +75,50 @@ def authenticate(email: str, password: str) -> Agent | None:
     if agent is None or not agent.active or not agent.check_password(password):
         return None
     return agent
+
+
+# --- administration from the admin page ---------------------------------------------------
+
+
+def get_agent(agent_id: int) -> Agent | None:
+    return db.session.get(Agent, agent_id) if 1 <= agent_id <= 2**31 - 1 else None
+
+
+def _other_active_admins(agent: Agent) -> int:
+    return db.session.execute(
+        select(func.count())
+        .select_from(Agent)
+        .where(Agent.role == "admin", Agent.active.is_(True), Agent.id != agent.id)
+    ).scalar_one()
+
+
+def set_role(agent: Agent, role: str) -> Agent:
+    """Change an agent's role; the last active admin cannot stop being one."""
+    if role not in ROLES:
+        raise AgentError(f"role must be one of {', '.join(ROLES)}.")
+    if agent.role == "admin" and role != "admin" and agent.active and _other_active_admins(agent) == 0:
+        raise AgentError("The last active admin cannot stop being an admin.")
+    agent.role = role
+    db.session.commit()
+    return agent
+
+
+def set_active(agent: Agent, active: bool) -> Agent:
+    """Deactivate (tokens revoked, sessions end on their next request) or reactivate an agent."""
+    if not active and agent.role == "admin" and agent.active and _other_active_admins(agent) == 0:
+        raise AgentError("The last active admin cannot be deactivated.")
+    agent.active = active
+    if not active:
+        revoke_tokens(db.session, agent)
+    db.session.commit()
+    return agent
+
+
+def reset_password(agent: Agent, password: str | None = None) -> str:
+    """Set a new password (a generated one when none is given); returns it to be shown once."""
+    password = password or secrets.token_urlsafe(12)
+    if len(password) < 10:
+        raise AgentError("The password must have at least 10 characters.")
+    agent.set_password(password)
+    db.session.commit()
+    return password

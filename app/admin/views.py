@@ -1,0 +1,183 @@
+"""The admin page: agents (list, create, deactivate, reactivate, reset a password, change
+role) and the template sync. Admins only; every change is a CSRF-checked POST."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from app.admin.forms import ROLE_CHOICES, ActionForm, CreateAgentForm, RoleForm
+from app.extensions import db
+from app.models import Agent, MessageTemplate
+from app.services import agents as agent_service
+from app.services import templates as template_service
+from app.services.agents import AgentError
+from app.services.templates import TemplateSyncError
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    @login_required
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def _agent_or_404(agent_id: int) -> Agent:
+    agent = agent_service.get_agent(agent_id)
+    if agent is None:
+        abort(404)
+    return agent
+
+
+def _page(create_form: CreateAgentForm | None = None, status: int = 200, **extra: Any):  # type: ignore[no-untyped-def]
+    templates = db.session.execute(
+        select(
+            func.count(), func.count().filter(MessageTemplate.status == "APPROVED"), func.max(MessageTemplate.synced_at)
+        )
+    ).one()
+    return (
+        render_template(
+            "admin/index.html",
+            agents=agent_service.list_agents(),
+            create_form=create_form or CreateAgentForm(),
+            role_choices=ROLE_CHOICES,
+            action_form=ActionForm(),
+            templates_total=templates[0],
+            templates_approved=templates[1],
+            templates_synced_at=templates[2].isoformat() if templates[2] else None,
+            **extra,
+        ),
+        status,
+    )
+
+
+@bp.get("/")
+@admin_required
+def index():  # type: ignore[no-untyped-def]
+    return _page()
+
+
+@bp.post("/agents")
+@admin_required
+def create_agent():  # type: ignore[no-untyped-def]
+    form = CreateAgentForm()
+    if not form.validate_on_submit():
+        return _page(form, 400)
+    password = form.password.data or secrets.token_urlsafe(12)
+    try:
+        agent = agent_service.create_agent(form.email.data or "", form.name.data or "", password, role=form.role.data)
+    except AgentError as error:
+        form.email.errors = [*form.email.errors, _agent_error(error)]
+        return _page(form, 400)
+    if not form.password.data:
+        # A generated password is shown once, in this answer only.
+        return _page(shown_password=(agent, password), created=True)
+    flash(_("Agent %(name)s created.", name=agent.name), "success")
+    return redirect(url_for("admin.index"))
+
+
+def _agent_error(error: AgentError) -> str:
+    """The service's reasons, in the page's language."""
+    text = str(error)
+    if "already exists" in text:
+        return _("An agent with this email already exists.")
+    if "not an email" in text:
+        return _("This is not an email address.")
+    if "last active admin" in text:
+        return _("There must always be at least one active admin.")
+    if "at least 10" in text:
+        return _("The password must have at least 10 characters.")
+    return text
+
+
+@bp.post("/agents/<int:agent_id>/role")
+@admin_required
+def change_role(agent_id: int):  # type: ignore[no-untyped-def]
+    agent = _agent_or_404(agent_id)
+    form = RoleForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        agent_service.set_role(agent, form.role.data)
+    except AgentError as error:
+        flash(_agent_error(error), "error")
+    else:
+        flash(_("%(name)s is now %(role)s.", name=agent.name, role=dict(form.role.choices)[form.role.data]), "success")
+    return redirect(url_for("admin.index"))
+
+
+@bp.post("/agents/<int:agent_id>/deactivate")
+@admin_required
+def deactivate(agent_id: int):  # type: ignore[no-untyped-def]
+    return _set_active(agent_id, False)
+
+
+@bp.post("/agents/<int:agent_id>/activate")
+@admin_required
+def activate(agent_id: int):  # type: ignore[no-untyped-def]
+    return _set_active(agent_id, True)
+
+
+def _set_active(agent_id: int, active: bool):  # type: ignore[no-untyped-def]
+    agent = _agent_or_404(agent_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if not active and agent.id == current_user.id:
+        flash(_("You cannot deactivate your own account."), "error")
+        return redirect(url_for("admin.index"))
+    try:
+        agent_service.set_active(agent, active)
+    except AgentError as error:
+        flash(_agent_error(error), "error")
+    else:
+        if active:
+            flash(_("%(name)s can log in again.", name=agent.name), "success")
+        else:
+            flash(_("%(name)s can no longer log in.", name=agent.name), "success")
+    return redirect(url_for("admin.index"))
+
+
+@bp.post("/agents/<int:agent_id>/password")
+@admin_required
+def reset_password(agent_id: int):  # type: ignore[no-untyped-def]
+    agent = _agent_or_404(agent_id)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    # Shown once in this answer; never put in a flash (the session cookie is signed, not encrypted).
+    return _page(shown_password=(agent, agent_service.reset_password(agent)))
+
+
+@bp.post("/templates/sync")
+@admin_required
+def sync_templates():  # type: ignore[no-untyped-def]
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        result = template_service.sync_templates()
+    except TemplateSyncError as error:
+        flash(_("The templates could not be synced: %(reason)s", reason=str(error)), "error")
+    else:
+        flash(
+            _(
+                "Templates synced: %(added)s added, %(updated)s updated, %(removed)s removed, %(unchanged)s unchanged.",
+                added=result.added,
+                updated=result.updated,
+                removed=result.removed,
+                unchanged=result.unchanged,
+            ),
+            "success",
+        )
+    return redirect(url_for("admin.index"))

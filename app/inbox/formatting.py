@@ -1,0 +1,134 @@
+"""Jinja filters for the pages: times in the agent's language and time zone.
+
+Every value comes from the API serialisers as an ISO 8601 string (UTC); Flask-Babel converts it
+to the agent's time zone (app/i18n.py) and formats it in the page's language.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from flask import Flask
+from flask_babel import format_date, format_datetime, format_time, format_timedelta, get_timezone
+from flask_babel import gettext as _
+
+
+def parse(value: str | datetime | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _local(value: datetime) -> datetime:
+    return value.astimezone(get_timezone())
+
+
+def clock(value: str | None) -> str:
+    """The time of day, e.g. 14:05 (es) or 2:05 PM (en)."""
+    moment = parse(value)
+    return format_time(moment, "short") if moment else ""
+
+
+def full_datetime(value: str | None) -> str:
+    moment = parse(value)
+    return format_datetime(moment, "medium") if moment else ""
+
+
+def relative(value: str | None, now: datetime | None = None) -> str:
+    """How long ago, for the conversation list: "ahora", "hace 5 min", "ayer", then a date."""
+    moment = parse(value)
+    if moment is None:
+        return ""
+    now = now or datetime.now(UTC)
+    delta = now - moment
+    if delta < timedelta(minutes=1):
+        return _("now")
+    if delta < timedelta(hours=12):
+        return format_timedelta(-delta, granularity="minute", add_direction=True, format="short")
+    today = _local(now).date()
+    day = _local(moment).date()
+    if day == today:
+        return format_time(moment, "short")
+    if day == today - timedelta(days=1):
+        return _("yesterday")
+    if (today - day).days < 7:
+        return format_date(moment, "EEEE")
+    return format_date(moment, "short")
+
+
+def day_label(value: str | None, now: datetime | None = None) -> str:
+    """The day separator of the thread: "Hoy", "Ayer" or the date."""
+    moment = parse(value)
+    if moment is None:
+        return ""
+    today = _local(now or datetime.now(UTC)).date()
+    day = _local(moment).date()
+    if day == today:
+        return _("Today")
+    if day == today - timedelta(days=1):
+        return _("Yesterday")
+    return format_date(moment, "full" if (today - day).days < 180 else "long")
+
+
+def day_key(value: str | None) -> str:
+    moment = parse(value)
+    return _local(moment).date().isoformat() if moment else ""
+
+
+def window_open(value: str | None, now: datetime | None = None) -> bool:
+    moment = parse(value)
+    return moment is not None and moment > (now or datetime.now(UTC))
+
+
+def time_left(value: str | None, now: datetime | None = None) -> str:
+    """What is left of the 24-hour window, e.g. "5 h 12 min"."""
+    moment = parse(value)
+    if moment is None:
+        return ""
+    seconds = max(0, int((moment - (now or datetime.now(UTC))).total_seconds()))
+    hours, minutes = seconds // 3600, (seconds % 3600) // 60
+    if hours:
+        return _("%(hours)s h %(minutes)s min", hours=hours, minutes=minutes)
+    return _("%(minutes)s min", minutes=max(minutes, 1))
+
+
+def initials(name: str | None) -> str:
+    words = [w for w in (name or "").replace("+", " ").split() if w[:1].isalnum()]
+    if not words:
+        return "#"
+    if words[0].isdigit():
+        return words[0][-2:]
+    return "".join(w[0] for w in words[:2]).upper()
+
+
+def avatar_class(seed: object) -> str:
+    """One of eight colour classes, stable for a conversation (no inline style: strict CSP)."""
+    return f"av-{int(hashlib.sha256(str(seed).encode()).hexdigest(), 16) % 8}"
+
+
+def file_size(value: int | None) -> str:
+    if not value:
+        return ""
+    for unit in ("B", "KB", "MB"):
+        if value < 1024 or unit == "MB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024  # type: ignore[assignment]
+    return ""
+
+
+def init_formatting(app: Flask) -> None:
+    for name, function in {
+        "clock": clock,
+        "full_datetime": full_datetime,
+        "relative": relative,
+        "day_label": day_label,
+        "day_key": day_key,
+        "window_open": window_open,
+        "time_left": time_left,
+        "initials": initials,
+        "avatar_class": avatar_class,
+    }.items():
+        app.jinja_env.filters[name] = function
