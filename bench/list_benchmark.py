@@ -6,7 +6,7 @@ For each scale it prepares its own database (`inbox_bench_<conversations>x<messa
 embedded PostgreSQL under instance/pg-bench, or on the server of BENCH_DATABASE_URL): Alembic
 migrations, an agent, then the demo seed (`app.services.demo.seed`), VACUUM ANALYZE. A seeded
 database is reused by later runs when its row counts, the migrations and the seed code still
-match (seeding 1 M messages takes about a minute).
+match (seeding 1 M messages takes 15 s to a minute).
 
 It then starts two gunicorns with the same settings (`-k gthread -w 2 --threads 4`, or
 `-c gunicorn.conf.py` when the repository has one), the app (`wsgi:app`) and the baselines
@@ -208,7 +208,7 @@ def prepare_database(server: BenchServer, scale: Scale, force: bool) -> tuple[st
         log.info(note)
         return url, note
     log.info(
-        "seeding %s into %s — about a minute per million messages; later runs reuse it",
+        "seeding %s into %s (tens of seconds per million messages; later runs reuse it)",
         scale.label,
         scale.database,
     )
