@@ -7,7 +7,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
-ROLE_CHOICES = [("agent", _l("Agent")), ("admin", _l("Admin"))]
+ROLE_CHOICES = [("agent", _l("Agent")), ("admin", _l("Administrator"))]
 
 
 class CreateAgentForm(FlaskForm):

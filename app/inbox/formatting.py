@@ -10,7 +10,8 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask
-from flask_babel import format_date, format_datetime, format_time, format_timedelta, get_timezone
+from babel.dates import format_timedelta
+from flask_babel import format_date, format_datetime, format_time, get_locale, get_timezone
 from flask_babel import gettext as _
 
 
@@ -47,7 +48,7 @@ def relative(value: str | None, now: datetime | None = None) -> str:
     if delta < timedelta(minutes=1):
         return _("now")
     if delta < timedelta(hours=12):
-        return format_timedelta(-delta, granularity="minute", add_direction=True, format="short")
+        return format_timedelta(-delta, granularity="minute", add_direction=True, format="short", locale=get_locale())
     today = _local(now).date()
     day = _local(moment).date()
     if day == today:
