@@ -449,9 +449,10 @@
 
   // Opening a conversation marks it read, here and on the customer's phone.
   let marking = false;
+  let leaving = false;
   async function markReadIfNeeded() {
     const state = stateBox();
-    if (marking || Number(state.dataset.unread || 0) === 0 || document.visibilityState !== "visible") return;
+    if (marking || leaving || Number(state.dataset.unread || 0) === 0 || document.visibilityState !== "visible") return;
     marking = true;
     const result = await api("POST", thread.dataset.readUrl);
     marking = false;
@@ -502,11 +503,19 @@
     } else if (action === "status") {
       await patch({ status: button.dataset.value });
     } else if (action === "unread") {
-      const result = await patch({ unread: true });
+      // Leave the conversation: while it is open it would be marked read again.
+      leaving = true;
+      threadPoller.stopped = true;
+      const result = await api("PATCH", thread.dataset.patchUrl, { unread: true });
       if (result.ok) {
         toast(T.unread, "success");
         const back = $("[data-back]", thread);
         window.location.assign(back ? back.href : "/");
+      } else {
+        leaving = false;
+        threadPoller.stopped = false;
+        threadPoller.now();
+        if (result.status !== 401) toast((result.data && result.data.message) || T.genericError, "error");
       }
     }
   });
