@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean translations
+.PHONY: install run test lint format bench clean translations chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -30,7 +30,20 @@ run: install
 	$(BIN)/flask --app wsgi bootstrap
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000 --with-threads
 
-test: install
+# The browser tests drive Debian's chromium (never a downloaded browser). Missing: installed
+# with apt-get when running as root (a fresh machine, CI), else stop with the command to run.
+# SKIP_BROWSER_TESTS=1 skips the browser tests explicitly.
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@if [ "$$SKIP_BROWSER_TESTS" = "1" ] || [ -x "$(CHROMIUM)" ]; then exit 0; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's chromium for the browser tests"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "Browser tests need Chromium: run 'sudo apt-get install chromium', or SKIP_BROWSER_TESTS=1 make test"; exit 1; \
+	fi
+
+test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

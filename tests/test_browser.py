@@ -149,7 +149,12 @@ def _seed_conversations(world: World, token: str) -> None:
             "document",
             sender=DIEGO[0],
             ts=now - 7000,
-            content={"id": "media-doc-1", "mime_type": "application/pdf", "sha256": "x", "filename": "factura-0042.pdf"},
+            content={
+                "id": "media-doc-1",
+                "mime_type": "application/pdf",
+                "sha256": "x",
+                "filename": "factura-0042.pdf",
+            },
         ),
         contact=DIEGO,
     )
@@ -159,10 +164,15 @@ def _seed_conversations(world: World, token: str) -> None:
             "contacts",
             sender=SOFIA[0],
             ts=now - 5400,
-            content=[{"name": {"formatted_name": "Marta López"}, "phones": [{"phone": "+54 9 11 5555-0199", "type": "CELL"}]}],
+            content=[
+                {"name": {"formatted_name": "Marta López"}, "phones": [{"phone": "+54 9 11 5555-0199", "type": "CELL"}]}
+            ],
         ),
         meta.message(
-            "audio", sender=SOFIA[0], ts=now - 5300, content={"id": "media-audio-1", "mime_type": "audio/ogg", "voice": True}
+            "audio",
+            sender=SOFIA[0],
+            ts=now - 5300,
+            content={"id": "media-audio-1", "mime_type": "audio/ogg", "voice": True},
         ),
         contact=SOFIA,
     )
@@ -212,17 +222,12 @@ def world(app, database_url: str, graph_server: fake_graph.FakeGraph) -> Iterato
         "GRAPH_RETRY_BACKOFF": "0.01",
         "LOG_LEVEL": "WARNING",
     }
-    server = Gunicorn(database_url, workers=2, threads=4, env=env)
     try:
-        with server:
+        with Gunicorn(database_url, workers=2, threads=4, env=env) as server:
             world = World(server=server, database_url=database_url, graph=graph_server)
             _seed_conversations(world, token)
             yield world
     finally:
-        if server.process is not None and server.process.stderr is not None:
-            # The server's own log, shown by pytest when a test failed: errors name their cause.
-            log = server.process.stderr.read().decode("utf-8", "replace")
-            print("\n".join(line for line in log.splitlines() if "error" in line.lower() or "Traceback" in line or line.startswith(("  ", "E"))))
         graph_server.reset()
         _truncate(database_url)
 
@@ -323,7 +328,9 @@ def test_opening_a_conversation_marks_it_read_and_a_reply_ticks_forward(world, b
     _login(page, world)
     world.graph.requests.clear()
     _open(page, world, "lucia")
-    _expect(lambda: _row(page, world.conversations["lucia"]).locator(".badge").count() == 0, what="unread badge cleared")
+    _expect(
+        lambda: _row(page, world.conversations["lucia"]).locator(".badge").count() == 0, what="unread badge cleared"
+    )
     assert world.scalar("SELECT unread_count FROM conversations WHERE id = :c", c=world.conversations["lucia"]) == 0
     assert len(world.graph.sent(MARK_READ)) == 1  # blue ticks on the customer's phone
     assert "Buenas tardes" in page.locator("ol.messages").inner_text()
@@ -365,7 +372,9 @@ def test_new_messages_appear_live_without_losing_what_is_typed(world, browser):
     box = page.locator("#message-text")
     box.fill("Te escribo el costo en un minuto")
     world.say(MARTIN, "¿Cuánto sale el envío?")
-    took = _expect(lambda: "¿Cuánto sale el envío?" in page.locator("ol.messages").inner_text(), what="inbound in thread")
+    took = _expect(
+        lambda: "¿Cuánto sale el envío?" in page.locator("ol.messages").inner_text(), what="inbound in thread"
+    )
     assert took < LIVE_SECONDS
     assert box.input_value() == "Te escribo el costo en un minuto"
     # Another customer writes: the list shows it without a reload.
@@ -471,7 +480,14 @@ def test_assign_resolve_reopen_note_and_mark_unread(world, browser):
     _open(page, world, "sofia")
     cid = world.conversations["sofia"]
     page.get_by_role("button", name="Asignarme").click()
-    _expect(lambda: world.scalar("SELECT a.name FROM conversations c JOIN agents a ON a.id = c.assignee_id WHERE c.id = :c", c=cid) == "Ana Agente")
+    _expect(
+        lambda: (
+            world.scalar(
+                "SELECT a.name FROM conversations c JOIN agents a ON a.id = c.assignee_id WHERE c.id = :c", c=cid
+            )
+            == "Ana Agente"
+        )
+    )
     _expect(lambda: "Ana Agente" in page.locator(".thread-sub").inner_text(), what="assignee shown")
     page.locator("#tab-note").click()
     page.locator("#message-text").fill("Cliente frecuente: ofrecer envío gratis.")
@@ -479,7 +495,10 @@ def test_assign_resolve_reopen_note_and_mark_unread(world, browser):
     note = page.locator("li.msg-note").filter(has_text="ofrecer envío gratis")
     note.wait_for()
     assert "Nota privada" in note.locator(".author").inner_text()
-    assert all(r.body.get("text", {}).get("body") != "Cliente frecuente: ofrecer envío gratis." for r in world.graph.sent(POST_MESSAGES))
+    assert all(
+        r.body.get("text", {}).get("body") != "Cliente frecuente: ofrecer envío gratis."
+        for r in world.graph.sent(POST_MESSAGES)
+    )
     _shot(page, "09-note-and-assignee")
     page.get_by_role("button", name="Resolver").click()
     _expect(lambda: world.scalar("SELECT status FROM conversations WHERE id = :c", c=cid) == "resolved")
@@ -488,7 +507,14 @@ def test_assign_resolve_reopen_note_and_mark_unread(world, browser):
     _expect(lambda: world.scalar("SELECT status FROM conversations WHERE id = :c", c=cid) == "open")
     page.locator("details.actions-menu summary").click()
     page.locator("#assign-select").select_option(label="Beto Soporte")
-    _expect(lambda: world.scalar("SELECT a.name FROM conversations c JOIN agents a ON a.id = c.assignee_id WHERE c.id = :c", c=cid) == "Beto Soporte")
+    _expect(
+        lambda: (
+            world.scalar(
+                "SELECT a.name FROM conversations c JOIN agents a ON a.id = c.assignee_id WHERE c.id = :c", c=cid
+            )
+            == "Beto Soporte"
+        )
+    )
     if not page.locator("details.actions-menu").evaluate("menu => menu.open"):
         page.locator("details.actions-menu summary").click()
     page.get_by_role("button", name="Marcar como no leído").click()
@@ -508,7 +534,9 @@ def test_search_status_filter_and_tabs_update_the_list_in_place(world, browser):
     page.locator("#q").fill("")
     page.locator("nav.tabs a[data-tab=unassigned]").click()
     _expect(lambda: "tab=unassigned" in page.url, what="tab in url")
-    _expect(lambda: all("Sin asignar" in r.inner_text() for r in page.locator("#list li.row").all()), what="unassigned tab")
+    _expect(
+        lambda: all("Sin asignar" in r.inner_text() for r in page.locator("#list li.row").all()), what="unassigned tab"
+    )
     page.locator("#status").select_option("resolved")
     _expect(lambda: page.locator(".empty-list").count() == 1, what="no resolved conversations")
     page.context.close()
@@ -570,15 +598,26 @@ def test_admin_creates_an_agent_resets_a_password_and_syncs_templates(world, bro
     password = page.locator("#shown-password").inner_text()
     assert len(password) >= 12
     assert page.locator('tr[data-agent="carla@example.com"]').count() == 1
-    world.graph.templates.append({**WELCOME, "id": "9003", "name": "encuesta", "components": [{"type": "BODY", "text": "¿Cómo te atendimos, {{1}}?"}]})
+    world.graph.templates.append(
+        {
+            **WELCOME,
+            "id": "9003",
+            "name": "encuesta",
+            "components": [{"type": "BODY", "text": "¿Cómo te atendimos, {{1}}?"}],
+        }
+    )
     page.get_by_role("button", name="Sincronizar plantillas de WhatsApp").click()
     assert "1 añadidas" in page.locator(".flash").inner_text()
     page.locator('tr[data-agent="carla@example.com"] select').select_option("admin")
     page.wait_for_load_state()
-    _expect(lambda: world.scalar("SELECT role FROM agents WHERE email = 'carla@example.com'") == "admin", 5, "role changed")
+    _expect(
+        lambda: world.scalar("SELECT role FROM agents WHERE email = 'carla@example.com'") == "admin", 5, "role changed"
+    )
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator('tr[data-agent="carla@example.com"]').get_by_role("button", name="Desactivar").click()
-    _expect(lambda: world.scalar("SELECT active FROM agents WHERE email = 'carla@example.com'") is False, 5, "deactivated")
+    _expect(
+        lambda: world.scalar("SELECT active FROM agents WHERE email = 'carla@example.com'") is False, 5, "deactivated"
+    )
     _shot(page, "14-admin")
     # The new agent's generated password worked until the deactivation; an agent cannot see the page.
     other = _new_page(world, browser)

@@ -115,7 +115,8 @@ def change_role(agent_id: int):  # type: ignore[no-untyped-def]
     except AgentError as error:
         flash(_agent_error(error), "error")
     else:
-        flash(_("%(name)s is now %(role)s.", name=agent.name, role=dict(form.role.choices)[form.role.data]), "success")
+        role = next(str(c.label) for c in ROLE_CHOICES if c.value == form.role.data)
+        flash(_("%(name)s is now %(role)s.", name=agent.name, role=role), "success")
     return redirect(url_for("admin.index"))
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-from flask import Flask
 from babel.dates import format_timedelta
+from flask import Flask
 from flask_babel import format_date, format_datetime, format_time, get_locale, get_timezone
 from flask_babel import gettext as _
 

@@ -718,7 +718,7 @@
       }
       cancelReply();
       if (mode === "note") toast(T.noteSaved, "success");
-      if (result.status !== 201) showError(explainSendError(result));
+      // A send WhatsApp refused is stored and shown failed, with Meta's reason and a retry button.
       stickToBottom = true;
       threadPoller.now();
       listPoller.now();
