@@ -148,6 +148,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOG_FORMAT": (env.get("LOG_FORMAT") or ("json" if production else "console")).strip().lower(),
         "LOG_LEVEL": (env.get("LOG_LEVEL") or "INFO").strip().upper(),
         "REDIS_URL": env.get("REDIS_URL", "").strip() or None,
+        # The conversation list may be served from a cache this many seconds old at most
+        # (0 turns it off); every write that changes the list invalidates it at once.
+        "LIST_CACHE_SECONDS": _int(env, "LIST_CACHE_SECONDS", 5),
         # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it does not exist.
         "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip() or None,
         "WEB_CONCURRENCY": _int(env, "WEB_CONCURRENCY", 2, minimum=1),

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, g
 from flask_babel import format_datetime, get_locale
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.admin.views import bp as admin_bp
 from app.api import actions as _action_routes  # noqa: F401  (its routes join the api blueprint)
@@ -17,6 +18,7 @@ from app.api import sending as _sending_routes  # noqa: F401  (its routes join t
 from app.api import templates as _templates_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api.views import bp as api_bp
 from app.auth.views import bp as auth_bp
+from app.cache import init_cache
 from app.cli import register as register_cli
 from app.embedded_db import embedded_server_url
 from app.errors import register_error_handlers as register_errors
@@ -66,6 +68,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         init_metrics(app, db.engine)
+    init_cache(app, Session)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

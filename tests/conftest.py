@@ -97,9 +97,10 @@ def app(database_url: str, graph_server: fake_graph.FakeGraph) -> Iterator[Flask
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits(app: Flask) -> None:
-    """Rate-limit counters (in memory in tests) start empty for every test."""
+    """Rate-limit counters and the list cache (in memory in tests) start empty for every test."""
     with app.app_context():
         rate_limiter().reset()
+        app.extensions["list_cache"].clear()
 
 
 @pytest.fixture

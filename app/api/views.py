@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from app.api import docs, serializers
 from app.auth.guards import api_auth_required, current_agent
+from app.cache import cached_list
 from app.extensions import db
 from app.models.conversations import CONVERSATION_STATUSES
 from app.services.conversations import (
@@ -104,16 +106,24 @@ def conversations() -> Any:
     page = _int_arg("page", 1, minimum=1, maximum=1_000_000)
     per_page = _int_arg("per_page", DEFAULT_PER_PAGE, minimum=1, maximum=MAX_PER_PAGE)
     assert page is not None and per_page is not None
-    result = list_conversations(
-        db.session, agent_id=current_agent().id, filters=_filters(), page=page, per_page=per_page
-    )
-    return _conditional(
-        jsonify(
-            conversations=[serializers.conversation_summary(row) for row in result.rows],
-            pagination={"page": result.page, "per_page": result.per_page, "total": result.total, "pages": result.pages},
-            counts=result.counts,
-        )
-    )
+    filters = _filters()
+    agent_id = current_agent().id
+
+    def build() -> dict[str, Any]:
+        result = list_conversations(db.session, agent_id=agent_id, filters=filters, page=page, per_page=per_page)
+        return {
+            "conversations": [serializers.conversation_summary(row) for row in result.rows],
+            "pagination": {
+                "page": result.page,
+                "per_page": result.per_page,
+                "total": result.total,
+                "pages": result.pages,
+            },
+            "counts": result.counts,
+        }
+
+    query = {"page": page, "per_page": per_page, "filters": asdict(filters)}
+    return _conditional(jsonify(cached_list(agent_id, query, build)))
 
 
 @bp.get("/conversaciones/<int:conversation_id>")
