@@ -5,16 +5,22 @@ service commits once, after the raw delivery and every message and status in it 
 written, and only then answers 200. Duplicates are stopped by unique constraints with
 `INSERT … ON CONFLICT`, never by a read-then-write check, so concurrent redeliveries of the
 same message leave exactly one row.
+
+The statements of the message path are built once, at import, and run with bound parameters:
+building a SQLAlchemy statement with its literal values (and the cache key that includes every
+value) on each call cost several times what PostgreSQL spends running it (bench/RESULTS.md,
+"Webhook ingest"). The SQL sent is the same.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import BigInteger, DateTime, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -30,6 +36,97 @@ STATUS_RANK = {"pending": 0, "accepted": 5, "sent": 10, "failed": 15, "delivered
 def status_rank_sql(column):  # type: ignore[no-untyped-def]
     """SQL expression giving the rank of a message's current status (NULL counts as pending)."""
     return case(STATUS_RANK, value=func.coalesce(column, "pending"), else_=0)
+
+
+# --- the message path's statements, built once (bound parameters are named p_*) -------------
+
+_deliveries = WebhookDelivery.__table__
+_numbers = BusinessNumber.__table__
+_contacts = Contact.__table__
+_conversations = Conversation.__table__
+_messages = Message.__table__
+
+INSERT_DELIVERY = (
+    insert(_deliveries)
+    .values(
+        body_sha256=bindparam("p_body_sha256"),
+        body=bindparam("p_body"),
+        outcome=bindparam("p_outcome"),
+        summary=bindparam("p_summary"),
+    )
+    .on_conflict_do_update(
+        index_elements=[_deliveries.c.body_sha256],
+        set_={"attempts": _deliveries.c.attempts + 1, "last_received_at": func.now()},
+    )
+    .returning(_deliveries.c.id, _deliveries.c.attempts)
+)
+SELECT_NUMBER = select(_numbers.c.id, _numbers.c.display_phone_number).where(
+    _numbers.c.phone_number_id == bindparam("p_phone_number_id")
+)
+_CONTACT_COLUMNS = (_contacts.c.id, _contacts.c.user_id, _contacts.c.profile_name)
+SELECT_CONTACT_BY_WA_ID = select(*_CONTACT_COLUMNS).where(_contacts.c.wa_id == bindparam("p_wa_id"))
+SELECT_CONTACT_BY_USER_ID = select(*_CONTACT_COLUMNS).where(_contacts.c.user_id == bindparam("p_user_id"))
+SELECT_CONVERSATION = select(_conversations.c.id).where(
+    _conversations.c.business_number_id == bindparam("p_number_id"),
+    _conversations.c.contact_id == bindparam("p_contact_id"),
+)
+MESSAGE_COLUMNS = (
+    "wamid",
+    "conversation_id",
+    "direction",
+    "sender",
+    "type",
+    "text",
+    "media_id",
+    "media_mime_type",
+    "media_sha256",
+    "media_filename",
+    "latitude",
+    "longitude",
+    "location_name",
+    "location_address",
+    "reply_to_wamid",
+    "forwarded",
+    "reaction_to_wamid",
+    "reaction_emoji",
+    "sent_at",
+    "status",
+    "error_code",
+    "error_title",
+    "error_details",
+    "payload",
+)
+INSERT_MESSAGE = (
+    insert(_messages)
+    .values({name: bindparam(f"p_{name}") for name in MESSAGE_COLUMNS})
+    .on_conflict_do_nothing(index_elements=[_messages.c.wamid])
+    .returning(_messages.c.id)
+)
+
+
+@functools.cache
+def _touch_statement(visible: bool, from_customer: bool, agent_visible: bool):  # type: ignore[no-untyped-def]
+    """The UPDATE of a conversation's summary columns for one kind of message (which columns
+    move for which kind: `_touch_conversation`)."""
+    c = _conversations.c
+    sent_at = bindparam("p_sent_at", type_=DateTime(timezone=True))
+    message_id = bindparam("p_message_id", type_=BigInteger)
+    values: dict[str, object] = {
+        "last_activity_at": func.greatest(c.last_activity_at, sent_at),
+        "updated_at": func.now(),
+    }
+    if visible:
+        newer = (c.last_message_at.is_(None)) | (c.last_message_at <= sent_at)
+        values["last_message_id"] = case((newer, message_id), else_=c.last_message_id)
+        values["last_message_at"] = func.greatest(func.coalesce(c.last_message_at, sent_at), sent_at)
+    if from_customer and visible:
+        values["unread_count"] = c.unread_count + 1
+        # The 24-hour window runs from the customer's own messages, by Meta's clock.
+        values["last_customer_message_at"] = func.greatest(func.coalesce(c.last_customer_message_at, sent_at), sent_at)
+        values["status"] = case((c.status == "resolved", "open"), else_=c.status)
+    elif agent_visible:
+        values["last_agent_message_id"] = message_id
+    return update(_conversations).where(c.id == bindparam("p_conversation_id")).values(**values)
 
 
 @dataclass
@@ -64,19 +161,15 @@ def ingest_delivery(session: Session, body: bytes, parsed: ParsedDelivery) -> In
     # Identical bodies are Meta's retries of a delivery whose transaction already committed
     # (the raw row and its messages commit together), so there is nothing left to apply.
     row = session.execute(
-        insert(WebhookDelivery)
-        .values(body_sha256=digest, body=body.decode("utf-8"), outcome=outcome, summary=summary)
-        .on_conflict_do_update(
-            index_elements=[WebhookDelivery.body_sha256],
-            set_={"attempts": WebhookDelivery.attempts + 1, "last_received_at": func.now()},
-        )
-        .returning(WebhookDelivery.id, WebhookDelivery.attempts)
+        INSERT_DELIVERY,
+        {"p_body_sha256": digest, "p_body": body.decode("utf-8"), "p_outcome": outcome, "p_summary": summary},
     ).one()
     result = IngestResult(delivery_id=row.id, duplicate_delivery=row.attempts > 1, problems=list(parsed.problems))
     if result.duplicate_delivery:
         return result
 
     numbers: dict[str, int] = {}
+    known = _Known()
     for change in parsed.changes:
         if change.phone_number_id is None:
             continue
@@ -84,19 +177,24 @@ def ingest_delivery(session: Session, body: bytes, parsed: ParsedDelivery) -> In
             numbers[change.phone_number_id] = _business_number_id(session, change)
         number_id = numbers[change.phone_number_id]
         for message in change.messages:
-            _store_message(session, number_id, message, received_at, result)
+            _store_message(session, number_id, message, received_at, result, known)
         for status in change.statuses:
             _store_status(session, status, result)
     return result
 
 
+@dataclass
+class _Known:
+    """Contacts and conversations already found or created in this delivery's transaction
+    (a batch often holds several messages of one customer)."""
+
+    contacts: dict[ParsedContact, int] = field(default_factory=dict)
+    conversations: dict[tuple[int, int], int] = field(default_factory=dict)
+
+
 def _business_number_id(session: Session, change: ParsedChange) -> int:
     # No row lock on the hot path: every delivery names the same business number.
-    existing = session.execute(
-        select(BusinessNumber.id, BusinessNumber.display_phone_number).where(
-            BusinessNumber.phone_number_id == change.phone_number_id
-        )
-    ).first()
+    existing = session.execute(SELECT_NUMBER, {"p_phone_number_id": change.phone_number_id}).first()
     if existing is not None:
         if change.display_phone_number and existing.display_phone_number != change.display_phone_number:
             session.execute(
@@ -125,9 +223,7 @@ def _business_number_id(session: Session, change: ParsedChange) -> int:
 def contact_id_for(session: Session, contact: ParsedContact) -> int:
     """Find or create the contact: by `wa_id` when Meta sent one, else by `user_id`."""
     if contact.wa_id:
-        found = session.execute(
-            select(Contact.id, Contact.user_id, Contact.profile_name).where(Contact.wa_id == contact.wa_id)
-        ).first()
+        found = session.execute(SELECT_CONTACT_BY_WA_ID, {"p_wa_id": contact.wa_id}).first()
         if found is None and contact.user_id:
             # A contact first seen by user_id only, now with its phone number: adopt it.
             found = session.execute(
@@ -138,9 +234,7 @@ def contact_id_for(session: Session, contact: ParsedContact) -> int:
             if found is not None:
                 session.execute(update(Contact).where(Contact.id == found.id).values(wa_id=contact.wa_id))
     else:
-        found = session.execute(
-            select(Contact.id, Contact.user_id, Contact.profile_name).where(Contact.user_id == contact.user_id)
-        ).first()
+        found = session.execute(SELECT_CONTACT_BY_USER_ID, {"p_user_id": contact.user_id}).first()
 
     if found is not None:
         changes: dict[str, str] = {}
@@ -173,7 +267,7 @@ def _user_id_taken(session: Session, user_id: str) -> bool:
 
 def conversation_id_for(session: Session, number_id: int, contact_id: int, started_at: datetime) -> int:
     where = (Conversation.business_number_id == number_id, Conversation.contact_id == contact_id)
-    found = session.execute(select(Conversation.id).where(*where)).scalar()
+    found = session.execute(SELECT_CONVERSATION, {"p_number_id": number_id, "p_contact_id": contact_id}).scalar()
     if found is not None:
         return found
     inserted = session.execute(
@@ -188,42 +282,50 @@ def conversation_id_for(session: Session, number_id: int, contact_id: int, start
 
 
 def _store_message(
-    session: Session, number_id: int, message: ParsedMessage, received_at: datetime, result: IngestResult
+    session: Session,
+    number_id: int,
+    message: ParsedMessage,
+    received_at: datetime,
+    result: IngestResult,
+    known: _Known,
 ) -> None:
     sent_at = message.sent_at or received_at
-    contact_id = contact_id_for(session, message.contact)
-    conversation_id = conversation_id_for(session, number_id, contact_id, sent_at)
+    contact_id = known.contacts.get(message.contact)
+    if contact_id is None:
+        contact_id = known.contacts[message.contact] = contact_id_for(session, message.contact)
+    conversation_id = known.conversations.get((number_id, contact_id))
+    if conversation_id is None:
+        conversation_id = conversation_id_for(session, number_id, contact_id, sent_at)
+        known.conversations[(number_id, contact_id)] = conversation_id
     error = message.error
     message_id = session.execute(
-        insert(Message)
-        .values(
-            wamid=message.wamid,
-            conversation_id=conversation_id,
-            direction=message.direction,
-            sender=message.sender,
-            type=message.type,
-            text=message.text,
-            media_id=message.media_id,
-            media_mime_type=message.media_mime_type,
-            media_sha256=message.media_sha256,
-            media_filename=message.media_filename,
-            latitude=message.latitude,
-            longitude=message.longitude,
-            location_name=message.location_name,
-            location_address=message.location_address,
-            reply_to_wamid=message.reply_to_wamid,
-            forwarded=message.forwarded,
-            reaction_to_wamid=message.reaction_to_wamid,
-            reaction_emoji=message.reaction_emoji,
-            sent_at=sent_at,
-            status="sent" if message.direction == "out" else None,
-            error_code=error.code if error else None,
-            error_title=error.title if error else None,
-            error_details=error.details if error else None,
-            payload=message.payload,
-        )
-        .on_conflict_do_nothing(index_elements=[Message.wamid])
-        .returning(Message.id)
+        INSERT_MESSAGE,
+        {
+            "p_wamid": message.wamid,
+            "p_conversation_id": conversation_id,
+            "p_direction": message.direction,
+            "p_sender": message.sender,
+            "p_type": message.type,
+            "p_text": message.text,
+            "p_media_id": message.media_id,
+            "p_media_mime_type": message.media_mime_type,
+            "p_media_sha256": message.media_sha256,
+            "p_media_filename": message.media_filename,
+            "p_latitude": message.latitude,
+            "p_longitude": message.longitude,
+            "p_location_name": message.location_name,
+            "p_location_address": message.location_address,
+            "p_reply_to_wamid": message.reply_to_wamid,
+            "p_forwarded": message.forwarded,
+            "p_reaction_to_wamid": message.reaction_to_wamid,
+            "p_reaction_emoji": message.reaction_emoji,
+            "p_sent_at": sent_at,
+            "p_status": "sent" if message.direction == "out" else None,
+            "p_error_code": error.code if error else None,
+            "p_error_title": error.title if error else None,
+            "p_error_details": error.details if error else None,
+            "p_payload": message.payload,
+        },
     ).scalar()
     if message_id is None:
         result.messages_duplicate += 1
@@ -246,27 +348,15 @@ def _store_message(
 def _touch_conversation(
     session: Session, conversation_id: int, message_id: int, message: ParsedMessage, sent_at: datetime
 ) -> None:
-    """Keep the conversation's summary columns exact, in the same transaction as the message."""
-    c = Conversation
-    values: dict[str, object] = {
-        "last_activity_at": func.greatest(c.last_activity_at, sent_at),
-        "updated_at": func.now(),
-    }
-    if message.type not in HIDDEN_TYPES:
-        newer = (c.last_message_at.is_(None)) | (c.last_message_at <= sent_at)
-        values["last_message_id"] = case((newer, message_id), else_=c.last_message_id)
-        values["last_message_at"] = func.greatest(func.coalesce(c.last_message_at, sent_at), sent_at)
-    if message.sender == "customer":
-        if message.type not in HIDDEN_TYPES:
-            values["unread_count"] = c.unread_count + 1
-            # The 24-hour window runs from the customer's own messages, by Meta's clock.
-            values["last_customer_message_at"] = func.greatest(
-                func.coalesce(c.last_customer_message_at, sent_at), sent_at
-            )
-            values["status"] = case((c.status == "resolved", "open"), else_=c.status)
-    elif message.direction == "out" and message.type not in HIDDEN_TYPES:
-        values["last_agent_message_id"] = message_id
-    session.execute(update(c).where(c.id == conversation_id).values(**values))
+    """Keep the conversation's summary columns exact, in the same transaction as the message:
+    the activity time always; the last message unless the type is hidden (reactions, edits,
+    revocations); the unread count, the 24-hour window and reopening for a customer's visible
+    message; the last agent message for our own visible outbound one."""
+    visible = message.type not in HIDDEN_TYPES
+    statement = _touch_statement(
+        visible, message.sender == "customer", message.sender != "customer" and message.direction == "out" and visible
+    )
+    session.execute(statement, {"p_conversation_id": conversation_id, "p_message_id": message_id, "p_sent_at": sent_at})
 
 
 def _store_status(session: Session, status, result: IngestResult) -> None:  # type: ignore[no-untyped-def]
