@@ -55,8 +55,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark (bench/run_all.py: list, ingest, scale curve), rewriting bench/RESULTS.md;
+# 15-20 minutes on 2 cores. The ingest benchmark needs wrk: installed with apt-get when running
+# as root, else it stops with the command to run. One alone: .venv/bin/python bench/<name>_benchmark.py
 bench: $(STAMP)
-	$(BIN)/python bench/list_benchmark.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -58,8 +58,15 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
-    # Imported here, in the worker after the fork: the same module object --preload built.
-    import wsgi
+    # Only under --preload has the master imported the app (and perhaps connected); without
+    # it the worker imports the app after this hook, with no connection to drop. (Importing
+    # wsgi here would also build the inbox inside workers serving another app: the benchmarks'
+    # baselines run with these same settings.)
+    import sys
+
+    wsgi = sys.modules.get("wsgi")
+    if wsgi is None:
+        return
     from app.extensions import db
 
     with wsgi.app.app_context():

