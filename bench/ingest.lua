@@ -36,6 +36,7 @@ function init(args)
   completed = 0
   not_ok = 0
   exhausted = 0
+  statuses = {}
 end
 
 function request()
@@ -53,15 +54,21 @@ function response(status, headers, body)
   completed = completed + 1
   if status ~= 200 then
     not_ok = not_ok + 1
+    statuses[status] = (statuses[status] or 0) + 1
   end
 end
 
 function done(summary, latency, requests)
   local parts = {}
   for _, t in ipairs(threads) do
+    local counts = {}
+    for status, n in pairs(t:get("statuses")) do
+      counts[#counts + 1] = string.format('"%d":%d', status, n)
+    end
     parts[#parts + 1] = string.format(
-      '{"id":%d,"issued":%d,"completed":%d,"not_ok":%d,"exhausted":%d}',
-      t:get("id"), t:get("issued"), t:get("completed"), t:get("not_ok"), t:get("exhausted")
+      '{"id":%d,"issued":%d,"completed":%d,"not_ok":%d,"exhausted":%d,"statuses":{%s}}',
+      t:get("id"), t:get("issued"), t:get("completed"), t:get("not_ok"), t:get("exhausted"),
+      table.concat(counts, ",")
     )
   end
   local e = summary.errors
