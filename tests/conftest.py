@@ -213,3 +213,20 @@ def committed_db(app: Flask, database_url: str) -> Iterator[str]:
     finally:
         truncate()
         engine.dispose()
+
+
+@pytest.fixture
+def fresh_app_context(app: Flask, db_session: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request gets its own app context, as under gunicorn.
+
+    Otherwise every request of a test runs in the test's app context and shares its `g`: an
+    agent logged in (Flask-Login caches the user in `g`) by one request stays logged in for
+    the next, even one from another client without a cookie. Auth tests need this fixture.
+    """
+    wsgi_app = app.wsgi_app
+
+    def in_own_app_context(environ, start_response):  # type: ignore[no-untyped-def]
+        with app.app_context():
+            return wsgi_app(environ, start_response)
+
+    monkeypatch.setattr(app, "wsgi_app", in_own_app_context)

@@ -18,13 +18,17 @@ class AgentError(ValueError):
 
 
 def find_agent(email: str) -> Agent | None:
+    if "\x00" in email:  # PostgreSQL refuses NUL in text; no address has one
+        return None
     return db.session.execute(select(Agent).where(func.lower(Agent.email) == email.strip().lower())).scalar()
 
 
 def create_agent(email: str, name: str, password: str, role: str = "agent") -> Agent:
     email = email.strip()
-    if "@" not in email or len(email) > 254:
+    if "@" not in email or "\x00" in email or len(email) > 254:
         raise AgentError(f"{email!r} is not an email address.")
+    if "\x00" in name:
+        raise AgentError("The name must not contain NUL characters.")
     if role not in ROLES:
         raise AgentError(f"role must be one of {', '.join(ROLES)}.")
     if len(password) < 10:

@@ -108,6 +108,8 @@ def parse_send_request(data: Any) -> OutgoingText | OutgoingTemplate:
             for k, v in parameters.items()
         ):
             raise Refused(400, "invalid_body", "'template.parameters' must map placeholders to text.")
+        if any("\x00" in str(s) for s in (name, language, *parameters, *parameters.values())):
+            raise Refused(400, "invalid_body", "'template' must not contain NUL characters.")
         return OutgoingTemplate(
             name=name, language=language, parameters={k: str(v) for k, v in parameters.items()}, reply_to=reply_to
         )

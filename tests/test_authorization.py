@@ -1,0 +1,328 @@
+"""Authorisation sweep over every route the app registers (`app.url_map`), with every method.
+
+Without credentials only the routes of PUBLIC answer anything but 401, 302 (to the login page)
+or 403. The list of routes is never written down here: a route added without a guard fails
+this test until it is guarded or added to PUBLIC with its reason. Path parameters are filled
+with ids of rows that exist, so a route that looks its row up before checking who is asking
+is caught too (a 404 for a missing id would hide it).
+
+Then credentials that must not work: another agent's expired, revoked or deactivated token,
+a deactivated agent's session cookie; an agent's (valid) token on the HTML pages; a non-admin
+agent on the admin pages. Each request runs in its own app context (`fresh_app_context`),
+as under gunicorn: otherwise Flask-Login's user cached in `g` by one request leaks into the
+next and a revoked session would seem to work.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask, jsonify
+from sqlalchemy import func, select, update
+from werkzeug.routing import Rule
+
+from app import create_app
+from app.extensions import db
+from app.inbox.assets import digest
+from app.models import Agent, ApiToken, CannedResponse, Message
+from app.models.agents import hash_token
+from app.services import agents as agent_service
+from tests import meta
+from tests.conftest import TEST_CONFIG
+from tests.fake_graph import POST_MESSAGES, error
+from tests.test_pages import csrf_token
+
+# Endpoints that answer without an agent's credentials, and why that is safe.
+PUBLIC = {
+    "auth.login": "the login form",
+    "static": "static files (CSS, JS, images)",
+    "assets.asset": "the same static files under content-hashed URLs",
+    "health.healthz": "liveness probe, no data",
+    "health.readyz": "readiness probe, no data",
+    "api.openapi": "the OpenAPI document: routes, never data",
+    "metrics": "Prometheus metrics, behind their own METRICS_TOKEN (404 while it is unset)",
+    "webhook.verify": "Meta's handshake: 403 without the verify token",
+    "webhook.receive": "Meta's deliveries: 401 unsigned, 403 wrongly signed",
+    "inbox.preferences": "page language and time zone, kept in the visitor's own session",
+}
+DENIED = {302, 401, 403}
+SECRET = "Mensaje privado 7f3c"  # in the seeded conversation: must never show in a refusal
+PASSWORD = "correct horse battery"
+OTHER_PASSWORD = "correct horse battery 2"
+
+
+@dataclass
+class Seeded:
+    values: dict[str, Any]  # a value that exists for every path parameter name
+
+
+@pytest.fixture
+def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webhook) -> Seeded:  # type: ignore[no-untyped-def]
+    """A conversation (with SECRET), a failed outbound message, a canned response."""
+    message = meta.message(content={"body": SECRET})
+    assert post_webhook(meta.delivery(meta.value(messages=[message]))).status_code == 200
+    row = db.session.execute(select(Message.id, Message.conversation_id)).one()
+    token = agent_service.create_token(agent.email)
+    auth = {"Authorization": f"Bearer {token}"}
+    graph.script(POST_MESSAGES, error(131026))
+    failed = client.post(
+        f"/whatsapp/api/conversaciones/{row.conversation_id}/mensajes", json={"type": "text", "text": "x"}, headers=auth
+    )
+    assert failed.status_code == 502, failed.get_json()
+    canned = client.post("/whatsapp/api/respuestas", json={"short_code": "hola", "text": "Hola"}, headers=auth)
+    assert canned.status_code == 201
+    with app.test_request_context():
+        version = digest("css/app.css")
+    return Seeded(
+        values={
+            "conversation_id": row.conversation_id,
+            "message_id": failed.get_json()["message_id"],
+            "canned_id": canned.get_json()["id"],
+            "agent_id": other_agent.id,
+            "filename": "css/app.css",
+            "version": version,
+        }
+    )
+
+
+def _rules(app: Flask) -> list[Rule]:
+    return sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint))
+
+
+def _url(rule: Rule, values: dict[str, Any]) -> str:
+    missing = sorted(set(rule.arguments) - set(values))
+    if missing:
+        pytest.fail(f"{rule.rule}: no existing value for {missing}; add one to `seeded` in {__name__}")
+    _, path = rule.build({name: values[name] for name in rule.arguments}, append_unknown=False)  # type: ignore[misc]
+    return path
+
+
+@dataclass
+class Browser:
+    """A session cookie and the CSRF token of its pages, replayed as they are on every request."""
+
+    cookie: str | None = None
+    csrf: str | None = None
+
+
+def _visitor(app: Flask) -> Browser:
+    """An anonymous visitor, with the CSRF token anyone gets from the login page."""
+    client = app.test_client()
+    token = csrf_token(client.get("/login").text)
+    return Browser(client.get_cookie("session").value, token)  # type: ignore[union-attr]
+
+
+def _log_in(app: Flask, email: str, password: str) -> Browser:
+    client = app.test_client()
+    page = client.get("/login")
+    response = client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_token(page.text)})
+    assert response.status_code == 302, response.status_code
+    token = csrf_token(client.get("/").text)
+    return Browser(client.get_cookie("session").value, token)  # type: ignore[union-attr]
+
+
+def sweep(
+    app: Flask,
+    values: dict[str, Any],
+    browser: Browser | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    allowed: set[int] = DENIED,
+    only: Any = None,
+) -> list[str]:
+    """Request every route (but PUBLIC's) with every method; the answers not in `allowed`.
+
+    Every request carries the same credentials (`browser`'s cookie and CSRF token, `headers`):
+    a logout or a refreshed cookie along the way does not change what the next one sends.
+
+    Flask answers OPTIONS itself for every rule (the view is not called): that answer must
+    carry nothing but the `Allow` header. 302s must lead to the login page, and no refusal
+    may contain the seeded conversation's text.
+    """
+    problems: list[str] = []
+    client = app.test_client(use_cookies=False)
+    browser = browser or Browser()
+    for rule in _rules(app):
+        if rule.endpoint in PUBLIC or (only is not None and not only(rule)):
+            continue
+        url = _url(rule, values)
+        for method in sorted(rule.methods or ()):
+            kwargs: dict[str, Any] = {"headers": {**(headers or {})}}
+            if browser.cookie:
+                kwargs["headers"]["Cookie"] = f"session={browser.cookie}"
+            if browser.csrf and method not in ("GET", "HEAD", "OPTIONS"):
+                kwargs["data"] = {"csrf_token": browser.csrf}
+                kwargs["headers"]["X-CSRFToken"] = browser.csrf
+            response = client.open(url, method=method, **kwargs)
+            label = f"{method} {url} ({rule.endpoint})"
+            if method == "OPTIONS" and getattr(rule, "provide_automatic_options", False):
+                if response.status_code != 200 or response.get_data() or "Allow" not in response.headers:
+                    problems.append(f"{label}: automatic OPTIONS answered {response.status_code} with a body")
+                continue
+            if response.status_code not in allowed:
+                problems.append(f"{label}: {response.status_code}")
+            elif response.status_code == 302 and not response.headers["Location"].startswith("/login"):
+                problems.append(f"{label}: 302 to {response.headers['Location']}, not to the login page")
+            if response.status_code in DENIED | {400} and SECRET in response.get_data(as_text=True):
+                problems.append(f"{label}: the answer shows the conversation's text")
+    return problems
+
+
+# --- without credentials ----------------------------------------------------------------------
+
+
+def test_every_public_endpoint_exists(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert set(PUBLIC) <= endpoints, f"stale entries in PUBLIC: {sorted(set(PUBLIC) - endpoints)}"
+
+
+def test_without_credentials_every_route_but_the_public_ones_refuses(app, seeded):
+    """An anonymous visitor with a valid CSRF token (any visitor gets one from /login), so
+    the forms' CSRF check is passed and what answers is the authentication itself."""
+    assert sweep(app, seeded.values, _visitor(app)) == []
+
+
+def test_without_credentials_nor_csrf_token_nothing_is_served(app, seeded):
+    """A bare request: CSRF-protected forms may stop it first (400), nothing else."""
+    assert sweep(app, seeded.values, allowed=DENIED | {400}) == []
+
+
+def test_a_route_added_without_a_guard_fails_the_sweep(database_url, graph_server, app, seeded):
+    leaky = create_app(
+        {**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, "WHATSAPP_GRAPH_URL": graph_server.base_url}
+    )
+
+    @leaky.get("/whatsapp/api/conversaciones/<int:conversation_id>/exportar")
+    def export(conversation_id: int):  # type: ignore[no-untyped-def]
+        return jsonify(text=SECRET)
+
+    problems = sweep(leaky, seeded.values, _visitor(leaky))
+    url = f"/whatsapp/api/conversaciones/{seeded.values['conversation_id']}/exportar"
+    assert f"GET {url} (export): 200" in problems
+    assert f"HEAD {url} (export): 200" in problems
+
+
+def test_public_endpoints_refuse_what_they_must(app, client, agent, fresh_app_context):
+    body = meta.encode(meta.delivery(meta.value(messages=[meta.message()])))
+    assert client.post("/webhook/whatsapp", data=body).status_code == 401
+    assert client.post("/webhook/whatsapp", data=body, headers=meta.signed_headers(body, "wrong")).status_code == 403
+    handshake = {"hub.mode": "subscribe", "hub.challenge": "123"}
+    assert client.get("/webhook/whatsapp", query_string={**handshake, "hub.verify_token": "wrong"}).status_code == 403
+    assert client.get("/webhook/whatsapp", query_string={**handshake, "hub.verify_token": meta.VERIFY_TOKEN}).text == (
+        "123"
+    )
+    assert client.get("/metrics").status_code == 404  # METRICS_TOKEN unset: not served at all
+    app.config["METRICS_TOKEN"] = "metrics-token-for-the-sweep"
+    try:
+        agent_token = agent_service.create_token(agent.email)
+        assert client.get("/metrics").status_code == 401
+        assert client.get("/metrics", headers={"Authorization": f"Bearer {agent_token}"}).status_code == 401
+        assert (
+            client.get("/metrics", headers={"Authorization": "Bearer metrics-token-for-the-sweep"}).status_code == 200
+        )
+    finally:
+        app.config["METRICS_TOKEN"] = None
+    for path in ("/login", "/healthz", "/readyz", "/whatsapp/api/openapi.json", "/static/css/app.css"):
+        assert client.get(path).status_code == 200, path
+
+
+# --- credentials that must not work -------------------------------------------------------------
+
+
+def _is_api(rule: Rule) -> bool:
+    return rule.endpoint.startswith("api.")
+
+
+def _counts() -> tuple[int, int, int]:
+    return (
+        db.session.execute(select(func.count()).select_from(Message)).scalar_one(),
+        db.session.execute(select(func.count()).select_from(CannedResponse)).scalar_one(),
+        db.session.execute(select(func.count()).select_from(Agent).where(Agent.active.is_(True))).scalar_one(),
+    )
+
+
+@pytest.fixture
+def other_token(other_agent, seeded) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Beto's token; the test then expires or revokes it, or deactivates Beto."""
+    yield agent_service.create_token(other_agent.email)
+
+
+def _works(app: Flask, token: str) -> bool:
+    response = app.test_client().get("/whatsapp/api/conversaciones", headers={"Authorization": f"Bearer {token}"})
+    return response.status_code == 200
+
+
+def test_a_valid_token_passes_every_api_route(app, seeded, other_token):
+    """The sweeps below would prove nothing if the API refused everyone anyway."""
+    headers = {"Authorization": f"Bearer {other_token}"}
+    served = set(range(200, 500)) - DENIED
+    assert sweep(app, seeded.values, headers=headers, only=_is_api, allowed=served) == []
+
+
+@pytest.mark.parametrize("how", ["expired", "revoked", "agent deactivated", "agent set inactive, token kept"])
+def test_another_agents_dead_token_cannot_act_on_any_api_route(app, agent, other_agent, seeded, other_token, how):
+    assert _works(app, other_token)
+    if how == "expired":
+        db.session.execute(
+            update(ApiToken)
+            .where(ApiToken.token_hash == hash_token(other_token))
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    elif how == "revoked":
+        db.session.execute(
+            update(ApiToken).where(ApiToken.token_hash == hash_token(other_token)).values(revoked_at=datetime.now(UTC))
+        )
+    elif how == "agent deactivated":
+        agent_service.deactivate_agent(other_agent.email)  # also revokes the agent's tokens
+    else:
+        db.session.execute(update(Agent).where(Agent.id == other_agent.id).values(active=False))
+    db.session.commit()
+    before = _counts()
+    headers = {"Authorization": f"Bearer {other_token}"}
+    assert sweep(app, seeded.values, headers=headers, only=_is_api, allowed={401}) == []
+    assert _counts() == before, "a refused request changed something"
+    # Ana's own credentials are untouched by all this.
+    assert _works(app, agent_service.create_token(agent.email))
+
+
+def test_a_deactivated_agents_session_cookie_stops_working(app, other_agent, seeded):
+    browser = _log_in(app, other_agent.email, OTHER_PASSWORD)
+    # While Beto is active his cookie opens the pages and the API (so the sweep below means something).
+    served = sweep(app, seeded.values, browser, only=lambda rule: rule.endpoint in ("inbox.index", "api.conversations"))
+    assert sorted(served) == [
+        "GET / (inbox.index): 200",
+        "GET /whatsapp/api/conversaciones (api.conversations): 200",
+        "HEAD / (inbox.index): 200",
+        "HEAD /whatsapp/api/conversaciones (api.conversations): 200",
+    ]
+    agent_service.deactivate_agent(other_agent.email)
+    before = _counts()
+    # The same cookie, replayed: every route but the public ones refuses it now.
+    assert sweep(app, seeded.values, browser) == []
+    assert _counts() == before
+
+
+def test_api_tokens_do_not_open_the_pages(app, agent, seeded):
+    """A token is for the API: with one, and no session, the HTML pages still refuse."""
+    headers = {"Authorization": f"Bearer {agent_service.create_token(agent.email)}"}  # Ana is an admin
+    assert sweep(app, seeded.values, _visitor(app), headers=headers, only=lambda rule: not _is_api(rule)) == []
+
+
+def test_a_non_admin_agent_cannot_use_the_admin_pages(app, other_agent, seeded):
+    assert other_agent.role != "admin"
+    browser = _log_in(app, other_agent.email, OTHER_PASSWORD)
+    before = _counts()
+    admin_only = lambda rule: rule.endpoint.startswith("admin.")  # noqa: E731
+    assert sweep(app, seeded.values, browser, allowed={403}, only=admin_only) == []
+    assert _counts() == before
+
+
+def test_the_admin_sweep_covers_the_admin_routes(app):
+    admin_rules = [rule.rule for rule in _rules(app) if rule.endpoint.startswith("admin.")]
+    assert admin_rules, "no admin routes: the admin sweep would prove nothing"
+    assert all(re.match(r"^/admin(/|$)", rule) for rule in admin_rules)
