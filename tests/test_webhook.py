@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from app.errors import _is_connection_problem
 from app.extensions import db
 from app.models import Contact, Conversation, Message, StatusEvent, WebhookDelivery
+from app.services import webhooks
 from tests import meta
 
 
@@ -463,3 +464,24 @@ def test_database_errors_are_503_only_when_retrying_can_help(app):
     for transient in ("08006", "53300", "57P01", "57014", "40P01"):
         assert _is_connection_problem(error_with(transient)), transient
     assert not _is_connection_problem(error_with("54000"))  # program_limit_exceeded
+
+
+def test_a_delivery_that_loses_a_deadlock_is_run_again_and_stored_once(post_webhook, monkeypatch):
+    """Fault injection: PostgreSQL aborts the first attempt with deadlock_detected (40P01)."""
+    real_ingest = webhooks.ingest_delivery
+    calls = {"n": 0}
+
+    def deadlocked_once(session, body, parsed):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        result = real_ingest(session, body, parsed)  # the writes happen, then the abort
+        if calls["n"] == 1:
+            orig = type("DeadlockDetected", (psycopg2.OperationalError,), {"pgcode": "40P01"})("deadlock detected")
+            raise OperationalError("UPDATE conversations …", {}, orig)
+        return result
+
+    monkeypatch.setattr(webhooks, "ingest_delivery", deadlocked_once)
+    msg = meta.message(content={"body": "tras el deadlock"})
+    response = post_webhook(meta.delivery(meta.value(messages=[msg])))
+    assert response.status_code == 200 and calls["n"] == 2
+    assert count(Message) == 1 and count(WebhookDelivery) == 1
+    assert db.session.execute(select(Conversation.unread_count)).scalar_one() == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
 from app.metrics import MESSAGES_INGESTED, STATUSES_RECEIVED, WEBHOOK_DELIVERIES
@@ -10,6 +11,15 @@ from app.whatsapp.ingest import IngestResult, ingest_delivery
 from app.whatsapp.payloads import parse_delivery
 
 log = structlog.get_logger(__name__)
+
+# Two deliveries touching the same conversations in another order (a batch and Meta's reordered
+# retry of it) can deadlock; PostgreSQL aborts one. Running it again then succeeds.
+RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock_detected, serialization_failure
+ATTEMPTS = 3
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "pgcode", None) in RETRYABLE_SQLSTATES
 
 
 def receive_delivery(body: bytes, data: dict) -> IngestResult:  # type: ignore[type-arg]
@@ -19,12 +29,19 @@ def receive_delivery(body: bytes, data: dict) -> IngestResult:  # type: ignore[t
     the pool is exhausted; the caller answers 503 and Meta delivers again later.
     """
     parsed = parse_delivery(data)
-    try:
-        result = ingest_delivery(db.session, body, parsed)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            result = ingest_delivery(db.session, body, parsed)
+            db.session.commit()
+            break
+        except DBAPIError as exc:
+            db.session.rollback()
+            if not _retryable(exc) or attempt == ATTEMPTS:
+                raise
+            log.warning("webhook delivery retried after a deadlock", attempt=attempt)
+        except Exception:
+            db.session.rollback()
+            raise
     WEBHOOK_DELIVERIES.labels(outcome=result.outcome).inc()
     for message_type, count in result.stored_types.items():
         MESSAGES_INGESTED.labels(type=message_type).inc(count)
