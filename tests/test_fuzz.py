@@ -310,7 +310,9 @@ def mutated_deliveries(draw: st.DrawFn) -> Mutated:
             detail = repr(parent[key])[:200]
         elif op == "wrong_type":
             current = type(parent[key])
-            parent[key] = draw(st.sampled_from([v for v in WRONG_TYPES if type(v) is not current]))
+            # A copy: a later mutation must not change WRONG_TYPES' own [None] or {"": None}
+            # (that made generation differ between examples: FlakyStrategyDefinition).
+            parent[key] = copy.deepcopy(draw(st.sampled_from([v for v in WRONG_TYPES if type(v) is not current])))
             detail = repr(parent[key])
         elif op == "huge":
             kind = draw(st.sampled_from(["hex", "unicode", "repeated"]))
