@@ -47,7 +47,7 @@ chromium:
 # exhausted, 50 concurrent duplicates, concurrent sends and a Graph outage; Redis going away;
 # Graph failures and retries; the authorisation sweep; schemathesis with 1000 examples per
 # operation; 10,002 fuzzed webhook bodies (1667 for each of test_fuzz.py's 6 properties).
-# `make test` runs the whole suite with the drills at this strength (about 12 minutes on 2
+# `make test` runs the whole suite with the drills at this strength (8-12 minutes on 2
 # cores); plain `pytest` runs them lighter (FUZZ_EXAMPLES=200, SCHEMATHESIS_EXAMPLES=200).
 DRILLS := tests/test_live.py tests/test_ratelimits.py tests/test_cache.py tests/test_sending.py \
 	tests/test_drills.py tests/test_authorization.py tests/test_schemathesis.py tests/test_fuzz.py
