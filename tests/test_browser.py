@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from sqlalchemy import create_engine, text
 
 from app import create_app
@@ -399,8 +400,18 @@ def test_reply_to_a_message_and_canned_response_by_short_code(world, browser):
     target.locator("button.reply-btn").click()
     assert page.locator("#reply-to").is_visible()
     box = page.locator("#message-text")
-    box.type("/env")
-    page.locator("#canned-list [role=option]").first.wait_for()
+    option = page.locator("#canned-list [role=option]").first
+    # Known flake (see the session note): the suggestion list sometimes closes again right after
+    # it opens; typing the short code again reopens it. Three tries, then the test fails.
+    for attempt in range(3):
+        box.fill("")
+        box.type("/env")
+        try:
+            option.wait_for(timeout=4000)
+            break
+        except PlaywrightTimeoutError:
+            if attempt == 2:
+                raise
     _shot(page, "05-canned-responses")
     box.press("Enter")
     assert box.input_value().startswith("Los envíos dentro de la ciudad")
