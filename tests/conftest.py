@@ -26,9 +26,10 @@ from sqlalchemy.orm import scoped_session, sessionmaker
 from app import create_app
 from app.embedded_db import create_database, drop_database, embedded_server_url
 from app.extensions import db
-from app.models import Agent
+from app.models import Agent, MessageTemplate
 from app.ratelimits import rate_limiter
 from app.services import agents as agent_service
+from app.services.sending import template_placeholders
 from config import normalise_database_url
 from tests import fake_graph, meta
 
@@ -93,6 +94,21 @@ def app(database_url: str, graph_server: fake_graph.FakeGraph) -> Iterator[Flask
         upgrade()
         db.engine.dispose()
     yield app
+
+
+def store_approved_template(name: str, components: list, language: str = "es") -> MessageTemplate:
+    """An APPROVED template as `templates sync` would store it, committed in the test's transaction."""
+    template = MessageTemplate(
+        name=name,
+        language=language,
+        status="APPROVED",
+        category="UTILITY",
+        components=components,
+        placeholders=template_placeholders(components),
+    )
+    db.session.add(template)
+    db.session.commit()
+    return template
 
 
 @pytest.fixture(autouse=True)

@@ -26,11 +26,11 @@ from sqlalchemy.exc import OperationalError
 
 from app.api.docs import openapi_document
 from app.extensions import db
-from app.models import Contact, Conversation, Message, MessageTemplate
+from app.models import Contact, Conversation, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.models.messages import DELIVERY_STATUSES, DIRECTIONS
-from app.services.sending import template_placeholders
 from tests import meta
+from tests.conftest import store_approved_template
 from tests.fake_graph import POST_MESSAGES, error
 
 SPEC = openapi_document()
@@ -644,17 +644,7 @@ def test_send_answers_validate(client, auth, graph, open_conversation):
 
 def test_send_of_a_template_and_its_refusals_validate(client, auth, graph, open_conversation):
     components = [{"type": "BODY", "text": "Hola {{1}}, tu pedido {{2}} está listo."}]
-    db.session.add(
-        MessageTemplate(
-            name="pedido_listo",
-            language="es",
-            status="APPROVED",
-            category="UTILITY",
-            components=components,
-            placeholders=template_placeholders(components),
-        )
-    )
-    db.session.commit()
+    store_approved_template("pedido_listo", components)
     template = {"name": "pedido_listo", "language": {"code": "es"}, "parameters": {"body.1": "Ana"}}
     response = _send(client, auth, open_conversation, {"type": "template", "template": template})
     assert response.status_code == 400

@@ -53,11 +53,11 @@ from sqlalchemy import select
 
 from app.api.docs import openapi_document
 from app.extensions import db
-from app.models import ApiToken, Message, MessageTemplate
+from app.models import ApiToken, Message
 from app.models.agents import hash_token
 from app.ratelimits import rate_limiter
-from app.services.sending import template_placeholders
 from tests import meta
+from tests.conftest import store_approved_template
 from tests.fake_graph import POST_MESSAGES, error
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "200"))
@@ -184,17 +184,7 @@ def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webho
     canned = client.post("/whatsapp/api/respuestas", json={"short_code": "hola", "text": "¡Hola!"}, headers=auth)
     assert canned.status_code == 201, canned.get_json()
     components = [{"type": "BODY", "text": "Hola {{1}}, tu turno es el {{2}}."}]
-    db.session.add(
-        MessageTemplate(
-            name="turno",
-            language="es",
-            status="APPROVED",
-            category="UTILITY",
-            components=components,
-            placeholders=template_placeholders(components),
-        )
-    )
-    db.session.commit()
+    store_approved_template("turno", components)
 
     login_page = client.get("/login")
     logged_in = client.post(

@@ -12,6 +12,7 @@ from app.extensions import db
 from app.models import Conversation, Message, MessageTemplate, SendAttempt
 from app.services.sending import template_placeholders
 from tests import fake_graph, meta
+from tests.conftest import store_approved_template
 from tests.fake_graph import POST_MESSAGES, TIMEOUT, error, server_error
 
 WA_ID = "5491155550001"
@@ -308,17 +309,7 @@ TEMPLATE_COMPONENTS = [
 
 @pytest.fixture
 def template(db_session) -> MessageTemplate:
-    row = MessageTemplate(
-        name="pedido_listo",
-        language="es",
-        status="APPROVED",
-        category="UTILITY",
-        components=TEMPLATE_COMPONENTS,
-        placeholders=template_placeholders(TEMPLATE_COMPONENTS),
-    )
-    db.session.add(row)
-    db.session.commit()
-    return row
+    return store_approved_template("pedido_listo", TEMPLATE_COMPONENTS)
 
 
 def test_template_placeholders_cover_header_body_and_url_buttons():
