@@ -29,7 +29,7 @@ from app.extensions import db
 from app.models import Agent, MessageTemplate
 from app.ratelimits import rate_limiter
 from app.services import agents as agent_service
-from app.services.sending import template_placeholders
+from app.whatsapp.rules import template_placeholders
 from config import normalise_database_url
 from tests import fake_graph, meta
 

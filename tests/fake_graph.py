@@ -34,6 +34,7 @@ def delay(seconds: float) -> tuple[str, float]:
     """Answer success, but only after `seconds` (a slow Graph)."""
     return ("delay", seconds)
 
+
 ERROR_TITLES = {
     131047: (
         "Re-engagement message",

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models import Conversation, Message, MessageTemplate, SendAttempt
-from app.services.sending import template_placeholders
+from app.whatsapp.rules import template_placeholders
 from tests import fake_graph, meta
 from tests.conftest import store_approved_template
 from tests.fake_graph import POST_MESSAGES, TIMEOUT, error, server_error

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Conversation, Message, MessageTemplate
-from app.services.sending import template_placeholders
+from app.whatsapp.rules import template_placeholders
 from tests import fake_graph, meta
 from tests.fake_graph import POST_MESSAGES, TEMPLATES, error, server_error
 from tests.test_openapi import assert_documented

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from app.models import Message
-
-CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+from app.whatsapp.rules import window_expires_at
 
 
 def iso(value: datetime | None) -> str | None:
@@ -23,7 +22,6 @@ def display_name(name: str | None, wa_id: str | None, user_id: str | None) -> st
 
 
 def conversation_summary(row: Any) -> dict[str, Any]:
-    window_expires_at = row.last_customer_message_at + CUSTOMER_SERVICE_WINDOW if row.last_customer_message_at else None
     return {
         "id": row.id,
         "display_name": display_name(row.contact_name, row.contact_wa_id, row.contact_user_id),
@@ -57,7 +55,7 @@ def conversation_summary(row: Any) -> dict[str, Any]:
             else None
         ),
         "last_customer_message_at": iso(row.last_customer_message_at),
-        "window_expires_at": iso(window_expires_at),
+        "window_expires_at": iso(window_expires_at(row.last_customer_message_at)),
         "last_activity_at": iso(row.last_activity_at),
         "updated_at": iso(row.updated_at),
     }

@@ -31,15 +31,13 @@ from app.services.conversations import message_row
 from app.services.graph import graph_client
 from app.whatsapp.graph import WINDOW_CLOSED, GraphError
 from app.whatsapp.ingest import apply_waiting_statuses
+from app.whatsapp.rules import MAX_TEXT_CHARS, template_graph_payload, window_expires_at, window_open
 
 log = logging.getLogger(__name__)
 
-CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
-MAX_TEXT_CHARS = 4096
 IDEMPOTENCY_TTL = timedelta(hours=24)
 IDEMPOTENCY_WAIT_SECONDS = 20.0
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 
 
 @dataclass
@@ -116,70 +114,9 @@ def parse_send_request(data: Any) -> OutgoingText | OutgoingTemplate:
     raise Refused(400, "invalid_body", "'type' must be 'text' or 'template'.")
 
 
-def template_placeholders(components: list[Any]) -> list[str]:
-    """Every placeholder of a template as `component.name`, e.g. body.1, header.1, button.0.1."""
-    found: list[str] = []
-    for component in components:
-        if not isinstance(component, dict):
-            continue
-        kind = str(component.get("type", "")).lower()
-        if kind in ("header", "body") and (kind == "body" or str(component.get("format", "TEXT")).upper() == "TEXT"):
-            found += [f"{kind}.{p}" for p in _PLACEHOLDER.findall(str(component.get("text", "")))]
-        elif kind == "buttons":
-            for index, button in enumerate(component.get("buttons") or []):
-                if isinstance(button, dict) and str(button.get("type", "")).upper() == "URL":
-                    found += [f"button.{index}.{p}" for p in _PLACEHOLDER.findall(str(button.get("url", "")))]
-    return list(dict.fromkeys(found))
-
-
 def _template_payload(template: MessageTemplate, parameters: dict[str, str]) -> tuple[dict[str, Any], str]:
     """Graph's template object and the body text as the customer will read it."""
-    components: list[dict[str, Any]] = []
-    body_text = ""
-    for component in template.components:
-        if not isinstance(component, dict):
-            continue
-        kind = str(component.get("type", "")).lower()
-        if kind in ("header", "body"):
-            names = _PLACEHOLDER.findall(str(component.get("text", "")))
-            if kind == "header" and str(component.get("format", "TEXT")).upper() != "TEXT":
-                continue
-            if names:
-                components.append(
-                    {
-                        "type": kind,
-                        "parameters": [
-                            {
-                                "type": "text",
-                                "text": parameters[f"{kind}.{n}"],
-                                **({} if n.isdigit() else {"parameter_name": n}),
-                            }
-                            for n in names
-                        ],
-                    }
-                )
-            if kind == "body":
-                body_text = _PLACEHOLDER.sub(
-                    lambda m: parameters.get(f"body.{m.group(1)}", m.group(0)), str(component.get("text", ""))
-                )
-        elif kind == "buttons":
-            for index, button in enumerate(component.get("buttons") or []):
-                if not isinstance(button, dict) or str(button.get("type", "")).upper() != "URL":
-                    continue
-                names = _PLACEHOLDER.findall(str(button.get("url", "")))
-                if names:
-                    components.append(
-                        {
-                            "type": "button",
-                            "sub_type": "url",
-                            "index": str(index),
-                            "parameters": [{"type": "text", "text": parameters[f"button.{index}.{n}"]} for n in names],
-                        }
-                    )
-    payload = {"name": template.name, "language": {"code": template.language}}
-    if components:
-        payload["components"] = components
-    return payload, body_text or template.name
+    return template_graph_payload(template.name, template.language, template.components, parameters)
 
 
 # --- idempotency ---------------------------------------------------------------------------
@@ -261,17 +198,8 @@ def _load_target(conversation_id: int, *, lock: bool) -> _Target:
     return _Target(row.Conversation, row.wa_id, row.phone_number_id)
 
 
-def window_open(conversation: Conversation, now: datetime | None = None) -> bool:
-    last = conversation.last_customer_message_at
-    return last is not None and (now or datetime.now(UTC)) < last + CUSTOMER_SERVICE_WINDOW
-
-
 def _window_refusal(conversation: Conversation) -> Refused:
-    expired = (
-        conversation.last_customer_message_at + CUSTOMER_SERVICE_WINDOW
-        if conversation.last_customer_message_at
-        else None
-    )
+    expired = window_expires_at(conversation.last_customer_message_at)
     return Refused(
         409,
         "window_closed",
@@ -322,7 +250,7 @@ def _store_pending(
 
     template_name = template_language = None
     if isinstance(request, OutgoingText):
-        if not window_open(conversation):
+        if not window_open(conversation.last_customer_message_at):
             raise _window_refusal(conversation)
         kind, text = "text", request.text
         payload.update(type="text", text={"preview_url": False, "body": request.text})
@@ -473,7 +401,7 @@ def retry(conversation_id: int, message_id: int, agent_id: int) -> Answer:
         raise Refused(404, "not_found", "Message not found.")
     if message.direction != "out" or message.type not in ("text", "template") or message.status != "failed":
         raise Refused(409, "not_retryable", "Only failed text or template messages sent by an agent can be retried.")
-    if message.type == "text" and not window_open(target.conversation):
+    if message.type == "text" and not window_open(target.conversation.last_customer_message_at):
         raise _window_refusal(target.conversation)
     # Claim the message for this attempt: a second click finds it no longer failed.
     claimed = db.session.execute(

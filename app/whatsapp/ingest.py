@@ -27,10 +27,7 @@ from sqlalchemy.orm import Session
 from app.models import BusinessNumber, Contact, Conversation, Message, StatusEvent, WebhookDelivery
 from app.models.messages import HIDDEN_TYPES
 from app.whatsapp.payloads import KNOWN_STATUSES, ParsedChange, ParsedContact, ParsedDelivery, ParsedMessage
-
-# A status only ever moves forward. `failed` outranks `sent` (a late "sent" must not hide a
-# failure) but not `delivered`/`read` (those prove the message arrived).
-STATUS_RANK = {"pending": 0, "accepted": 5, "sent": 10, "failed": 15, "delivered": 20, "read": 30, "played": 40}
+from app.whatsapp.rules import STATUS_RANK
 
 
 def status_rank_sql(column):  # type: ignore[no-untyped-def]
