@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, g
-from flask_babel import format_datetime, get_locale
+from flask_babel import get_locale
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +19,7 @@ from app.api.views import bp as api_bp
 from app.auth.views import bp as auth_bp
 from app.cache import init_cache
 from app.cli import register as register_cli
+from app.converters import init_converters
 from app.embedded_db import embedded_server_url
 from app.errors import register_error_handlers as register_errors
 from app.extensions import babel, csrf, db, login_manager, migrate
@@ -48,6 +48,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_config())
     if overrides:
         app.config.update(overrides)
+    init_converters(app)  # before any blueprint registers its routes
     configure_logging(app)
     configure_database(app)
     register_extensions(app)
@@ -76,7 +77,6 @@ def register_extensions(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "es")
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(PROJECT_ROOT / "translations"))
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
-    app.jinja_env.filters["datetime"] = format_iso_datetime
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "es")
 
     @login_manager.user_loader
@@ -89,13 +89,6 @@ def register_extensions(app: Flask) -> None:
         if agent is not None:
             g.agent_id = agent.id  # for the access log, without reloading the row later
         return agent
-
-
-def format_iso_datetime(value: str | None) -> str:
-    """Format an ISO timestamp from the serialisers in the page's language."""
-    if not value:
-        return ""
-    return format_datetime(datetime.fromisoformat(value), "short")
 
 
 def register_blueprints(app: Flask) -> None:
