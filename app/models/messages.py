@@ -28,7 +28,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 
 DIRECTIONS = ("in", "out")
-SENDERS = ("customer", "agent", "system")
 # pending: stored, Graph not answered yet; accepted: Graph gave it a wamid; then Meta's ticks.
 DELIVERY_STATUSES = ("pending", "accepted", "sent", "delivered", "read", "played", "failed")
 # Event-like types that change another message instead of being shown as a bubble of their own.

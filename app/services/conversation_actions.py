@@ -26,9 +26,9 @@ from app.metrics import READ_RECEIPTS
 from app.models import Agent, BusinessNumber, CannedResponse, Conversation, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.models.messages import HIDDEN_TYPES, NOTE_TYPE
-from app.services.graph import graph_client
+from app.services.graph_factory import graph_client
 from app.services.sending import Refused
-from app.whatsapp.graph import GraphError
+from app.whatsapp.graph_client import GraphError
 from app.whatsapp.rules import MAX_TEXT_CHARS
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Message
-from app.services.graph import graph_client
-from app.whatsapp.graph import GraphError
+from app.services.graph_factory import graph_client
+from app.whatsapp.graph_client import GraphError
 from app.whatsapp.payloads import MEDIA_TYPES
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ from app.api import serializers
 from app.extensions import db
 from app.models import BusinessNumber, Contact, Conversation, IdempotencyKey, Message, MessageTemplate, SendAttempt
 from app.services.conversations import message_row
-from app.services.graph import graph_client
-from app.whatsapp.graph import WINDOW_CLOSED, GraphError
+from app.services.graph_factory import graph_client
+from app.whatsapp.graph_client import WINDOW_CLOSED, GraphError
 from app.whatsapp.ingest import apply_waiting_statuses
 from app.whatsapp.rules import MAX_TEXT_CHARS, template_graph_payload, window_expires_at, window_open
 

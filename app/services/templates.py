@@ -18,8 +18,8 @@ from sqlalchemy import delete, func, select
 
 from app.extensions import db
 from app.models import MessageTemplate
-from app.services.graph import graph_client
-from app.whatsapp.graph import GraphError
+from app.services.graph_factory import graph_client
+from app.whatsapp.graph_client import GraphError
 from app.whatsapp.rules import template_placeholders
 
 log = logging.getLogger(__name__)

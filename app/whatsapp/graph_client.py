@@ -22,7 +22,6 @@ READ_TIMEOUT = 10.0
 # Codes Meta documents as transient (retry with backoff) — see docs/whatsapp-cloud-api.md.
 TRANSIENT_CODES = frozenset({1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131056})
 WINDOW_CLOSED = 131047
-TOKEN_EXPIRED = 190
 
 
 @dataclass(eq=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app
 
 from app.metrics import graph_observer
-from app.whatsapp.graph import GraphClient
+from app.whatsapp.graph_client import GraphClient
 
 
 def graph_client() -> GraphClient:
