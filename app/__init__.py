@@ -32,7 +32,7 @@ from app.metrics import init_metrics
 from app.models import Agent
 from app.observability import configure_logging
 from app.ratelimits import init_rate_limits
-from app.whatsapp.webhook import bp as webhook_bp
+from app.webhook.views import bp as webhook_bp
 from config import load_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 from app.errors import _is_connection_problem
 from app.extensions import db
 from app.models import Contact, Conversation, Message, StatusEvent, WebhookDelivery
-from app.services import webhooks
+from app.services import inbound
 from tests import meta
 
 
@@ -468,7 +468,7 @@ def test_database_errors_are_503_only_when_retrying_can_help(app):
 
 def test_a_delivery_that_loses_a_deadlock_is_run_again_and_stored_once(post_webhook, monkeypatch):
     """Fault injection: PostgreSQL aborts the first attempt with deadlock_detected (40P01)."""
-    real_ingest = webhooks.ingest_delivery
+    real_ingest = inbound.ingest_delivery
     calls = {"n": 0}
 
     def deadlocked_once(session, body, parsed):  # type: ignore[no-untyped-def]
@@ -479,7 +479,7 @@ def test_a_delivery_that_loses_a_deadlock_is_run_again_and_stored_once(post_webh
             raise OperationalError("UPDATE conversations …", {}, orig)
         return result
 
-    monkeypatch.setattr(webhooks, "ingest_delivery", deadlocked_once)
+    monkeypatch.setattr(inbound, "ingest_delivery", deadlocked_once)
     msg = meta.message(content={"body": "tras el deadlock"})
     response = post_webhook(meta.delivery(meta.value(messages=[msg])))
     assert response.status_code == 200 and calls["n"] == 2

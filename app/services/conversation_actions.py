@@ -28,6 +28,7 @@ from app.models.conversations import CONVERSATION_STATUSES
 from app.models.messages import HIDDEN_TYPES, NOTE_TYPE
 from app.services.graph_factory import graph_client
 from app.services.sending import Refused
+from app.services.summaries import touch_conversation
 from app.whatsapp.graph_client import GraphError
 from app.whatsapp.rules import MAX_TEXT_CHARS
 
@@ -230,13 +231,12 @@ def add_note(conversation_id: int, agent_id: int, data: Any) -> int:
     text = _text(_json_object(data, ("text",)))
     if not 1 <= conversation_id <= MAX_ID:
         raise _not_found()
-    touched = db.session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id)
-        .values(updated_at=func.now())
-        .returning(Conversation.id)
-    ).scalar()
-    if touched is None:
+    now = datetime.now(UTC)
+    # Before the note is stored: a conversation that is not there is a 404, not a foreign key error.
+    touched = touch_conversation(
+        db.session, conversation_id, None, message_type=NOTE_TYPE, sender="agent", direction="out", sent_at=now
+    )
+    if not touched:
         raise _not_found()
     note = Message(
         conversation_id=conversation_id,
@@ -245,7 +245,7 @@ def add_note(conversation_id: int, agent_id: int, data: Any) -> int:
         agent_id=agent_id,
         type=NOTE_TYPE,
         text=text,
-        sent_at=datetime.now(UTC),
+        sent_at=now,
         status=None,
         is_read=True,
     )

@@ -29,8 +29,9 @@ from app.extensions import db
 from app.models import BusinessNumber, Contact, Conversation, IdempotencyKey, Message, MessageTemplate, SendAttempt
 from app.services.conversations import message_row
 from app.services.graph_factory import graph_client
+from app.services.statuses import apply_waiting_statuses
+from app.services.summaries import touch_conversation
 from app.whatsapp.graph_client import WINDOW_CLOSED, GraphError
-from app.whatsapp.ingest import apply_waiting_statuses
 from app.whatsapp.rules import MAX_TEXT_CHARS, template_graph_payload, window_expires_at, window_open
 
 log = logging.getLogger(__name__)
@@ -298,10 +299,9 @@ def _store_pending(
     )
     db.session.add(message)
     db.session.flush()
-    conversation.last_message_id = message.id
-    conversation.last_message_at = now
-    conversation.last_agent_message_id = message.id
-    conversation.last_activity_at = max(conversation.last_activity_at, now)
+    touch_conversation(
+        db.session, conversation.id, message.id, message_type=kind, sender="agent", direction="out", sent_at=now
+    )
     if key_id is not None:
         db.session.execute(update(IdempotencyKey).where(IdempotencyKey.id == key_id).values(message_id=message.id))
     db.session.commit()

@@ -1,10 +1,13 @@
-"""Idempotent persistence of a parsed webhook delivery.
+"""Idempotent persistence of a parsed webhook delivery: the raw body, business numbers,
+contacts, conversations, messages and statuses.
 
-`ingest_delivery()` runs inside the caller's transaction and never commits: the webhook
-service commits once, after the raw delivery and every message and status in it are
-written, and only then answers 200. Duplicates are stopped by unique constraints with
-`INSERT … ON CONFLICT`, never by a read-then-write check, so concurrent redeliveries of the
-same message leave exactly one row.
+`ingest_delivery()` runs inside the caller's transaction and never commits: the inbound
+service (`app/services/inbound.py`) commits once, after the raw delivery and every message and
+status in it are written, and only then answers 200. Duplicates are stopped by unique
+constraints with `INSERT … ON CONFLICT`, never by a read-then-write check, so concurrent
+redeliveries of the same message leave exactly one row. Each stored message moves its
+conversation's summary by the one rule in `app/services/summaries.py`; statuses go through
+`app/services/statuses.py`.
 
 The statements of the message path are built once, at import, and run with bound parameters:
 building a SQLAlchemy statement with its literal values (and the cache key that includes every
@@ -14,26 +17,26 @@ value) on each call cost several times what PostgreSQL spends running it (bench/
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, bindparam, case, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from app.models import BusinessNumber, Contact, Conversation, Message, StatusEvent, WebhookDelivery
-from app.models.messages import HIDDEN_TYPES
-from app.whatsapp.payloads import KNOWN_STATUSES, ParsedChange, ParsedContact, ParsedDelivery, ParsedMessage
-from app.whatsapp.rules import STATUS_RANK
-
-
-def status_rank_sql(column):  # type: ignore[no-untyped-def]
-    """SQL expression giving the rank of a message's current status (NULL counts as pending)."""
-    return case(STATUS_RANK, value=func.coalesce(column, "pending"), else_=0)
-
+from app.models import BusinessNumber, Contact, Conversation, Message, WebhookDelivery
+from app.services.statuses import apply_waiting_statuses, record_status
+from app.services.summaries import touch_conversation
+from app.whatsapp.payloads import (
+    KNOWN_STATUSES,
+    ParsedChange,
+    ParsedContact,
+    ParsedDelivery,
+    ParsedMessage,
+    ParsedStatus,
+)
 
 # --- the message path's statements, built once (bound parameters are named p_*) -------------
 
@@ -99,31 +102,6 @@ INSERT_MESSAGE = (
     .on_conflict_do_nothing(index_elements=[_messages.c.wamid])
     .returning(_messages.c.id)
 )
-
-
-@functools.cache
-def _touch_statement(visible: bool, from_customer: bool, agent_visible: bool):  # type: ignore[no-untyped-def]
-    """The UPDATE of a conversation's summary columns for one kind of message (which columns
-    move for which kind: `_touch_conversation`)."""
-    c = _conversations.c
-    sent_at = bindparam("p_sent_at", type_=DateTime(timezone=True))
-    message_id = bindparam("p_message_id", type_=BigInteger)
-    values: dict[str, object] = {
-        "last_activity_at": func.greatest(c.last_activity_at, sent_at),
-        "updated_at": func.now(),
-    }
-    if visible:
-        newer = (c.last_message_at.is_(None)) | (c.last_message_at <= sent_at)
-        values["last_message_id"] = case((newer, message_id), else_=c.last_message_id)
-        values["last_message_at"] = func.greatest(func.coalesce(c.last_message_at, sent_at), sent_at)
-    if from_customer and visible:
-        values["unread_count"] = c.unread_count + 1
-        # The 24-hour window runs from the customer's own messages, by Meta's clock.
-        values["last_customer_message_at"] = func.greatest(func.coalesce(c.last_customer_message_at, sent_at), sent_at)
-        values["status"] = case((c.status == "resolved", "open"), else_=c.status)
-    elif agent_visible:
-        values["last_agent_message_id"] = message_id
-    return update(_conversations).where(c.id == bindparam("p_conversation_id")).values(**values)
 
 
 @dataclass
@@ -337,95 +315,23 @@ def _store_message(
     elif message.type == "revoke" and message.target_wamid:
         session.execute(update(Message).where(Message.wamid == message.target_wamid).values(deleted_at=sent_at))
 
-    _touch_conversation(session, conversation_id, message_id, message, sent_at)
+    touch_conversation(
+        session,
+        conversation_id,
+        message_id,
+        message_type=message.type,
+        sender=message.sender,
+        direction=message.direction,
+        sent_at=sent_at,
+    )
     if message.direction == "out":
         apply_waiting_statuses(session, message.wamid)
 
 
-def _touch_conversation(
-    session: Session, conversation_id: int, message_id: int, message: ParsedMessage, sent_at: datetime
-) -> None:
-    """Keep the conversation's summary columns exact, in the same transaction as the message:
-    the activity time always; the last message unless the type is hidden (reactions, edits,
-    revocations); the unread count, the 24-hour window and reopening for a customer's visible
-    message; the last agent message for our own visible outbound one."""
-    visible = message.type not in HIDDEN_TYPES
-    statement = _touch_statement(
-        visible, message.sender == "customer", message.sender != "customer" and message.direction == "out" and visible
-    )
-    session.execute(statement, {"p_conversation_id": conversation_id, "p_message_id": message_id, "p_sent_at": sent_at})
-
-
-def _store_status(session: Session, status, result: IngestResult) -> None:  # type: ignore[no-untyped-def]
-    occurred_at = status.occurred_at or datetime.now(UTC)
+def _store_status(session: Session, status: ParsedStatus, result: IngestResult) -> None:
     result.received_statuses[status.status if status.status in KNOWN_STATUSES else "other"] += 1
-    error = status.error
-    session.execute(
-        insert(StatusEvent)
-        .values(
-            wamid=status.wamid,
-            status=status.status,
-            occurred_at=occurred_at,
-            recipient_id=status.recipient_id,
-            error_code=error.code if error else None,
-            error_title=error.title if error else None,
-            error_details=error.details if error else None,
-            payload=status.payload,
-        )
-        .on_conflict_do_nothing(index_elements=[StatusEvent.wamid, StatusEvent.status])
-    )
-    if status.status not in KNOWN_STATUSES:
-        return
-    applied = _apply_status(
-        session,
-        status.wamid,
-        status.status,
-        occurred_at,
-        error.code if error else None,
-        error.title if error else None,
-        error.details if error else None,
-    )
-    if applied:
+    applied = record_status(session, status)
+    if applied is True:
         result.statuses_applied += 1
-    else:
+    elif applied is False:
         result.statuses_waiting += 1
-
-
-def _apply_status(
-    session: Session,
-    wamid: str,
-    status: str,
-    occurred_at: datetime,
-    error_code: int | None,
-    error_title: str | None,
-    error_details: str | None,
-) -> bool:
-    """Move an outbound message's status forward; never backwards. True when a row matched."""
-    values: dict[str, object] = {"status": status, "status_at": occurred_at}
-    if status == "failed":
-        values.update(error_code=error_code, error_title=error_title, error_details=error_details)
-    updated = session.execute(
-        update(Message)
-        .where(
-            Message.wamid == wamid,
-            Message.direction == "out",
-            status_rank_sql(Message.status) < STATUS_RANK[status],
-        )
-        .values(**values)
-        .returning(Message.id)
-    ).first()
-    if updated is not None:
-        return True
-    return session.execute(select(Message.id).where(Message.wamid == wamid)).first() is not None
-
-
-def apply_waiting_statuses(session: Session, wamid: str) -> None:
-    """Apply statuses that arrived before their message (stored in `status_events`)."""
-    events = session.execute(
-        select(StatusEvent).where(StatusEvent.wamid == wamid, StatusEvent.status.in_(KNOWN_STATUSES))
-    ).scalars()
-    best = max(events, key=lambda e: STATUS_RANK[e.status], default=None)
-    if best is not None:
-        _apply_status(
-            session, wamid, best.status, best.occurred_at, best.error_code, best.error_title, best.error_details
-        )

@@ -1,4 +1,8 @@
-"""`GET|POST /webhook/whatsapp`: Meta's verify handshake and signed deliveries."""
+"""`GET|POST /webhook/whatsapp`: Meta's verify handshake and signed deliveries.
+
+The HTTP edge only: the signature and the body are checked here, everything else is the
+inbound service's (`app/services/inbound.py`).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
-from app.metrics import WEBHOOK_DELIVERIES
-from app.services.webhooks import receive_delivery
+from app.services import inbound
 from app.whatsapp.payloads import PayloadError, SignatureCheck, decode_body, verify_signature
 
 log = logging.getLogger(__name__)
@@ -39,18 +42,18 @@ def receive():
     )
     if check is SignatureCheck.MISSING:
         log.warning("webhook refused: no X-Hub-Signature-256 header")
-        WEBHOOK_DELIVERIES.labels(outcome="missing_signature").inc()
+        inbound.refused("missing_signature")
         return jsonify(error="signature_missing", message="X-Hub-Signature-256 header is required."), 401
     if check is SignatureCheck.INVALID:
         log.warning("webhook refused: signature does not match")
-        WEBHOOK_DELIVERIES.labels(outcome="bad_signature").inc()
+        inbound.refused("bad_signature")
         return jsonify(error="signature_invalid", message="X-Hub-Signature-256 does not match the body."), 403
     try:
         data = decode_body(body)
     except PayloadError as exc:
-        WEBHOOK_DELIVERIES.labels(outcome="invalid_body").inc()
+        inbound.refused("invalid_body")
         return jsonify(error="invalid_body", message=str(exc)), 400
-    result = receive_delivery(body, data)
+    result = inbound.receive_delivery(body, data)
     return jsonify(
         status="ok",
         outcome=result.outcome,

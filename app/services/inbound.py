@@ -1,4 +1,11 @@
-"""Receiving a webhook delivery: the one transaction that makes Meta's POST durable."""
+"""Inbound deliveries from Meta: the one transaction that makes a webhook POST durable.
+
+The webhook blueprint (`app/webhook/views.py`) checks the signature and decodes the body,
+then hands it here. `receive_delivery()` parses it (`app/whatsapp/payloads.py`: pure, no Flask,
+no database), stores it (`app/services/ingest.py`: idempotent, never commits), commits once,
+runs it again when PostgreSQL aborts it in a deadlock, counts it in the metrics and writes the
+delivery's log line. `refused()` counts the deliveries the blueprint turned away.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
 from app.metrics import MESSAGES_INGESTED, STATUSES_RECEIVED, WEBHOOK_DELIVERIES
-from app.whatsapp.ingest import IngestResult, ingest_delivery
+from app.services.ingest import IngestResult, ingest_delivery
 from app.whatsapp.payloads import parse_delivery
 
 log = structlog.get_logger(__name__)
@@ -20,6 +27,11 @@ ATTEMPTS = 3
 
 def _retryable(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "pgcode", None) in RETRYABLE_SQLSTATES
+
+
+def refused(outcome: str) -> None:
+    """Count a delivery refused before parsing (`missing_signature`, `bad_signature`, `invalid_body`)."""
+    WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
 
 
 def receive_delivery(body: bytes, data: dict) -> IngestResult:  # type: ignore[type-arg]

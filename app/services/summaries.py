@@ -1,0 +1,102 @@
+"""What a new message does to its conversation's summary columns: the one rule.
+
+The conversation list reads only `conversations` (see `Conversation`), so every path that
+stores a message — ingest (inbound messages and echoes of our own), sending (an agent's reply,
+stored as pending) and private notes — moves the summary through `touch_conversation()`, in
+the same transaction as the message, with one UPDATE:
+
+- `last_activity_at`: the newest time anything happened, for every message but a note (the
+  list is sorted by it; a note or triage never reorders the list);
+- `last_message_id` / `last_message_at`, the preview: the newest *visible* message by its
+  `sent_at` (Meta's clock for inbound); reactions, edits, revocations and notes never become it;
+- for a customer's visible message: `unread_count` + 1, `last_customer_message_at` (the
+  24-hour window runs from it) and a resolved conversation reopens;
+- for our own visible outbound message (an agent's reply or an echo): `last_agent_message_id`;
+- `updated_at` always (it invalidates the cached list).
+
+The UPDATE is set-based and commutative (`greatest`, `CASE`): deliveries may arrive out of
+order and the summary still ends up exact. The statements are built once per kind of message
+and run with bound parameters (the ingest benchmark's hot path). Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Update, bindparam, case, func, update
+from sqlalchemy.orm import Session
+
+from app.models import Conversation
+from app.models.messages import HIDDEN_TYPES, NOTE_TYPE
+
+_conversations = Conversation.__table__
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Which summary columns a message moves (see the module's docstring)."""
+
+    activity: bool  # last_activity_at
+    preview: bool  # last_message_id / last_message_at
+    customer: bool  # unread_count, last_customer_message_at, reopening
+    agent: bool  # last_agent_message_id
+
+
+def effect_of(message_type: str, sender: str, direction: str) -> Effect:
+    """The rule: which columns a message of this type, sender and direction moves."""
+    if message_type == NOTE_TYPE:
+        return Effect(activity=False, preview=False, customer=False, agent=False)
+    visible = message_type not in HIDDEN_TYPES
+    from_customer = sender == "customer"
+    return Effect(
+        activity=True,
+        preview=visible,
+        customer=visible and from_customer,
+        agent=visible and not from_customer and direction == "out",
+    )
+
+
+@functools.cache
+def touch_statement(effect: Effect) -> Update:
+    """The UPDATE for one kind of message; bound parameters `p_conversation_id`,
+    `p_message_id` and `p_sent_at` (those a kind does not use are ignored)."""
+    c = _conversations.c
+    sent_at = bindparam("p_sent_at", type_=DateTime(timezone=True))
+    message_id = bindparam("p_message_id", type_=BigInteger)
+    values: dict[str, object] = {}
+    if effect.activity:
+        values["last_activity_at"] = func.greatest(c.last_activity_at, sent_at)
+    values["updated_at"] = func.now()
+    if effect.preview:
+        newer = (c.last_message_at.is_(None)) | (c.last_message_at <= sent_at)
+        values["last_message_id"] = case((newer, message_id), else_=c.last_message_id)
+        values["last_message_at"] = func.greatest(func.coalesce(c.last_message_at, sent_at), sent_at)
+    if effect.customer:
+        values["unread_count"] = c.unread_count + 1
+        # The 24-hour window runs from the customer's own messages, by Meta's clock.
+        values["last_customer_message_at"] = func.greatest(func.coalesce(c.last_customer_message_at, sent_at), sent_at)
+        values["status"] = case((c.status == "resolved", "open"), else_=c.status)
+    if effect.agent:  # never with `customer`: see effect_of
+        values["last_agent_message_id"] = message_id
+    return update(_conversations).where(c.id == bindparam("p_conversation_id")).values(**values)
+
+
+def touch_conversation(
+    session: Session,
+    conversation_id: int,
+    message_id: int | None,
+    *,
+    message_type: str,
+    sender: str,
+    direction: str,
+    sent_at: datetime,
+) -> bool:
+    """Move `conversation_id`'s summary for a message stored in this transaction (for a note,
+    which moves only `updated_at`, `message_id` may be None). False when no such conversation."""
+    statement = touch_statement(effect_of(message_type, sender, direction))
+    result = session.execute(
+        statement, {"p_conversation_id": conversation_id, "p_message_id": message_id, "p_sent_at": sent_at}
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
