@@ -1,4 +1,6 @@
-"""The app's Graph API client, built once per app from its configuration."""
+"""The app's Graph API client (`app/whatsapp/graph_client.py`), built once per app from its
+configuration (`WHATSAPP_GRAPH_URL`, the access token, timeouts, retries) and reporting every
+call to the metrics. Services that call Meta ask `graph_client()` for it."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Meta's Graph API: a small client with timeouts, pooled connections and typed errors.
 
 No Flask and no database here: callers pass the settings and decide what an error means
-for the data they keep.
+for the data they keep. The app's configured instance comes from
+`app.services.graph_factory.graph_client()`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 the limits on a text message and the order in which delivery statuses may move.
 
 Pure functions and constants (no Flask, no database): the sending service, the serialisers,
-ingest and the pages all ask this module, and the browser is handed the results.
+the status updates (`app/services/statuses.py`) and the pages all ask this module, and the
+browser is handed the results.
 """
 
 from __future__ import annotations
