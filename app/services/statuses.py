@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy import ColumnElement, SQLColumnExpression, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,7 @@ from app.whatsapp.payloads import KNOWN_STATUSES, ParsedStatus
 from app.whatsapp.rules import STATUS_RANK
 
 
-def status_rank_sql(column: ColumnElement[str | None]) -> ColumnElement[int]:
+def status_rank_sql(column: SQLColumnExpression[str | None]) -> ColumnElement[int]:
     """SQL expression giving the rank of a message's current status (NULL counts as pending)."""
     return case(STATUS_RANK, value=func.coalesce(column, "pending"), else_=0)
 
