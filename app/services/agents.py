@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from functools import cache
 
 from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.auth.tokens import issue_token, revoke_tokens
 from app.extensions import db
@@ -73,10 +75,20 @@ def deactivate_agent(email: str) -> Agent:
     return agent
 
 
+@cache
+def _dummy_password_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def authenticate(email: str, password: str) -> Agent | None:
-    """The active agent with this email and password, or None (same answer for every failure)."""
+    """The active agent with this email and password, or None (same answer for every failure).
+
+    One password hash is checked on every path, a dummy one of the same algorithm and cost for
+    an unknown email: a failure takes as long whether the address has an account or not.
+    """
     agent = find_agent(email)
-    if agent is None or not agent.active or not agent.check_password(password):
+    password_hash = agent.password_hash if agent is not None else _dummy_password_hash()
+    if not check_password_hash(password_hash, password) or agent is None or not agent.active:
         return None
     return agent
 
