@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com/v25.0"
+# Where Graph's media download URLs point (https://lookaside.fbsbx.com/whatsapp_business/...).
+DEFAULT_MEDIA_HOSTS = "lookaside.fbsbx.com"
 
 
 class ConfigError(RuntimeError):
@@ -53,6 +56,41 @@ def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{key} must be true or false, got {raw!r}")
+
+
+def media_hosts(env: Mapping[str, str], production: bool) -> tuple[str, ...]:
+    """`WHATSAPP_MEDIA_HOSTS`: the hosts media downloads may be fetched from with the token.
+
+    Comma-separated; a bare `host[:port]` means https only, `http://host[:port]` must be written
+    out (tests allow their local fake Graph server so) and is refused in production. Without a
+    port, any port of the host matches. Normalised to origins: `https://lookaside.fbsbx.com`.
+    """
+    raw = env.get("WHATSAPP_MEDIA_HOSTS")
+    if raw is None or raw.strip() == "":
+        raw = DEFAULT_MEDIA_HOSTS
+    origins: list[str] = []
+    for item in raw.split(","):
+        entry = item.strip().lower()
+        if not entry:
+            continue
+        problem = f"WHATSAPP_MEDIA_HOSTS: {entry!r} is not a host name or an http(s) origin"
+        try:
+            parts = urlsplit(entry if "://" in entry else f"https://{entry}")
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError(problem) from exc
+        host = parts.hostname
+        if parts.scheme not in ("http", "https") or not host or "@" in parts.netloc:
+            raise ConfigError(problem)
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(problem)
+        if parts.scheme == "http" and production:
+            raise ConfigError(f"WHATSAPP_MEDIA_HOSTS: {entry!r} would send the access token unencrypted")
+        host = f"[{host}]" if ":" in host else host
+        origins.append(f"{parts.scheme}://{host}" + (f":{port}" if port else ""))
+    if not origins:
+        raise ConfigError(f"WHATSAPP_MEDIA_HOSTS names no host: {raw!r}")
+    return tuple(origins)
 
 
 def app_env(env: Mapping[str, str]) -> str:
@@ -140,6 +178,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WHATSAPP_PHONE_NUMBER_ID": env.get("WHATSAPP_PHONE_NUMBER_ID", ""),
         "WHATSAPP_BUSINESS_ACCOUNT_ID": env.get("WHATSAPP_BUSINESS_ACCOUNT_ID", ""),
         "WHATSAPP_GRAPH_URL": (env.get("WHATSAPP_GRAPH_URL") or DEFAULT_GRAPH_URL).rstrip("/"),
+        # The Graph token goes only to the Graph host and to media downloads on these hosts.
+        "WHATSAPP_MEDIA_HOSTS": media_hosts(env, production),
         "GRAPH_CONNECT_TIMEOUT": float(env.get("GRAPH_CONNECT_TIMEOUT") or 5),
         "GRAPH_READ_TIMEOUT": float(env.get("GRAPH_READ_TIMEOUT") or 10),
         "GRAPH_MAX_RETRIES": _int(env, "GRAPH_MAX_RETRIES", 2),

@@ -67,6 +67,7 @@ TEST_CONFIG = {
     "WHATSAPP_ACCESS_TOKEN": fake_graph.ACCESS_TOKEN,
     "GRAPH_READ_TIMEOUT": 0.5,
     "GRAPH_RETRY_BACKOFF": 0.01,
+    "WHATSAPP_MEDIA_HOSTS": ("http://127.0.0.1",),  # the fake Graph server serves the downloads too
 }
 
 

@@ -132,13 +132,13 @@ def _seed_conversations(world: World, token: str) -> None:
     # Camila wrote two days ago: the window is closed.
     world.say(CAMILA, "¿Me avisan cuando vuelva a entrar el modelo azul?", ts=now - 2 * 86400)
     # Diego: a photo, a location and a document, assigned to Beto.
-    graph.media["media-photo-1"] = (png(320, 220), "image/png")
+    graph.media["90001"] = (png(320, 220), "image/png")
     world.deliver(
         meta.message(
             "image",
             sender=DIEGO[0],
             ts=now - 7200,
-            content={"id": "media-photo-1", "mime_type": "image/png", "sha256": "x", "caption": "Así llegó la caja"},
+            content={"id": "90001", "mime_type": "image/png", "sha256": "x", "caption": "Así llegó la caja"},
         ),
         meta.message(
             "location",
@@ -151,7 +151,7 @@ def _seed_conversations(world: World, token: str) -> None:
             sender=DIEGO[0],
             ts=now - 7000,
             content={
-                "id": "media-doc-1",
+                "id": "90002",
                 "mime_type": "application/pdf",
                 "sha256": "x",
                 "filename": "factura-0042.pdf",
@@ -173,7 +173,7 @@ def _seed_conversations(world: World, token: str) -> None:
             "audio",
             sender=SOFIA[0],
             ts=now - 5300,
-            content={"id": "media-audio-1", "mime_type": "audio/ogg", "voice": True},
+            content={"id": "90003", "mime_type": "audio/ogg", "voice": True},
         ),
         contact=SOFIA,
     )
@@ -216,6 +216,7 @@ def world(app, database_url: str, graph_server: fake_graph.FakeGraph) -> Iterato
     token = _seed_accounts(database_url, graph_server)
     env = {
         "WHATSAPP_GRAPH_URL": graph_server.base_url,
+        "WHATSAPP_MEDIA_HOSTS": "http://127.0.0.1",  # the fake Graph server serves the downloads too
         "WHATSAPP_ACCESS_TOKEN": fake_graph.ACCESS_TOKEN,
         "WHATSAPP_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
         "WHATSAPP_BUSINESS_ACCOUNT_ID": meta.WABA_ID,

@@ -37,8 +37,8 @@ def receive(post_webhook):  # type: ignore[no-untyped-def]
 
 
 def test_image_is_streamed_inline_with_safe_headers(client, auth, graph, receive):
-    graph.media["img-1"] = (JPEG, "image/jpeg")
-    message_id = receive("image", {"id": "img-1", "mime_type": "image/jpeg", "sha256": "x", "caption": "Mirá"})
+    graph.media["1001"] = (JPEG, "image/jpeg")
+    message_id = receive("image", {"id": "1001", "mime_type": "image/jpeg", "sha256": "x", "caption": "Mirá"})
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 200
     assert response.data == JPEG
@@ -52,9 +52,9 @@ def test_image_is_streamed_inline_with_safe_headers(client, auth, graph, receive
 
 
 def test_document_is_an_attachment_with_its_non_ascii_filename(client, auth, graph, receive):
-    graph.media["doc-1"] = (PDF, "application/pdf")
+    graph.media["2001"] = (PDF, "application/pdf")
     filename = "Presupuesto año 2026 (señal).pdf"
-    message_id = receive("document", {"id": "doc-1", "mime_type": "application/pdf", "filename": filename})
+    message_id = receive("document", {"id": "2001", "mime_type": "application/pdf", "filename": filename})
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 200 and response.data == PDF
     assert response.headers["Content-Type"] == "application/pdf"
@@ -79,8 +79,8 @@ def test_document_is_an_attachment_with_its_non_ascii_filename(client, auth, gra
     ],
 )
 def test_a_filename_cannot_inject_headers_or_paths(client, auth, graph, receive, filename):
-    graph.media["doc-2"] = (PDF, "application/pdf")
-    message_id = receive("document", {"id": "doc-2", "mime_type": "application/pdf", "filename": filename})
+    graph.media["2002"] = (PDF, "application/pdf")
+    message_id = receive("document", {"id": "2002", "mime_type": "application/pdf", "filename": filename})
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
@@ -94,8 +94,8 @@ def test_a_filename_cannot_inject_headers_or_paths(client, auth, graph, receive,
 
 def test_audio_keeps_its_codecs_parameter(client, auth, graph, receive):
     ogg = b"OggS\x00\x02" + bytes(range(200))
-    graph.media["aud-1"] = (ogg, "audio/ogg; codecs=opus")
-    message_id = receive("audio", {"id": "aud-1", "mime_type": "audio/ogg; codecs=opus", "voice": True})
+    graph.media["3001"] = (ogg, "audio/ogg; codecs=opus")
+    message_id = receive("audio", {"id": "3001", "mime_type": "audio/ogg; codecs=opus", "voice": True})
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 200 and response.data == ogg
     assert response.headers["Content-Type"] == "audio/ogg; codecs=opus"
@@ -104,8 +104,8 @@ def test_audio_keeps_its_codecs_parameter(client, auth, graph, receive):
 
 def test_large_video_bytes_arrive_exactly_across_many_chunks(client, auth, graph, receive):
     content = random.Random(7).randbytes(1_000_003)  # ~16 chunks of 64 KiB, every byte value
-    graph.media["vid-1"] = (content, "video/mp4")
-    message_id = receive("video", {"id": "vid-1", "mime_type": "video/mp4"})
+    graph.media["4001"] = (content, "video/mp4")
+    message_id = receive("video", {"id": "4001", "mime_type": "video/mp4"})
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 200
     assert response.data == content
@@ -113,16 +113,16 @@ def test_large_video_bytes_arrive_exactly_across_many_chunks(client, auth, graph
 
 
 def test_sticker_is_inline(client, auth, graph, receive):
-    graph.media["stk-1"] = (b"RIFF\x00\x00WEBP", "image/webp")
-    message_id = receive("sticker", {"id": "stk-1", "mime_type": "image/webp", "animated": False})
+    graph.media["5001"] = (b"RIFF\x00\x00WEBP", "image/webp")
+    message_id = receive("sticker", {"id": "5001", "mime_type": "image/webp", "animated": False})
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 200 and response.data == b"RIFF\x00\x00WEBP"
     assert response.headers["Content-Disposition"].startswith("inline;")
 
 
 def test_an_image_that_is_not_a_picture_is_downloaded_not_shown(client, auth, graph, receive):
-    graph.media["img-html"] = (b"<script>alert(1)</script>", "text/html")
-    message_id = receive("image", {"id": "img-html", "mime_type": "image/jpeg"})
+    graph.media["1098"] = (b"<script>alert(1)</script>", "text/html")
+    message_id = receive("image", {"id": "1098", "mime_type": "image/jpeg"})
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 200
     assert response.headers["Content-Disposition"].startswith("attachment;")
@@ -131,17 +131,17 @@ def test_an_image_that_is_not_a_picture_is_downloaded_not_shown(client, auth, gr
 
 
 def test_media_info_is_asked_for_on_every_download(client, auth, graph, receive):
-    graph.media["img-2"] = (JPEG, "image/jpeg")
-    message_id = receive("image", {"id": "img-2", "mime_type": "image/jpeg"})
+    graph.media["1002"] = (JPEG, "image/jpeg")
+    message_id = receive("image", {"id": "1002", "mime_type": "image/jpeg"})
     assert client.get(_url(message_id), headers=auth).data == JPEG
     assert client.get(_url(message_id), headers=auth).data == JPEG
-    assert [r.path for r in graph.sent(MEDIA_INFO)] == [f"/{fake_graph.API_VERSION}/img-2"] * 2
-    assert [r.path for r in graph.sent(MEDIA_DOWNLOAD)] == ["/download/img-2"] * 2
+    assert [r.path for r in graph.sent(MEDIA_INFO)] == [f"/{fake_graph.API_VERSION}/1002"] * 2
+    assert [r.path for r in graph.sent(MEDIA_DOWNLOAD)] == ["/download/1002"] * 2
 
 
 def test_the_bearer_token_goes_to_both_graph_steps(client, auth, graph, receive):
-    graph.media["img-3"] = (JPEG, "image/jpeg")
-    message_id = receive("image", {"id": "img-3", "mime_type": "image/jpeg"})
+    graph.media["1003"] = (JPEG, "image/jpeg")
+    message_id = receive("image", {"id": "1003", "mime_type": "image/jpeg"})
     assert client.get(_url(message_id), headers=auth).status_code == 200
     [info] = graph.sent(MEDIA_INFO)
     [download] = graph.sent(MEDIA_DOWNLOAD)
@@ -151,10 +151,10 @@ def test_the_bearer_token_goes_to_both_graph_steps(client, auth, graph, receive)
 
 
 def test_the_stored_mime_type_is_used_when_graph_gives_none(client, auth, graph, receive):
-    graph.media["doc-3"] = (PDF, "application/pdf")
-    message_id = receive("document", {"id": "doc-3", "mime_type": "application/pdf", "filename": "f.pdf"})
-    url = f"http://127.0.0.1:{graph.port}/download/doc-3"
-    graph.script(MEDIA_INFO, (200, {"url": url, "id": "doc-3", "messaging_product": "whatsapp"}))
+    graph.media["2003"] = (PDF, "application/pdf")
+    message_id = receive("document", {"id": "2003", "mime_type": "application/pdf", "filename": "f.pdf"})
+    url = f"http://127.0.0.1:{graph.port}/download/2003"
+    graph.script(MEDIA_INFO, (200, {"url": url, "id": "2003", "messaging_product": "whatsapp"}))
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 200 and response.data == PDF
     assert response.headers["Content-Type"] == "application/pdf"
@@ -162,7 +162,7 @@ def test_the_stored_mime_type_is_used_when_graph_gives_none(client, auth, graph,
 
 
 def test_expired_media_is_410_with_a_clear_message(client, auth, graph, receive):
-    message_id = receive("image", {"id": "gone-1", "mime_type": "image/jpeg"})  # unknown to Graph: code 100
+    message_id = receive("image", {"id": "7001", "mime_type": "image/jpeg"})  # unknown to Graph: code 100
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 410
     assert response.json == {
@@ -173,15 +173,15 @@ def test_expired_media_is_410_with_a_clear_message(client, auth, graph, receive)
 
 
 def test_media_gone_between_the_two_steps_is_410_too(client, auth, graph, receive):
-    graph.media["img-4"] = (JPEG, "image/jpeg")
-    message_id = receive("image", {"id": "img-4", "mime_type": "image/jpeg"})
+    graph.media["1004"] = (JPEG, "image/jpeg")
+    message_id = receive("image", {"id": "1004", "mime_type": "image/jpeg"})
     graph.script(MEDIA_DOWNLOAD, error(100))
     assert client.get(_url(message_id), headers=auth).status_code == 410
 
 
 def test_expired_token_is_502_with_metas_error(client, auth, graph, receive):
-    graph.media["img-5"] = (JPEG, "image/jpeg")
-    message_id = receive("image", {"id": "img-5", "mime_type": "image/jpeg"})
+    graph.media["1005"] = (JPEG, "image/jpeg")
+    message_id = receive("image", {"id": "1005", "mime_type": "image/jpeg"})
     graph.script(MEDIA_INFO, error(190))
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 502
@@ -193,8 +193,8 @@ def test_expired_token_is_502_with_metas_error(client, auth, graph, receive):
 
 
 def test_persistent_5xx_is_502_after_bounded_retries(client, auth, graph, receive):
-    graph.media["img-6"] = (JPEG, "image/jpeg")
-    message_id = receive("image", {"id": "img-6", "mime_type": "image/jpeg"})
+    graph.media["1006"] = (JPEG, "image/jpeg")
+    message_id = receive("image", {"id": "1006", "mime_type": "image/jpeg"})
     graph.script(MEDIA_INFO, *[server_error()] * 5)
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 502 and response.json["graph_error"]["code"] == 2
@@ -202,8 +202,8 @@ def test_persistent_5xx_is_502_after_bounded_retries(client, auth, graph, receiv
 
 
 def test_a_transient_5xx_on_the_download_is_retried(client, auth, graph, receive):
-    graph.media["img-7"] = (JPEG, "image/jpeg")
-    message_id = receive("image", {"id": "img-7", "mime_type": "image/jpeg"})
+    graph.media["1007"] = (JPEG, "image/jpeg")
+    message_id = receive("image", {"id": "1007", "mime_type": "image/jpeg"})
     graph.script(MEDIA_DOWNLOAD, server_error(503))
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 200 and response.data == JPEG
@@ -211,8 +211,8 @@ def test_a_transient_5xx_on_the_download_is_retried(client, auth, graph, receive
 
 
 def test_graph_without_a_download_url_is_502(client, auth, graph, receive):
-    message_id = receive("image", {"id": "img-8", "mime_type": "image/jpeg"})
-    graph.script(MEDIA_INFO, (200, {"id": "img-8", "mime_type": "image/jpeg"}))
+    message_id = receive("image", {"id": "1008", "mime_type": "image/jpeg"})
+    graph.script(MEDIA_INFO, (200, {"id": "1008", "mime_type": "image/jpeg"}))
     response = client.get(_url(message_id), headers=auth)
     assert response.status_code == 502 and response.json["error"] == "graph_error"
 
@@ -226,8 +226,8 @@ def test_a_message_without_media_is_404(client, auth, graph, receive):
 
 
 def test_a_revoked_media_message_is_404(client, auth, graph, receive, post_webhook):
-    graph.media["img-9"] = (JPEG, "image/jpeg")
-    message_id = receive("image", {"id": "img-9", "mime_type": "image/jpeg"})
+    graph.media["1009"] = (JPEG, "image/jpeg")
+    message_id = receive("image", {"id": "1009", "mime_type": "image/jpeg"})
     wamid = db.session.get(Message, message_id).wamid
     receive("revoke", {"original_message_id": wamid})
     assert client.get(_url(message_id), headers=auth).status_code == 404
@@ -243,8 +243,8 @@ def test_an_unknown_message_is_404_json(client, auth, graph, message_id):
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}])
 def test_credentials_are_required(client, graph, receive, headers):
-    graph.media["img-10"] = (JPEG, "image/jpeg")
-    message_id = receive("image", {"id": "img-10", "mime_type": "image/jpeg"})
+    graph.media["1010"] = (JPEG, "image/jpeg")
+    message_id = receive("image", {"id": "1010", "mime_type": "image/jpeg"})
     response = client.get(_url(message_id), headers=headers)
     assert response.status_code == 401 and response.json["error"] == "unauthorized"
     assert graph.requests == []
@@ -253,14 +253,14 @@ def test_credentials_are_required(client, graph, receive, headers):
 def test_outbound_media_is_served_the_same_way(client, auth, agent, graph, receive):
     receive("text")
     conversation_id = db.session.execute(select(Conversation.id)).scalar_one()
-    graph.media["out-1"] = (JPEG, "image/jpeg")
+    graph.media["6001"] = (JPEG, "image/jpeg")
     sent = Message(
         conversation_id=conversation_id,
         direction="out",
         sender="agent",
         agent_id=agent.id,
         type="image",
-        media_id="out-1",
+        media_id="6001",
         media_mime_type="image/jpeg",
         sent_at=datetime.now(UTC),
         status="accepted",
@@ -273,8 +273,8 @@ def test_outbound_media_is_served_the_same_way(client, auth, agent, graph, recei
 
 def test_the_transaction_ends_before_graph_is_called_and_no_sql_runs_while_streaming(app, auth, graph, receive):
     content = random.Random(8).randbytes(300_000)
-    graph.media["vid-2"] = (content, "video/mp4")
-    message_id = receive("video", {"id": "vid-2", "mime_type": "video/mp4"})
+    graph.media["4002"] = (content, "video/mp4")
+    message_id = receive("video", {"id": "4002", "mime_type": "video/mp4"})
     statements: list[tuple[int, str]] = []  # (Graph requests seen so far, SQL)
 
     def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
@@ -302,23 +302,23 @@ def test_the_transaction_ends_before_graph_is_called_and_no_sql_runs_while_strea
 
 def test_answers_are_as_documented(client, auth, graph, receive):
     documented = "/whatsapp/api/media/{message_id}"
-    graph.media["img-d"] = (JPEG, "image/jpeg")
-    graph.media["doc-d"] = (PDF, "application/pdf")
-    graph.media["aud-d"] = (b"OggS", "audio/ogg; codecs=opus")
-    graph.media["vid-d"] = (b"\x00\x00\x00\x18ftypmp42", "video/mp4")
-    graph.media["txt-d"] = (b"hola", "text/plain")
+    graph.media["1099"] = (JPEG, "image/jpeg")
+    graph.media["2099"] = (PDF, "application/pdf")
+    graph.media["3099"] = (b"OggS", "audio/ogg; codecs=opus")
+    graph.media["4099"] = (b"\x00\x00\x00\x18ftypmp42", "video/mp4")
+    graph.media["8099"] = (b"hola", "text/plain")
     ok = [
-        receive("image", {"id": "img-d", "mime_type": "image/jpeg"}),
-        receive("document", {"id": "doc-d", "mime_type": "application/pdf", "filename": "señal.pdf"}),
-        receive("audio", {"id": "aud-d", "mime_type": "audio/ogg; codecs=opus", "voice": True}),
-        receive("video", {"id": "vid-d", "mime_type": "video/mp4"}),
-        receive("document", {"id": "txt-d", "mime_type": "text/plain", "filename": "notas.txt"}),
+        receive("image", {"id": "1099", "mime_type": "image/jpeg"}),
+        receive("document", {"id": "2099", "mime_type": "application/pdf", "filename": "señal.pdf"}),
+        receive("audio", {"id": "3099", "mime_type": "audio/ogg; codecs=opus", "voice": True}),
+        receive("video", {"id": "4099", "mime_type": "video/mp4"}),
+        receive("document", {"id": "8099", "mime_type": "text/plain", "filename": "notas.txt"}),
     ]
     for message_id in ok:
         response = client.get(_url(message_id), headers=auth)
         assert response.status_code == 200
         assert_documented(response, documented)
-    expired = receive("image", {"id": "gone-d", "mime_type": "image/jpeg"})
+    expired = receive("image", {"id": "7099", "mime_type": "image/jpeg"})
     graph.script(MEDIA_INFO, error(190))
     failures = {
         502: client.get(_url(ok[0]), headers=auth),

@@ -164,11 +164,11 @@ def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webho
     db.session.add(ApiToken(agent_id=agent.id, token_hash=hash_token(API_TOKEN), name="schemathesis"))
     db.session.commit()
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
-    graph.media["st-image"] = (JPEG, "image/jpeg")
+    graph.media["8801"] = (JPEG, "image/jpeg")
     now = int(time.time())
     messages = [
         meta.message(ts=now - 120, content={"body": "Hola, ¿tienen turnos?"}),
-        meta.message("image", ts=now - 60, content={"id": "st-image", "mime_type": "image/jpeg", "caption": "foto"}),
+        meta.message("image", ts=now - 60, content={"id": "8801", "mime_type": "image/jpeg", "caption": "foto"}),
     ]
     assert post_webhook(meta.delivery(meta.value(messages=messages))).status_code == 200
     inbound = list(db.session.execute(select(Message.id, Message.conversation_id).order_by(Message.id)))

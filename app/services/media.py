@@ -27,7 +27,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Message
 from app.services.graph_factory import graph_client
-from app.whatsapp.graph_client import GraphError
+from app.whatsapp.graph_client import GraphError, is_media_id
 from app.whatsapp.payloads import MEDIA_TYPES
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,8 @@ class MediaBody:
 
 def source_of(message: Message) -> MediaSource | None:
     """The media of a message row (inbound or outbound), or None when it has none to serve."""
-    if message.type not in MEDIA_TYPES or not message.media_id or message.deleted_at is not None:
-        return None
+    if message.type not in MEDIA_TYPES or not is_media_id(message.media_id) or message.deleted_at is not None:
+        return None  # a media id not of Meta's shape (digits) is never sent to Graph
     return MediaSource(
         message_id=message.id,
         type=message.type,

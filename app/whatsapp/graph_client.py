@@ -3,15 +3,23 @@
 No Flask and no database here: callers pass the settings and decide what an error means
 for the data they keep. The app's configured instance comes from
 `app.services.graph_factory.graph_client()`.
+
+Where the access token goes: it is attached to each request (never to the session), and only
+to the Graph host of `base_url` and to media downloads on an allowed media host (`media_hosts`:
+https, unless an entry names `http://` itself). Ids put into a Graph path cannot change it
+(media ids must be Meta's digits); a URL from a Graph answer (a download, a redirect, a paging
+link) on any other host is not followed: a `GraphError` says which host, without the token.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -23,6 +31,10 @@ READ_TIMEOUT = 10.0
 # Codes Meta documents as transient (retry with backoff) — see docs/whatsapp-cloud-api.md.
 TRANSIENT_CODES = frozenset({1, 2, 4, 17, 341, 80007, 130429, 131000, 131016, 131056})
 WINDOW_CLOSED = 131047
+# Meta's media ids are decimal digits (e.g. "1234567890123456"); nothing else is sent to Graph.
+_MEDIA_ID = re.compile(r"[0-9]{1,64}", re.ASCII)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_REDIRECTS = 3
 
 
 @dataclass(eq=False)
@@ -61,6 +73,74 @@ def parse_error(http_status: int, body: Any) -> GraphError:
     )
 
 
+def is_media_id(value: object) -> TypeGuard[str]:
+    """True for a media id of Meta's shape: ASCII digits only."""
+    return isinstance(value, str) and _MEDIA_ID.fullmatch(value) is not None
+
+
+Origin = tuple[str, str, int]  # scheme, host name (lowercase), port
+
+
+def _origin(url: str) -> Origin | None:
+    """Scheme, host and port of an absolute http(s) URL; None for anything odd (user info,
+    backslashes, spaces or control characters, which parsers disagree about)."""
+    if not isinstance(url, str) or any(c <= " " or c in "\\\x7f" for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        return None
+    return scheme, parts.hostname, port or DEFAULT_PORTS[scheme]
+
+
+def parse_host_rule(entry: str) -> tuple[str, str, int | None]:
+    """A `WHATSAPP_MEDIA_HOSTS` entry: `host[:port]` (https) or `scheme://host[:port]`.
+
+    Without a port, any port of that host matches. Raises ValueError for anything else.
+    """
+    entry = entry.strip().lower()
+    text = entry if "://" in entry else f"https://{entry}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{entry!r} is not a host name or an http(s) origin") from exc
+    if (
+        parts.scheme not in DEFAULT_PORTS
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValueError(f"{entry!r} is not a host name or an http(s) origin")
+    return parts.scheme, parts.hostname, port
+
+
+def _host_rules(media_hosts: str | Iterable[str]) -> tuple[tuple[str, str, int | None], ...]:
+    entries = media_hosts.split(",") if isinstance(media_hosts, str) else media_hosts
+    return tuple(parse_host_rule(e) for e in entries if e.strip())
+
+
+def _shown(origin: Origin | None, url: str) -> str:
+    """Where a URL points, for errors and logs: never its path or query (they may carry secrets)."""
+    if origin is None:
+        return "an unusable URL" if isinstance(url, str) else "no URL"
+    scheme, host, port = origin
+    return f"{scheme}://{host}" + ("" if port == DEFAULT_PORTS[scheme] else f":{port}")
+
+
+def _segment(value: str) -> str:
+    """An id as one path segment: it cannot add segments, a query or a fragment."""
+    if not isinstance(value, str) or value in ("", ".", ".."):
+        raise GraphError(code=None, title="Not an id that can be sent to Graph; Graph was not called")
+    return quote(value, safe="")
+
+
 def _result_label(error: GraphError) -> str:
     if error.code is not None:
         return str(error.code)
@@ -82,33 +162,75 @@ class GraphClient:
         max_retries: int = 2,
         backoff: float = 0.5,
         observer: Callable[[str, str], None] | None = None,
+        media_hosts: str | Iterable[str] = (),
     ) -> None:
-        """`observer(operation, result)` is told the outcome of every call (for metrics)."""
+        """`observer(operation, result)` is told the outcome of every call (for metrics).
+
+        `media_hosts`: where media downloads may go with the token (see `parse_host_rule`).
+        """
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
         self.max_retries = max_retries
         self.backoff = backoff
         self.observer = observer
+        self._access_token = access_token
+        self._graph_origin = _origin(self.base_url)
+        self.media_hosts = _host_rules(media_hosts)
+        # No session-wide Authorization header: each request gets the token only when its URL
+        # is one the token may go to (`_authorised`).
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {access_token}"
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
+    # --- where the token may go -----------------------------------------------------------
+
+    def _on_graph_host(self, url: str) -> bool:
+        origin = _origin(url)
+        return origin is not None and origin == self._graph_origin
+
+    def _on_media_host(self, url: str) -> bool:
+        origin = _origin(url)
+        if origin is None:
+            return False
+        scheme, host, port = origin
+        return any(
+            scheme == r_scheme and host == r_host and r_port in (None, port)
+            for r_scheme, r_host, r_port in self.media_hosts
+        )
+
+    def _authorised(self, url: str, *, media: bool) -> dict[str, str]:
+        """The Authorization header for `url`, or a GraphError when the token must not go there."""
+        allowed = self._on_media_host(url) if media else self._on_graph_host(url)
+        if not allowed:
+            where = _shown(_origin(url), url)
+            if media:
+                title = f"Graph gave a download URL on {where}, which is not on WHATSAPP_MEDIA_HOSTS"
+            else:
+                title = f"Graph gave a URL on {where}, which is not the Graph host"
+            log.warning("graph: not following %s (the access token is only sent to known hosts)", where)
+            raise GraphError(code=None, title=title + "; it was not followed")
+        return {"Authorization": f"Bearer {self._access_token}"}
+
     # --- transport ---------------------------------------------------------------------
 
-    def _request(self, method: str, url: str, *, operation: str, idempotent: bool, **kwargs: Any) -> requests.Response:
+    def _request(
+        self, method: str, url: str, *, operation: str, idempotent: bool, media: bool = False, **kwargs: Any
+    ) -> requests.Response:
         """One Graph call, retried a bounded number of times when that is safe.
 
         A request that never reached Meta (connection refused, connect timeout) or that Meta
         refused as transient is retried with backoff. A read timeout is ambiguous — Meta may
         have accepted it — so a non-idempotent call (a send) is not repeated.
         """
+        headers = self._authorised(url, media=media)
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+                response = self.session.request(
+                    method, url, headers=headers, timeout=self.timeout, allow_redirects=False, **kwargs
+                )
             except requests.ConnectTimeout as exc:
                 error = GraphError(code=None, title="Graph did not accept the connection in time", retryable=True)
                 cause: Exception = exc
@@ -186,22 +308,37 @@ class GraphClient:
         costs one read timeout, well inside gunicorn's worker timeout."""
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
         self._request(
-            "POST", f"{self.base_url}/{phone_number_id}/messages", json=body, operation="mark_read", idempotent=False
+            "POST",
+            f"{self.base_url}/{_segment(phone_number_id)}/messages",
+            json=body,
+            operation="mark_read",
+            idempotent=False,
         )
 
     def media_info(self, media_id: str) -> dict[str, Any]:
-        """GET /{media-id}: a short-lived download URL (5 minutes) with mime type and size."""
+        """GET /{media-id}: a short-lived download URL (5 minutes) with mime type and size.
+
+        Only Meta's digits are sent: anything else is refused before a URL is built."""
+        if not is_media_id(media_id):
+            raise GraphError(code=None, title="Not a WhatsApp media id (digits only); Graph was not called")
         return self._json(self._request("GET", f"{self.base_url}/{media_id}", operation="media_info", idempotent=True))
 
     def download(self, url: str) -> tuple[requests.Response, Iterator[bytes]]:
-        """Stream the media bytes from the URL `media_info` gave (same bearer token)."""
-        response = self._request("GET", url, operation="media_download", idempotent=True, stream=True)
-        return response, response.iter_content(chunk_size=64 * 1024)
+        """Stream the media bytes from the URL `media_info` gave (same bearer token).
+
+        The URL, and every redirect from it, must be on an allowed media host."""
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self._request("GET", url, operation="media_download", idempotent=True, media=True, stream=True)
+            if not response.is_redirect:
+                return response, response.iter_content(chunk_size=64 * 1024)
+            response.close()
+            url = urljoin(url, response.headers.get("Location", ""))
+        raise GraphError(code=None, title="The media download redirected too many times")
 
     def message_templates(self, waba_id: str) -> list[dict[str, Any]]:
         """Every template of the business account, following Graph's paging."""
         templates: list[dict[str, Any]] = []
-        url: str | None = f"{self.base_url}/{waba_id}/message_templates"
+        url: str | None = f"{self.base_url}/{_segment(waba_id)}/message_templates"
         params: dict[str, Any] | None = {"limit": 100, "fields": "id,name,language,status,category,components"}
         while url:
             data = self._json(self._request("GET", url, params=params, operation="templates", idempotent=True))
