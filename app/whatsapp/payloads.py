@@ -352,6 +352,7 @@ def _parse_change(
         if message is None:
             problems.append(f"{where}.messages[{m_index}]: no message id or no sender identity")
             continue
+        normalise_content(message.payload, message.type, f"{where}.messages[{m_index}]", problems)
         change.messages.append(message)
 
     for s_index, raw in enumerate(_list(value.get("statuses"))):
@@ -458,6 +459,138 @@ def _fill_content(message: ParsedMessage, msg_type: str, raw: dict[str, Any]) ->
         message.text = _str(content.get("body"))
     elif msg_type == "unsupported" and message.error is None:
         message.error = ParsedError(code=131051, title="Message type unknown", details=None)
+
+
+# --- the shapes renderers rely on --------------------------------------------------------
+#
+# The pages, the fragments and the API read a message's type object from its stored payload
+# (`payload["contacts"]`, `payload["order"]`, …). A signed body may still carry `"phones": 5`;
+# so those objects are normalised here, once: lists of objects where lists are expected,
+# objects of strings (numbers written as strings) where objects are expected. Whatever else is
+# there is dropped and reported in `problems`; the raw delivery keeps the original.
+
+CARD_OBJECTS = ("name", "org")
+CARD_LISTS = ("phones", "emails", "urls", "addresses")
+INTERACTIVE_REPLIES = ("button_reply", "list_reply", "nfm_reply")
+# Order items carry these as numbers (`"quantity": 2, "item_price": 10.5`): kept as numbers.
+ORDER_ITEM_NUMBERS = frozenset({"quantity", "item_price"})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _scalar_text(value: Any, where: str, problems: list[str]) -> str | None:
+    """A string field: strings kept, numbers written as strings, anything else dropped."""
+    if isinstance(value, str):
+        return value
+    if _is_number(value):
+        return str(value)
+    if value is not None:
+        problems.append(f"{where} is not a string")
+    return None
+
+
+def _strings(value: Any, where: str, problems: list[str], numbers: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """An object whose values are strings (numbers for the keys in `numbers`)."""
+    if not isinstance(value, dict):
+        problems.append(f"{where} is not an object")
+        return {}
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        if key in numbers and _is_number(item):
+            result[key] = item
+            continue
+        text = _scalar_text(item, f"{where}.{key}", problems)
+        if text is not None:
+            result[key] = text
+    return result
+
+
+def _records(
+    value: Any, where: str, problems: list[str], numbers: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """A list of objects of strings; items that are not objects are dropped."""
+    if not isinstance(value, list):
+        problems.append(f"{where} is not a list")
+        return []
+    records = []
+    for index, item in enumerate(value):
+        if isinstance(item, dict):
+            records.append(_strings(item, f"{where}[{index}]", problems, numbers))
+        else:
+            problems.append(f"{where}[{index}] is not an object")
+    return records
+
+
+def _card(card: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    result = dict(card)  # keys we do not model are kept as sent
+    for key in CARD_OBJECTS:
+        if key in card:
+            result[key] = _strings(card[key], f"{where}.{key}", problems)
+    for key in CARD_LISTS:
+        if key in card:
+            result[key] = _records(card[key], f"{where}.{key}", problems)
+    if "birthday" in card:
+        birthday = _scalar_text(card["birthday"], f"{where}.birthday", problems)
+        if birthday is None:
+            del result["birthday"]
+        else:
+            result["birthday"] = birthday
+    return result
+
+
+def _object_with_strings(
+    value: dict[str, Any], keys: tuple[str, ...], where: str, problems: list[str]
+) -> dict[str, Any]:
+    result = dict(value)
+    for key in keys:
+        if key in value:
+            text = _scalar_text(value[key], f"{where}.{key}", problems)
+            if text is None:
+                del result[key]
+            else:
+                result[key] = text
+    return result
+
+
+def normalise_content(payload: dict[str, Any], msg_type: str, where: str, problems: list[str]) -> None:
+    """Make `payload[msg_type]` the shape renderers expect (in place), reporting what was dropped."""
+    if msg_type not in payload:
+        return
+    body = payload[msg_type]
+    here = f"{where}.{msg_type}"
+    if msg_type == "contacts":
+        if not isinstance(body, list):
+            problems.append(f"{here} is not a list")
+            payload[msg_type] = []
+            return
+        cards = []
+        for index, card in enumerate(body):
+            if isinstance(card, dict):
+                cards.append(_card(card, f"{here}[{index}]", problems))
+            else:
+                problems.append(f"{here}[{index}] is not an object")
+        payload[msg_type] = cards
+    elif msg_type in ("order", "interactive", "button", "system"):
+        if not isinstance(body, dict):
+            problems.append(f"{here} is not an object")
+            payload[msg_type] = {}
+        elif msg_type == "order":
+            order = _object_with_strings(body, ("catalog_id", "text"), here, problems)
+            if "product_items" in body:
+                order["product_items"] = _records(
+                    body["product_items"], f"{here}.product_items", problems, ORDER_ITEM_NUMBERS
+                )
+            payload[msg_type] = order
+        elif msg_type == "interactive":
+            interactive = _object_with_strings(body, ("type",), here, problems)
+            for key in INTERACTIVE_REPLIES:
+                if key in body:
+                    interactive[key] = _strings(body[key], f"{here}.{key}", problems)
+            payload[msg_type] = interactive
+        else:  # button {payload, text}, system {body, wa_id, new_wa_id, type, …}: strings only
+            payload[msg_type] = _strings(body, here, problems)
 
 
 def _parse_status(raw: dict[str, Any]) -> ParsedStatus | None:
