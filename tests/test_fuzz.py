@@ -8,7 +8,10 @@ random mutations of a rich Meta delivery (wrong types, dropped keys, ~100 KB str
 - a JSON object is answered 200, anything else (not an object, not JSON, not UTF-8) 400;
 - after a 400 nothing was stored;
 - after a 200 the raw delivery row exists, the answer's counts match the rows written, no
-  message lacks its conversation, and what a mutation left intact is stored all the same.
+  message lacks its conversation, and what a mutation left intact is stored all the same;
+- after a 200 every conversation it touched renders: the inbox's thread fragment, fetched as
+  a logged-in agent, answers 200 and shows every message the API lists for it (one oddly
+  shaped message must not make a conversation unviewable).
 
 Hypothesis reuses the function-scoped fixtures across examples, so each example runs inside
 its own savepoint (`isolated()`), rolled back afterwards: examples never see each other's rows.
@@ -38,6 +41,7 @@ from app.extensions import db
 from app.models import BusinessNumber, Contact, Conversation, Message, StatusEvent, WebhookDelivery
 from app.whatsapp.payloads import MAX_JSON_DEPTH
 from tests import meta
+from tests.test_pages import login
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 
@@ -60,6 +64,14 @@ CUSTOMER, OTHER = "5491155550001", "5491155550002"
 MESSAGE_FIELDS = {"messages": "messages", "smb_message_echoes": "message_echoes"}
 
 
+CARD = {
+    "name": {"formatted_name": "Rachel Green", "first_name": "Rachel"},
+    "phones": [{"phone": "+1 555 0100", "wa_id": "15550100", "type": "CELL"}],
+    "emails": [{"email": "rachel@example.com", "type": "WORK"}],
+    "org": {"company": "Central Perk"},
+}
+
+
 def _id(name: str) -> str:
     return f"wamid.FUZZ.{name}"
 
@@ -73,7 +85,7 @@ def build_template() -> dict[str, Any]:
         m("document", id=_id("doc"), ts=TS + 2, content={"id": "media-2", "filename": "f.pdf", "sha256": "x="}),
         m("audio", id=_id("audio"), ts=TS + 3, content={"id": "media-3", "voice": True}),
         m("location", id=_id("loc"), ts=TS + 4, content={"latitude": -34.6, "longitude": -58.4, "name": "Obelisco"}),
-        m("contacts", id=_id("cards"), ts=TS + 5, content=[{"name": {"formatted_name": "Rachel Green"}}]),
+        m("contacts", id=_id("cards"), ts=TS + 5, content=[CARD]),
         m(
             "interactive",
             id=_id("interactive"),
@@ -390,6 +402,25 @@ def assert_accepted_and_stored(response, body: bytes) -> None:  # type: ignore[n
     assert orphans == 0
 
 
+@pytest.fixture
+def inbox(client, agent):  # type: ignore[no-untyped-def]
+    """The test client logged in as an agent (the webhook posts share it: they need no session)."""
+    assert login(client, agent.email).status_code == 302
+    return client
+
+
+def assert_every_conversation_renders(inbox) -> None:  # type: ignore[no-untyped-def]
+    """The thread fragment of each stored conversation answers 200 and shows every message the
+    JSON API lists for it."""
+    for conversation_id in db.session.execute(select(Conversation.id)).scalars():
+        fragment = inbox.get(f"/inbox/fragments/conversations/{conversation_id}")
+        assert fragment.status_code == 200, (conversation_id, fragment.status_code)
+        listed = inbox.get(f"/whatsapp/api/conversaciones/{conversation_id}/mensajes?limit=40")
+        assert listed.status_code == 200, listed.json
+        missing = [m["id"] for m in listed.json["messages"] if f'id="m-{m["id"]}"' not in fragment.text]
+        assert missing == [], (conversation_id, missing)
+
+
 def intact_items(doc: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]]]:
     """Message ids and (id, status) pairs the mutations left exactly as in TEMPLATE, in a change
     whose field, metadata and contacts are intact too: those must be stored whatever else broke."""
@@ -417,11 +448,12 @@ def intact_items(doc: dict[str, Any]) -> tuple[set[str], set[tuple[str, str]]]:
 # --- sanity of the harness ------------------------------------------------------------------
 
 
-def test_the_unmutated_template_is_stored_completely(post_webhook):
+def test_the_unmutated_template_is_stored_completely(post_webhook, inbox):
     with isolated():
         body = meta.encode(TEMPLATE)
         response = post_webhook(body)
         assert_accepted_and_stored(response, body)
+        assert_every_conversation_renders(inbox)
         assert response.json["outcome"] == "stored"
         assert response.json["messages_stored"] == TEMPLATE_MESSAGE_COUNT == 17
         assert count(StatusEvent) == TEMPLATE_STATUS_COUNT == 3
@@ -453,31 +485,34 @@ def test_deep_json_has_the_nesting_asked_for():
 
 @fuzz_settings
 @given(value=json_values, ensure_ascii=st.booleans())
-def test_any_json_value_is_answered_200_if_an_object_else_400(post_webhook, value, ensure_ascii):
+def test_any_json_value_is_answered_200_if_an_object_else_400(post_webhook, inbox, value, ensure_ascii):
     body = encode(value, ensure_ascii)
     with isolated():
         response = post_webhook(body)
         if isinstance(value, dict):
             assert_accepted_and_stored(response, body)
+            assert_every_conversation_renders(inbox)
         else:
             assert_refused_and_nothing_stored(response)
 
 
 @fuzz_settings
 @given(value=json_objects, ensure_ascii=st.booleans())
-def test_any_json_object_with_metas_keys_is_answered_200(post_webhook, value, ensure_ascii):
+def test_any_json_object_with_metas_keys_is_answered_200(post_webhook, inbox, value, ensure_ascii):
     body = encode({"object": "whatsapp_business_account", "entry": [value]}, ensure_ascii)
     with isolated():
         assert_accepted_and_stored(post_webhook(body), body)
+        assert_every_conversation_renders(inbox)
 
 
 @fuzz_settings
 @given(delivery=mutated_deliveries())
-def test_mutated_delivery_is_answered_200_and_what_is_intact_is_stored(post_webhook, delivery):
+def test_mutated_delivery_is_answered_200_and_what_is_intact_is_stored(post_webhook, inbox, delivery):
     doc, body = delivery.doc, delivery.body
     with isolated():
         response = post_webhook(body)
         assert_accepted_and_stored(response, body)
+        assert_every_conversation_renders(inbox)
         messages, statuses = intact_items(doc)
         share = "none" if not messages else "all" if len(messages) == TEMPLATE_MESSAGE_COUNT else "some"
         event(f"intact messages: {share}")
@@ -506,7 +541,7 @@ def test_body_that_is_not_utf8_is_400_and_stores_nothing(post_webhook, body, dat
 
 @fuzz_settings
 @given(blob=st.binary(min_size=1, max_size=200))
-def test_random_bytes_are_400_unless_they_are_a_json_object(post_webhook, blob):
+def test_random_bytes_are_400_unless_they_are_a_json_object(post_webhook, inbox, blob):
     with isolated():
         response = post_webhook(blob)
         try:
@@ -515,6 +550,7 @@ def test_random_bytes_are_400_unless_they_are_a_json_object(post_webhook, blob):
             is_object = False
         if is_object:
             assert_accepted_and_stored(response, blob)
+            assert_every_conversation_renders(inbox)
         else:
             assert_refused_and_nothing_stored(response)
 
@@ -593,6 +629,14 @@ FOUND: dict[str, tuple[Callable[[], bytes], Callable[[], bool]]] = {
         lambda: _with_deep(_one(meta.message(id=_id("s12")), errors="__deep__"), 1000),
         lambda: count(Message) == 1,
     ),
+    "contact card whose phones are a number": (
+        lambda: _one(meta.message("contacts", id=_id("s13"), content=[{**CARD, "phones": 5, "emails": 5}])),
+        lambda: db.session.execute(select(Message.payload)).scalar_one()["contacts"][0]["phones"] == [],
+    ),
+    "order whose product_items are a number": (
+        lambda: _one(meta.message("order", id=_id("s14"), content={"text": "pedido", "product_items": 5})),
+        lambda: db.session.execute(select(Message.payload)).scalar_one()["order"]["product_items"] == [],
+    ),
     "1000 levels of nesting at the top": (
         lambda: _with_deep(meta.encode({"object": "whatsapp_business_account", "entry": "__deep__"}), 1000),
         lambda: count(Message) == 0,
@@ -601,13 +645,14 @@ FOUND: dict[str, tuple[Callable[[], bytes], Callable[[], bool]]] = {
 
 
 @pytest.mark.parametrize("name", list(FOUND))
-def test_body_that_once_failed_is_answered_200_and_stored(post_webhook, name):
+def test_body_that_once_failed_is_answered_200_and_stored(post_webhook, inbox, name):
     make_body, check = FOUND[name]
     body = make_body()
     with isolated():
         response = post_webhook(body)
         assert_accepted_and_stored(response, body)
         assert check(), name
+        assert_every_conversation_renders(inbox)
 
 
 def test_body_nested_beyond_the_limit_is_400_and_leaves_the_recursion_limit_as_it_was(post_webhook):
