@@ -97,3 +97,10 @@ def test_connection_budget_counts_instances_workers_pool_and_a_deploy_overlap():
     # the analysis' pool (10 + 20) with four workers: far over Render's budget
     over, _, _ = connection_budget({"WEB_CONCURRENCY": "4", "DB_POOL_SIZE": "10", "DB_MAX_OVERFLOW": "20"})
     assert over == 240 > limit
+
+
+def test_only_gunicorn_serves_with_several_processes():
+    assert load_config({})["WEB_CONCURRENCY"] == 1  # flask run, CLI commands
+    assert load_config({"WEB_CONCURRENCY": "3"})["WEB_CONCURRENCY"] == 1
+    assert load_config({"SERVER_SOFTWARE": "gunicorn/27.0.1"})["WEB_CONCURRENCY"] == 2
+    assert load_config({"SERVER_SOFTWARE": "gunicorn/27.0.1", "WEB_CONCURRENCY": "3"})["WEB_CONCURRENCY"] == 3

@@ -39,6 +39,8 @@ from app.models import BusinessNumber, Contact, Conversation, Message, StatusEve
 from app.whatsapp.payloads import MAX_JSON_DEPTH
 from tests import meta
 
+pytestmark = pytest.mark.drill
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 
 fuzz_settings = settings(
