@@ -1,6 +1,6 @@
 """Benchmark of POST /webhook/whatsapp under a real gunicorn, beside the minimal possible handler.
 
-    .venv/bin/python bench/ingest_benchmark.py [--rounds 3] [--duration 10]   (or `make bench`)
+    .venv/bin/python -m bench.ingest_benchmark [--rounds 3] [--duration 10]   (or `make bench`)
 
 The data: a throw-away copy (`inbox_bench_ingest`) of the list benchmark's seeded database at the
 capacity analysis' scale (500 conversations × 10 messages; seeded once and reused, see
@@ -61,13 +61,16 @@ import psutil
 import requests
 from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: import bench/common.py
-from common import (
+from app.services.demo import FIRST_NAMES, LAST_NAMES
+from app.whatsapp.payloads import sign
+from bench.baselines_ingest import CREATE_TABLE as BASELINE_TABLE_DDL
+from bench.baselines_ingest import TABLE as BASELINE_TABLE
+from bench.common import (
     DATA_DIR,
     RENDER_GUNICORN_CMD_ARGS,
     ROOT,
+    BenchGunicorn,
     BenchServer,
-    Gunicorn,
     PgStatStatements,
     Scale,
     StatementCount,
@@ -88,11 +91,6 @@ from common import (
     setup_logging,
     write_section,
 )
-
-from app.services.demo import FIRST_NAMES, LAST_NAMES
-from app.whatsapp.payloads import sign
-from bench.baselines_ingest import CREATE_TABLE as BASELINE_TABLE_DDL
-from bench.baselines_ingest import TABLE as BASELINE_TABLE
 from tests import meta
 
 APP_SECRET = "bench-app-secret"
@@ -295,7 +293,7 @@ def run_wrk(wrk: str, url: str, path: Path, threads: int, connections: int, dura
 # --- CPU of the processes involved --------------------------------------------------------------
 
 
-def logged_errors(gunicorn: Gunicorn) -> dict[str, int]:
+def logged_errors(gunicorn: BenchGunicorn) -> dict[str, int]:
     """The app's error lines (JSON, logger app.errors or level error) in a gunicorn's log, counted."""
     counts: dict[str, int] = {}
     with contextlib.suppress(OSError):
@@ -453,10 +451,10 @@ class IngestResult:
 
 
 @contextlib.contextmanager
-def servers(database_url: str, tag: str) -> Iterator[dict[str, Gunicorn]]:
+def servers(database_url: str, tag: str) -> Iterator[dict[str, BenchGunicorn]]:
     gunicorns = {
-        "ours": Gunicorn(f"ingest-app-{tag}", "wsgi:app", database_url, SERVER_ENV),
-        "baseline": Gunicorn(f"ingest-baseline-{tag}", "bench.baselines_ingest:app", database_url, SERVER_ENV),
+        "ours": BenchGunicorn(f"ingest-app-{tag}", "wsgi:app", database_url, SERVER_ENV),
+        "baseline": BenchGunicorn(f"ingest-baseline-{tag}", "bench.baselines_ingest:app", database_url, SERVER_ENV),
     }
     try:
         for g in gunicorns.values():
@@ -486,7 +484,7 @@ def measure_ingest(
     *,
     single: bool = True,
     statements: bool = True,
-) -> tuple[dict[tuple[str, int, str], Measure], dict[tuple[str, int], StatementCount], str, dict[str, Gunicorn]]:
+) -> tuple[dict[tuple[str, int, str], Measure], dict[tuple[str, int], StatementCount], str, dict[str, BenchGunicorn]]:
     """Rounds of wrk against both gunicorns on `database_url` (used by the scale benchmark too)."""
     wrk = ensure_wrk()
     with autocommit(database_url) as conn:
@@ -592,7 +590,7 @@ def measure_ingest(
 def _one_run(
     wrk: str,
     key: str,
-    gunicorn: Gunicorn,
+    gunicorn: BenchGunicorn,
     database_url: str,
     pg_pid: int | None,
     url: str,
@@ -742,7 +740,7 @@ def memory_without_preload(database_url: str, args: argparse.Namespace, wrk: str
     if "--preload" not in render_args.split():
         return None
     env = {**SERVER_ENV, "GUNICORN_CMD_ARGS": " ".join(a for a in render_args.split() if a != "--preload")}
-    gunicorn = Gunicorn("ingest-app-no-preload", "wsgi:app", database_url, env)
+    gunicorn = BenchGunicorn("ingest-app-no-preload", "wsgi:app", database_url, env)
     prefix = f"wamid.n{int(time.time()) % 100000}."
     items = build_workload(prefix, int(args.duration * args.max_rate) + 1000, 1, seed=55)
     path = DATA_DIR / "ingest-no-preload.tsv"
@@ -766,7 +764,7 @@ def profile_run(database_url: str, args: argparse.Namespace, wrk: str) -> dict[s
     directory = DATA_DIR / "profile"
     shutil.rmtree(directory, ignore_errors=True)
     env = {**SERVER_ENV, "BENCH_PROFILE_DIR": str(directory)}
-    gunicorn = Gunicorn("ingest-profile", "wsgi:app", database_url, env, config="bench/gunicorn_profile.conf.py")
+    gunicorn = BenchGunicorn("ingest-profile", "wsgi:app", database_url, env, config="bench/gunicorn_profile.conf.py")
     prefix = f"wamid.p{int(time.time()) % 100000}."
     items = build_workload(prefix, int(args.duration * 1500) + 1000, 1, seed=99)
     path = DATA_DIR / "ingest-profile.tsv"
@@ -1105,7 +1103,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--no-profile", dest="profile", action="store_false", help="skip the run with cProfile inside the workers"
     )
     args = parser.parse_args(argv)
-    args.command_line = " ".join([".venv/bin/python", "bench/ingest_benchmark.py", *argv]).strip()
+    args.command_line = " ".join([".venv/bin/python", "-m", "bench.ingest_benchmark", *argv]).strip()
     return args
 
 

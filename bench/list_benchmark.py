@@ -1,6 +1,6 @@
 """Benchmark of GET /whatsapp/api/conversaciones under a real gunicorn, beside two baselines.
 
-    .venv/bin/python bench/list_benchmark.py [--scales small,large] [--rounds 5]   (`make bench` runs it)
+    .venv/bin/python -m bench.list_benchmark [--scales small,large] [--rounds 5]   (`make bench` runs it)
 
 For each scale it prepares its own database (`inbox_bench_<conversations>x<messages>` on the
 embedded PostgreSQL under instance/pg-bench, or on the server of BENCH_DATABASE_URL): Alembic
@@ -38,22 +38,20 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import requests
 from sqlalchemy import event
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: import bench/common.py
-from common import (
+from bench.common import (
     BENCH_AGENT,
     BENCH_ENV,
     GUNICORN_ENV,
     PER_PAGE,
     RESETS,
     ROOT,
+    BenchGunicorn,
     BenchServer,
-    Gunicorn,
     PgStatStatements,
     Scale,
     StatementCount,
@@ -316,8 +314,8 @@ def run_scale(server: BenchServer, scale: Scale, args: argparse.Namespace, *, li
     url, setup_note = prepare_database(server, scale, args.reseed)
     token, _agent_id = issue_token(url)
     auth = {"Authorization": f"Bearer {token}"}
-    ours = Gunicorn(f"app-{scale.name}", "wsgi:app", url)
-    baselines = Gunicorn(f"baselines-{scale.name}", "bench.baselines:app", url)
+    ours = BenchGunicorn(f"app-{scale.name}", "wsgi:app", url)
+    baselines = BenchGunicorn(f"baselines-{scale.name}", "bench.baselines:app", url)
     targets = {
         "ours": Target("ours", "this project", ours.base_url, LIST_PATH, auth, True),
         "proposed": Target("proposed", "proposed query", baselines.base_url, "/proposed/conversaciones", {}, True),
@@ -731,7 +729,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if unknown or not names:
         parser.error(f"--scales takes {', '.join(SCALES)}; got {args.scales!r}")
     args.scale_list = [SCALES[n] for n in names]
-    args.command_line = " ".join([".venv/bin/python", "bench/list_benchmark.py", *argv]).strip()
+    args.command_line = " ".join([".venv/bin/python", "-m", "bench.list_benchmark", *argv]).strip()
     return args
 
 

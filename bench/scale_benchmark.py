@@ -1,7 +1,7 @@
 """Scale curve (issue 6, item 5): the conversation list and webhook ingest at 10 k, 100 k and 1 M
 messages, each beside its baseline, to show what grows with the data and what does not.
 
-    .venv/bin/python bench/scale_benchmark.py [--scales 10k,100k,1m,1m-deep] [--rounds 3]
+    .venv/bin/python -m bench.scale_benchmark [--scales 10k,100k,1m,1m-deep] [--rounds 3]
 
 The measuring is the other benchmarks' own, imported: `list_benchmark.run_scale` (seeded
 databases reused, gunicorn as production runs it, p50/p99 of sequential requests and req/s, SQL
@@ -20,13 +20,10 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: import bench/*.py
-import ingest_benchmark
-import list_benchmark
-from common import (
+from bench import ingest_benchmark, list_benchmark
+from bench.common import (
     BenchServer,
     Scale,
     TargetCheck,
@@ -301,7 +298,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ingest_parser = argparse.ArgumentParser()
     ingest_benchmark.add_arguments(ingest_parser, rounds=args.rounds, duration=args.ingest_duration)
     args.ingest_args = ingest_parser.parse_args([])
-    args.command_line = " ".join([".venv/bin/python", "bench/scale_benchmark.py", *argv]).strip()
+    args.command_line = " ".join([".venv/bin/python", "-m", "bench.scale_benchmark", *argv]).strip()
     return args
 
 
