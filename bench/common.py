@@ -182,6 +182,8 @@ def setup_app(database_url: str) -> Any:
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options(env),
             "SECRET_KEY": "bench-setup",
             "LOG_LEVEL": "ERROR",  # no access lines from in-process requests on the bench's output
+            # As many processes as the measured gunicorns: the same list cache (off without Redis).
+            "WEB_CONCURRENCY": int(os.environ.get("WEB_CONCURRENCY", "2")),
         }
     )
 
