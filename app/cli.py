@@ -130,8 +130,8 @@ def bootstrap(demo_hint: bool) -> None:
         click.echo(f"\n  Log in at {url} with your agent account.\n")
     if demo_hint and db.session.scalar(select(func.count()).select_from(Conversation)) == 0:
         click.echo(
-            "  The inbox is empty: stop the server and run `make demo` to load a few demo conversations\n"
-            "  (or `flask --app wsgi demo seed`), or point Meta's webhook here (see the README).\n"
+            "  The inbox is empty: `make demo` (in another terminal, or before `make run`) loads a few\n"
+            "  demo conversations; or point Meta's webhook here (README: Pointing Meta's webhook at it).\n"
         )
 
 
