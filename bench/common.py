@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -697,6 +697,38 @@ def verdict(met: bool) -> str:
     return "**met**" if met else "**NOT met**"
 
 
+def md_table(header: str, align: str, rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown table: `header` as "a | b | c", `align` one letter per column (l, or r for figures)."""
+    return [
+        f"| {header} |",
+        "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|",
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
+    ]
+
+
+def run_facts(command_line: str, took_s: float, revision: str, load_start: str, load_end: str) -> list[str]:
+    """The lines that open every benchmark's section: when, how, on what code, how loaded."""
+    return [
+        f"- Date: {now_utc()}",
+        f"- Command: `{command_line}` — took {took_s / 60:.1f} min",
+        f"- Code: {revision}",
+        f"- Load average (1/5/15 min) at start: {load_start}; at end: {load_end}",
+    ]
+
+
+def publish(
+    name: str, body: list[str], checks: list[TargetCheck], memory: dict[str, Any], revision: str, server: BenchServer
+) -> None:
+    """Write a benchmark's section, with the data the header's Targets and Memory tables read."""
+    data = {
+        "date": now_utc(),
+        "code": revision.split(" ")[0],
+        "targets": [c.__dict__ for c in checks],
+        "memory": memory,
+    }
+    write_section(name, body, data, server)
+
+
 # --- bench/RESULTS.md: one file, a section per benchmark ----------------------------------------
 
 SECTION_ORDER = ("ingest", "list", "scale")
@@ -761,18 +793,24 @@ def write_section(name: str, body: list[str], data: dict[str, Any], server: Benc
         "",
         "## Targets",
         "",
-        "| benchmark | target | measured | met? | run |",
-        "|---|---|---|---|---|",
     ]
-    for key in [*SECTION_ORDER, *sorted(set(datas) - set(SECTION_ORDER))]:
-        d = datas.get(key)
-        if not d:
-            continue
-        for t in d.get("targets", []):
-            out.append(
-                f"| [{SECTION_TITLES.get(key, key)}]({anchor(SECTION_TITLES.get(key, key))}) | {t['what']} "
-                f"| {t['measured']} | {'yes' if t['met'] else '**no**'} | {d.get('date', '?')}, {d.get('code', '?')} |"
+    order = [*SECTION_ORDER, *sorted(set(datas) - set(SECTION_ORDER))]
+    runs = [(key, SECTION_TITLES.get(key, key), datas[key]) for key in order if datas.get(key)]
+    out += md_table(
+        "benchmark | target | measured | met? | run",
+        "lllll",
+        (
+            (
+                f"[{title}]({anchor(title)})",
+                t["what"],
+                t["measured"],
+                "yes" if t["met"] else "**no**",
+                f"{d.get('date', '?')}, {d.get('code', '?')}",
             )
+            for _key, title, d in runs
+            for t in d.get("targets", [])
+        ),
+    )
     out += [
         "",
         "## Memory (item 4)",
@@ -784,20 +822,27 @@ def write_section(name: str, body: list[str], data: dict[str, Any], server: Benc
         "PSS divides each shared page among the processes sharing it, so summed PSS is what the service "
         "really occupies (what a container's memory limit sees, page cache aside).",
         "",
-        "| benchmark | server | peak RSS sum | median RSS sum | peak PSS sum | peak USS sum | processes | "
-        "largest worker RSS | master RSS |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key in [*SECTION_ORDER, *sorted(set(datas) - set(SECTION_ORDER))]:
-        d = datas.get(key)
-        if not d:
-            continue
-        for label, m in d.get("memory", {}).items():
-            out.append(
-                f"| {SECTION_TITLES.get(key, key)} | {label} | {fmt_mb(m['peak_rss'])} | {fmt_mb(m['median_rss'])} "
-                f"| {fmt_mb(m['peak_pss'])} | {fmt_mb(m['peak_uss'])} | {m['peak_processes']} "
-                f"| {fmt_mb(m['peak_worker_rss'])} | {fmt_mb(m['peak_master_rss'])} |"
+    out += md_table(
+        "benchmark | server | peak RSS sum | median RSS sum | peak PSS sum | peak USS sum | processes | "
+        "largest worker RSS | master RSS",
+        "llrrrrrrr",
+        (
+            (
+                title,
+                label,
+                fmt_mb(m["peak_rss"]),
+                fmt_mb(m["median_rss"]),
+                fmt_mb(m["peak_pss"]),
+                fmt_mb(m["peak_uss"]),
+                m["peak_processes"],
+                fmt_mb(m["peak_worker_rss"]),
+                fmt_mb(m["peak_master_rss"]),
             )
+            for _key, title, d in runs
+            for label, m in d.get("memory", {}).items()
+        ),
+    )
     out.append("")
     for key in [*SECTION_ORDER, *sorted(set(sections) - set(SECTION_ORDER))]:
         if key in sections:

@@ -85,11 +85,11 @@ from bench.common import (
     log,
     median,
     memory_targets,
-    now_utc,
     prepare_database,
+    publish,
     ratio,
+    run_facts,
     setup_logging,
-    write_section,
 )
 from tests import meta
 
@@ -966,7 +966,7 @@ def cpu_sentence(result: IngestResult, per: int) -> str:
     )
 
 
-def report(result: IngestResult, server: BenchServer, args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
+def report(result: IngestResult, args: argparse.Namespace) -> tuple[list[str], list[TargetCheck]]:
     checks = targets(result)
     sizes = sorted({p for (_k, p, _m) in result.measures})
     ratios = []
@@ -1021,10 +1021,7 @@ def report(result: IngestResult, server: BenchServer, args: argparse.Namespace) 
         "`INSERT … ON CONFLICT DO NOTHING` of the message ids, commit: `bench/baselines_ingest.py`), served by "
         "the same gunicorn settings on the same database, with the same signed bodies in the same run.",
         "",
-        f"- Date: {now_utc()}",
-        f"- Command: `{args.command_line}` — took {result.elapsed_s / 60:.1f} min",
-        f"- Code: {args.revision}",
-        f"- Load average (1/5/15 min) at start: {result.load_start}; at end: {result.load_end}",
+        *run_facts(args.command_line, result.elapsed_s, args.revision, result.load_start, result.load_end),
         f"- Data: {result.label} ({result.setup_note}); 1,000 customers.",
         f"- Load: wrk, {args.wrk_threads} thread(s), {args.connections} keep-alive connections, {args.duration:g} s "
         f"per run, {args.rounds} rounds (order of the two servers alternating); then {args.single_duration:g} s "
@@ -1085,13 +1082,7 @@ def report(result: IngestResult, server: BenchServer, args: argparse.Namespace) 
         "",
         *per_round,
     ]
-    data = {
-        "date": now_utc(),
-        "code": args.revision.split(" ")[0],
-        "targets": [c.__dict__ for c in checks],
-        "memory": result.memory,
-    }
-    return body, data
+    return body, checks
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -1130,8 +1121,8 @@ def main(argv: list[str] | None = None) -> int:
     ensure_wrk()
     server = BenchServer()
     result = run(server, args)
-    body, data = report(result, server, args)
-    write_section("ingest", body, data, server)
+    body, checks = report(result, args)
+    publish("ingest", body, checks, result.memory, args.revision, server)
     sys.stdout.write("\n".join(results_table(result)) + "\n\n")
     sys.stdout.write("\n".join(c.line() for c in targets(result)) + "\n\n")
     for key, m in result.memory.items():

@@ -35,10 +35,10 @@ from bench.common import (
     load_average,
     log,
     memory_targets,
-    now_utc,
+    publish,
     ratio,
+    run_facts,
     setup_logging,
-    write_section,
 )
 
 
@@ -203,7 +203,7 @@ def largest_by_server(results: list[PointResult]) -> dict[str, dict[str, Any]]:
     return {f"{k}, largest at {v.pop('scale')}": v for k, v in merged.items()}
 
 
-def report(results: list[PointResult], args: argparse.Namespace, total_s: float, load: str) -> tuple[list, dict]:
+def report(results: list[PointResult], args: argparse.Namespace, total_s: float, load: str) -> tuple[list, list]:
     checks = targets(results)
     out = [
         "## Scale curve (item 5)",
@@ -213,10 +213,7 @@ def report(results: list[PointResult], args: argparse.Namespace, total_s: float,
         "ingest with the minimal handler. The list and ingest code is the other two benchmarks' "
         "(`list_benchmark.run_scale`, `ingest_benchmark.measure_ingest`), run with fewer rounds.",
         "",
-        f"- Date: {now_utc()}",
-        f"- Command: `{args.command_line}` — took {total_s / 60:.1f} min",
-        f"- Code: {args.revision}",
-        f"- Load average (1/5/15 min) at start: {load}; at end: {load_average()}",
+        *run_facts(args.command_line, total_s, args.revision, load, load_average()),
         f"- Medians of {args.rounds} rounds. List: up to {args.list_args.sequential} sequential requests or "
         f"{args.list_args.budget:g} s per round and page, req/s with {args.list_args.threads} client threads for "
         f"{args.list_args.duration:g} s. Ingest: wrk, {args.ingest_args.connections} connections, "
@@ -262,13 +259,7 @@ def report(results: list[PointResult], args: argparse.Namespace, total_s: float,
                 + ", ".join(fmt_ms(v) for v in m.p50)
                 + " ms"
             )
-    data = {
-        "date": now_utc(),
-        "code": args.revision.split(" ")[0],
-        "targets": [c.__dict__ for c in checks],
-        "memory": largest_by_server(results),
-    }
-    return out, data
+    return out, checks
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -312,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     server = BenchServer()
     results = [run_point(server, point, args) for point in args.points]
-    body, data = report(results, args, time.perf_counter() - started, load)
-    write_section("scale", body, data, server)
+    body, checks = report(results, args, time.perf_counter() - started, load)
+    publish("scale", body, checks, largest_by_server(results), args.revision, server)
     sys.stdout.write("\n".join([*list_table(results), "", *ingest_table(results), ""]) + "\n")
     sys.stdout.write("\n".join(c.line() for c in targets(results)) + "\n")
     sys.stdout.write(
