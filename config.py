@@ -106,14 +106,6 @@ def connection_budget(env: Mapping[str, str]) -> tuple[int, int, str]:
     return total, limit, explain
 
 
-def serving_processes(env: Mapping[str, str]) -> int:
-    """WEB_CONCURRENCY (default 2) under gunicorn, which sets SERVER_SOFTWARE before it loads
-    the app in its master or its workers; 1 anywhere else."""
-    if env.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
-        return _int(env, "WEB_CONCURRENCY", 2, minimum=1)
-    return 1
-
-
 def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if env is None else env
     environment = app_env(env)
@@ -162,8 +154,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it does not exist.
         "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip() or None,
         # Processes serving this app, each with its own memory (rate-limit counters, the list
-        # cache): gunicorn's workers, or one (`flask run`, the CLI commands, tests).
-        "WEB_CONCURRENCY": serving_processes(env),
+        # cache): under gunicorn, its workers (gunicorn.conf.py sets WEB_CONCURRENCY to their
+        # final number before the app loads); elsewhere one (`flask run`, CLI commands, tests).
+        "WEB_CONCURRENCY": _int(env, "WEB_CONCURRENCY", 1, minimum=1),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL", "").strip() or "memory://",
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         "RATELIMIT_SWALLOW_ERRORS": True,

@@ -51,6 +51,13 @@ def when_ready(server: Arbiter) -> None:
         log.info("database connection budget: %s (DB_MAX_CONNECTIONS=%d)", explain, limit)
 
 
+def nworkers_changed(server: Arbiter, new_value: int, old_value: int | None) -> None:
+    # Called with the final worker count (command-line flags applied) before the app is loaded,
+    # in the master or, without --preload, in each worker: the app reads WEB_CONCURRENCY to know
+    # whether several processes count rate limits and cache the list apart (config.py).
+    os.environ["WEB_CONCURRENCY"] = str(new_value)
+
+
 def on_exit(server: Arbiter) -> None:
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
