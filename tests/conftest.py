@@ -29,6 +29,7 @@ from app import create_app
 from app.embedded_db import create_database, drop_database, embedded_server_url
 from app.extensions import db
 from app.models import Agent, MessageTemplate
+from app.models import agents as agent_models
 from app.ratelimits import rate_limiter
 from app.services import agents as agent_service
 from app.whatsapp.rules import template_placeholders
@@ -37,6 +38,8 @@ from tests import fake_graph, meta
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "meta-webhooks"
+# Passwords are hashed and checked hundreds of times: a cheap method (production keeps scrypt).
+agent_models.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
 # One database per test run, so runs in parallel (two checkouts, a helper) never collide.
 TEST_DATABASE = f"inbox_test_{os.getpid()}"
 TABLES = "messages, conversations, contacts, business_numbers, status_events, webhook_deliveries, api_tokens, agents"
