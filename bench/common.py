@@ -706,6 +706,23 @@ def md_table(header: str, align: str, rows: Iterable[Sequence[object]]) -> list[
     ]
 
 
+_ROUND_SERIES = {
+    "rate": ("deliveries/s", fmt_rps, ""),
+    "rps": ("req/s", fmt_rps, ""),
+    "p50": ("p50", fmt_ms, " ms"),
+    "p99": ("p99", fmt_ms, " ms"),
+}
+
+
+def rounds_line(label: str, **series: list[float]) -> str:
+    """One line of a section's per-round figures: `- label: p50 1.20, 1.31 ms; req/s 40.2, 41.0`."""
+    parts = []
+    for key, values in series.items():
+        name, fmt, unit = _ROUND_SERIES[key]
+        parts.append(f"{name} " + ", ".join(fmt(v) for v in values) + unit)
+    return f"- {label}: " + "; ".join(parts)
+
+
 def run_facts(command_line: str, took_s: float, revision: str, load_start: str, load_end: str) -> list[str]:
     """The lines that open every benchmark's section: when, how, on what code, how loaded."""
     return [

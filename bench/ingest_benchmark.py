@@ -83,11 +83,13 @@ from bench.common import (
     fmt_rps,
     load_average,
     log,
+    md_table,
     median,
     memory_targets,
     prepare_database,
     publish,
     ratio,
+    rounds_line,
     run_facts,
     setup_logging,
 )
@@ -840,29 +842,34 @@ def _cpus(value: float | None) -> str:
 
 
 def results_table(result: IngestResult) -> list[str]:
-    lines = [
-        "| messages / delivery | handler | deliveries/s | messages/s | p50 ms (load) | p99 ms (load) "
-        "| p50 ms (1 conn.) | p99 ms (1 conn.) | CPU ms / delivery: gunicorn, PostgreSQL, wrk "
-        "| CPUs busy: all, other jobs, stolen | SQL / delivery |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|",
-    ]
+    rows = []
     for per in sorted({p for (_k, p, _m) in result.measures}):
         for key in KEYS:
             load = result.measures[(key, per, "load")]
             single = result.measures.get((key, per, "single"))
             rate = load.med("rate")
             stmts = result.statements.get((key, per))
-            lines.append(
-                f"| {per} | {'**' + NAMES[key] + '**' if key == 'ours' else NAMES[key]} | {fmt_rps(rate)} "
-                f"| {fmt_rps(rate * per * 0.9 if rate else None)} "
-                f"| {fmt_ms(load.med('p50'))} | {fmt_ms(load.med('p99'))} "
-                f"| {fmt_ms(single.med('p50') if single else None)} | {fmt_ms(single.med('p99') if single else None)} "
-                f"| {fmt_ms(load.med('cpu_server_ms'))}, {fmt_ms(load.med('cpu_pg_ms'))}, "
-                f"{fmt_ms(load.med('cpu_wrk_ms'))} "
-                f"| {_cpus(load.med('machine_busy'))}, {_cpus(load.med('others_busy'))}, {_cpus(load.med('steal'))} "
-                f"| {stmts.cell() if stmts else '—'} |"
+            rows.append(
+                [
+                    per,
+                    f"**{NAMES[key]}**" if key == "ours" else NAMES[key],
+                    fmt_rps(rate),
+                    fmt_rps(rate * per * 0.9 if rate else None),
+                    fmt_ms(load.med("p50")),
+                    fmt_ms(load.med("p99")),
+                    fmt_ms(single.med("p50") if single else None),
+                    fmt_ms(single.med("p99") if single else None),
+                    ", ".join(fmt_ms(load.med(k)) for k in ("cpu_server_ms", "cpu_pg_ms", "cpu_wrk_ms")),
+                    ", ".join(_cpus(load.med(k)) for k in ("machine_busy", "others_busy", "steal")),
+                    stmts.cell() if stmts else "—",
+                ]
             )
-    return lines
+    header = (
+        "messages / delivery | handler | deliveries/s | messages/s | p50 ms (load) | p99 ms (load) "
+        "| p50 ms (1 conn.) | p99 ms (1 conn.) | CPU ms / delivery: gunicorn, PostgreSQL, wrk "
+        "| CPUs busy: all, other jobs, stolen | SQL / delivery"
+    )
+    return md_table(header, "rlrrrrrrlll", rows)
 
 
 def statement_lines(result: IngestResult) -> list[str]:
@@ -995,17 +1002,12 @@ def report(result: IngestResult, args: argparse.Namespace) -> tuple[list[str], l
                     else ""
                 )
             )
-    per_round = []
-    for (key, per, mode), m in sorted(result.measures.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
-        per_round.append(
-            f"- {NAMES[key]}, {per} msg/delivery, {'load' if mode == 'load' else '1 connection'}: "
-            + ("deliveries/s " + ", ".join(fmt_rps(v) for v in m.rate) + "; " if mode == "load" else "")
-            + "p50 "
-            + ", ".join(fmt_ms(v) for v in m.p50)
-            + " ms; p99 "
-            + ", ".join(fmt_ms(v) for v in m.p99)
-            + " ms"
-        )
+    per_round = [
+        rounds_line(f"{NAMES[key]}, {per} msg/delivery, load", rate=m.rate, p50=m.p50, p99=m.p99)
+        if mode == "load"
+        else rounds_line(f"{NAMES[key]}, {per} msg/delivery, 1 connection", p50=m.p50, p99=m.p99)
+        for (key, per, mode), m in sorted(result.measures.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0]))
+    ]
     errors = ", ".join(
         f"{NAMES[k]} {p} msg {mode}: {m.socket_errors} socket errors, {m.exhausted} repeated bodies"
         for (k, p, mode), m in sorted(result.measures.items())

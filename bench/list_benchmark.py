@@ -71,6 +71,7 @@ from bench.common import (
     prepare_database,
     publish,
     ratio,
+    rounds_line,
     run_facts,
     sequential,
     setup_app,
@@ -683,12 +684,7 @@ def write_report(
     for r in results:
         for (key, label), cell in r.cells.items():
             if cell.p50:
-                out.append(
-                    f"- {r.scale.name} / {key} / page {label}: p50 "
-                    + ", ".join(fmt_ms(v) for v in cell.p50)
-                    + " ms; req/s "
-                    + ", ".join(fmt_rps(v) for v in cell.rps)
-                )
+                out.append(rounds_line(f"{r.scale.name} / {key} / page {label}", p50=cell.p50, rps=cell.rps))
     publish("list", out, list_targets(results), {k: v for r in results for k, v in r.memory.items()}, revision, server)
     return "\n".join([*results_table(results), "", *sentences, "", *[c.line() for c in list_targets(results)]])
 

@@ -34,9 +34,11 @@ from bench.common import (
     fmt_rps,
     load_average,
     log,
+    md_table,
     memory_targets,
     publish,
     ratio,
+    rounds_line,
     run_facts,
     setup_logging,
 )
@@ -91,11 +93,7 @@ def run_point(server: BenchServer, point: CurvePoint, args: argparse.Namespace) 
 
 def list_table(results: list[PointResult]) -> list[str]:
     base = results[0]
-    lines = [
-        "| scale | conversations × messages | page | this project p50 ms | p99 ms | req/s "
-        f"| p50 ÷ {base.point.scale.name} | proposed query p50 ms | req/s | ours faster by | SQL / request (ours) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
+    rows = []
     for r in results:
         scale = r.point.scale
         for which, page in (("1", 1), ("last", scale.pages)):
@@ -104,23 +102,30 @@ def list_table(results: list[PointResult]) -> list[str]:
             proposed = r.listing.cells[("proposed", label)]
             base_label = list_benchmark.page_label(1 if which == "1" else base.point.scale.pages, base.point.scale)
             base_p50 = base.listing.cells[("ours", base_label)].median("p50")
-            lines.append(
-                f"| {scale.name} | {scale.conversations:,} × {scale.messages_per_conversation:,} = "
-                f"{scale.messages:,} | {label} | {fmt_ms(ours.median('p50'))} | {fmt_ms(ours.median('p99'))} "
-                f"| {fmt_rps(ours.median('rps'))} | {ratio(ours.median('p50'), base_p50)} "
-                f"| {fmt_ms(proposed.median('p50'))} | {fmt_rps(proposed.median('rps'))} "
-                f"| {ratio(proposed.median('p50'), ours.median('p50'))} "
-                f"| {ours.statements.cell() if ours.statements else '—'} |"
+            rows.append(
+                [
+                    scale.name,
+                    f"{scale.conversations:,} × {scale.messages_per_conversation:,} = {scale.messages:,}",
+                    label,
+                    fmt_ms(ours.median("p50")),
+                    fmt_ms(ours.median("p99")),
+                    fmt_rps(ours.median("rps")),
+                    ratio(ours.median("p50"), base_p50),
+                    fmt_ms(proposed.median("p50")),
+                    fmt_rps(proposed.median("rps")),
+                    ratio(proposed.median("p50"), ours.median("p50")),
+                    ours.statements.cell() if ours.statements else "—",
+                ]
             )
-    return lines
+    header = (
+        "scale | conversations × messages | page | this project p50 ms | p99 ms | req/s "
+        f"| p50 ÷ {base.point.scale.name} | proposed query p50 ms | req/s | ours faster by | SQL / request (ours)"
+    )
+    return md_table(header, "lllrrrrrrrl", rows)
 
 
 def ingest_table(results: list[PointResult]) -> list[str]:
-    lines = [
-        "| scale | messages before the run | this project deliveries/s | p50 / p99 ms under load "
-        "| minimal handler deliveries/s | ratio | CPU ms / delivery (gunicorn + PostgreSQL) | rows exact |",
-        "|---|---:|---:|---|---:|---:|---|---|",
-    ]
+    rows = []
     for r in results:
         if r.ingest is None:
             continue
@@ -128,13 +133,23 @@ def ingest_table(results: list[PointResult]) -> list[str]:
         base = r.ingest[("baseline", 1, "load")]
         cpu = (ours.med("cpu_server_ms") or 0) + (ours.med("cpu_pg_ms") or 0)
         base_cpu = (base.med("cpu_server_ms") or 0) + (base.med("cpu_pg_ms") or 0)
-        lines.append(
-            f"| {r.point.scale.name} | {r.point.scale.messages:,} | {fmt_rps(ours.med('rate'))} "
-            f"| {fmt_ms(ours.med('p50'))} / {fmt_ms(ours.med('p99'))} | {fmt_rps(base.med('rate'))} "
-            f"| {ratio(ours.med('rate'), base.med('rate'))} | {fmt_ms(cpu)} (minimal handler {fmt_ms(base_cpu)}) "
-            f"| {'yes' if all(c.exact for m in (ours, base) for c in m.checks) else '**no**'} |"
+        rows.append(
+            [
+                r.point.scale.name,
+                f"{r.point.scale.messages:,}",
+                fmt_rps(ours.med("rate")),
+                f"{fmt_ms(ours.med('p50'))} / {fmt_ms(ours.med('p99'))}",
+                fmt_rps(base.med("rate")),
+                ratio(ours.med("rate"), base.med("rate")),
+                f"{fmt_ms(cpu)} (minimal handler {fmt_ms(base_cpu)})",
+                "yes" if all(c.exact for m in (ours, base) for c in m.checks) else "**no**",
+            ]
         )
-    return lines
+    header = (
+        "scale | messages before the run | this project deliveries/s | p50 / p99 ms under load "
+        "| minimal handler deliveries/s | ratio | CPU ms / delivery (gunicorn + PostgreSQL) | rows exact"
+    )
+    return md_table(header, "lrrlrrll", rows)
 
 
 def targets(results: list[PointResult]) -> list[TargetCheck]:
@@ -245,20 +260,9 @@ def report(results: list[PointResult], args: argparse.Namespace, total_s: float,
     out += ["", "### Per-round figures", ""]
     for r in results:
         for (key, label), cell in r.listing.cells.items():
-            out.append(
-                f"- {r.point.scale.name} / list / {key} / page {label}: p50 "
-                + ", ".join(fmt_ms(v) for v in cell.p50)
-                + " ms; req/s "
-                + ", ".join(fmt_rps(v) for v in cell.rps)
-            )
+            out.append(rounds_line(f"{r.point.scale.name} / list / {key} / page {label}", p50=cell.p50, rps=cell.rps))
         for (key, _per, _mode), m in (r.ingest or {}).items():
-            out.append(
-                f"- {r.point.scale.name} / ingest / {key}: deliveries/s "
-                + ", ".join(fmt_rps(v) for v in m.rate)
-                + "; p50 "
-                + ", ".join(fmt_ms(v) for v in m.p50)
-                + " ms"
-            )
+            out.append(rounds_line(f"{r.point.scale.name} / ingest / {key}", rate=m.rate, p50=m.p50))
     return out, checks
 
 
