@@ -1,11 +1,12 @@
 # The two commands: `make run` (serve the inbox on http://127.0.0.1:5000) and `make test`.
-# Both create .venv and install the pinned requirements on first use.
+# Both create .venv and install the pinned requirements on first use. `make check` is the
+# quick loop to run after every change; `make demo` loads demo conversations for `make run`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test drills lint format bench clean translations chromium
+.PHONY: install run demo test check drills lint format bench clean translations chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -30,6 +31,14 @@ run: install
 	$(BIN)/flask --app wsgi bootstrap
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000 --with-threads
 
+# A few realistic conversations in the database `make run` serves (the embedded one unless
+# DATABASE_URL is set); run it again for more.
+DEMO_CONVERSATIONS ?= 12
+DEMO_MESSAGES ?= 8
+demo: install
+	$(BIN)/flask --app wsgi bootstrap --no-demo-hint
+	$(BIN)/flask --app wsgi demo seed --conversations $(DEMO_CONVERSATIONS) --messages-per-conversation $(DEMO_MESSAGES)
+
 # The browser tests drive Debian's chromium (never a downloaded browser). Missing: installed
 # with apt-get when running as root (a fresh machine, CI), else stop with the command to run.
 # SKIP_BROWSER_TESTS=1 skips the browser tests explicitly.
@@ -43,26 +52,29 @@ chromium:
 		echo "Browser tests need Chromium: run 'sudo apt-get install chromium', or SKIP_BROWSER_TESTS=1 make test"; exit 1; \
 	fi
 
-# The fault drills (issue 6) at full strength: under gunicorn the database outage, the pool
-# exhausted, 50 concurrent duplicates, concurrent sends and a Graph outage; Redis going away;
-# Graph failures and retries; the authorisation sweep; schemathesis with 1000 examples per
-# operation; 10,002 fuzzed webhook bodies (1667 for each of test_fuzz.py's 6 properties).
-# `make test` runs the whole suite with the drills at this strength (8-12 minutes on 2
-# cores); plain `pytest` runs them lighter (FUZZ_EXAMPLES=200, SCHEMATHESIS_EXAMPLES=200).
-DRILLS := tests/test_live.py tests/test_ratelimits.py tests/test_cache.py tests/test_sending.py \
-	tests/test_drills.py tests/test_authorization.py tests/test_schemathesis.py tests/test_fuzz.py
+# Test layers (pytest markers, declared in pyproject.toml): `browser` (headless Chromium),
+# `live` (a real gunicorn), `drill` (fault drills: outages, concurrency, generated inputs) and
+# `slow`. `make check` runs everything else on both cores; `make test` runs everything, with
+# the drills at full strength: schemathesis with 1000 examples per operation and 10,002 fuzzed
+# webhook bodies (1667 for each of test_fuzz.py's 6 properties). Plain `pytest` runs them
+# lighter (FUZZ_EXAMPLES=200, SCHEMATHESIS_EXAMPLES=200).
 DRILL_STRENGTH := FUZZ_EXAMPLES=1667 SCHEMATHESIS_EXAMPLES=1000
+QUICK := not browser and not live and not drill and not slow
 
 test: install chromium
 	$(BIN)/ruff check .
 	$(DRILL_STRENGTH) $(BIN)/python -m pytest
 
+check: install lint
+	$(BIN)/python -m pytest -n auto -q -m "$(QUICK)"
+
 drills: install
-	$(DRILL_STRENGTH) $(BIN)/python -m pytest $(DRILLS)
+	$(DRILL_STRENGTH) $(BIN)/python -m pytest -m drill
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -70,9 +82,9 @@ format: $(STAMP)
 
 # Every benchmark (bench/run_all.py: list, ingest, scale curve), rewriting bench/RESULTS.md;
 # 15-20 minutes on 2 cores. The ingest benchmark needs wrk: installed with apt-get when running
-# as root, else it stops with the command to run. One alone: .venv/bin/python bench/<name>_benchmark.py
+# as root, else it stops with the command to run. One alone: .venv/bin/python -m bench.<name>_benchmark
 bench: $(STAMP)
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

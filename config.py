@@ -193,7 +193,10 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LIST_CACHE_SECONDS": _int(env, "LIST_CACHE_SECONDS", 5),
         # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it does not exist.
         "METRICS_TOKEN": env.get("METRICS_TOKEN", "").strip() or None,
-        "WEB_CONCURRENCY": _int(env, "WEB_CONCURRENCY", 2, minimum=1),
+        # Processes serving this app, each with its own memory (rate-limit counters, the list
+        # cache): under gunicorn, its workers (gunicorn.conf.py sets WEB_CONCURRENCY to their
+        # final number before the app loads); elsewhere one (`flask run`, CLI commands, tests).
+        "WEB_CONCURRENCY": _int(env, "WEB_CONCURRENCY", 1, minimum=1),
         "RATELIMIT_STORAGE_URI": env.get("REDIS_URL", "").strip() or "memory://",
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         "RATELIMIT_SWALLOW_ERRORS": True,

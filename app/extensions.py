@@ -1,5 +1,7 @@
 """Extension instances, created unbound and initialised in `create_app()`."""
 
+from typing import TYPE_CHECKING
+
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -23,6 +25,12 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# The models' base class: `db.Model` (Base plus Flask-SQLAlchemy's table naming and metadata),
+# which type checkers cannot see through; to them it is the typed `Base` it derives from.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 
 login_manager = LoginManager()

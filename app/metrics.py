@@ -28,6 +28,7 @@ from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import QueuePool
 from werkzeug.datastructures import WWWAuthenticate
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -98,15 +99,17 @@ def _exporter_instance() -> PrometheusMetrics:
 
 
 def watch_pool(engine: Engine) -> None:
-    pool = engine.pool
+    if not isinstance(engine.pool, QueuePool):  # only a queue pool counts checked-out and overflow
+        return
 
     def update(*_: Any) -> None:
-        POOL_CHECKED_OUT.set(engine.pool.checkedout())  # type: ignore[attr-defined]
-        POOL_OVERFLOW.set(max(0, engine.pool.overflow()))  # type: ignore[attr-defined]
+        pool = engine.pool  # read each time: dispose() (after a fork) replaces it
+        if isinstance(pool, QueuePool):
+            POOL_CHECKED_OUT.set(pool.checkedout())
+            POOL_OVERFLOW.set(max(0, pool.overflow()))
 
-    if hasattr(pool, "checkedout"):
-        event.listen(engine, "checkout", update)
-        event.listen(engine, "checkin", update)
+    event.listen(engine, "checkout", update)
+    event.listen(engine, "checkin", update)
 
 
 def graph_observer(operation: str, result: str) -> None:
@@ -122,7 +125,7 @@ def init_metrics(app: Flask, engine: Engine) -> None:
     _update_memory(force=True)
 
 
-def _metrics_view():  # type: ignore[no-untyped-def]
+def _metrics_view() -> tuple[bytes, int, dict[str, str]]:
     token = current_app.config.get("METRICS_TOKEN")
     if not token:
         abort(404)

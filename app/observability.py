@@ -25,7 +25,7 @@ access_log = structlog.get_logger("app.access")
 
 def configure_logging(app: Flask) -> None:
     json_logs = app.config.get("LOG_FORMAT", "json") == "json"
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
@@ -36,11 +36,11 @@ def signature_is_valid() -> bool:
     return verify_signature(secret, body, request.headers.get("X-Hub-Signature-256")) is SignatureCheck.OK
 
 
-def failed_signature(response) -> bool:  # type: ignore[no-untyped-def]
+def failed_signature(response: Response) -> bool:
     return response.status_code in (401, 403)
 
 
-def failed_login(response) -> bool:  # type: ignore[no-untyped-def]
+def failed_login(response: Response) -> bool:
     return response.status_code == 401
 
 

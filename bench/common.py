@@ -3,7 +3,7 @@ gunicorn as production runs it, the whole service's memory, HTTP measuring helpe
 machine's description and the one bench/RESULTS.md that every benchmark writes a section of.
 
 Imported by `bench/list_benchmark.py`, `bench/ingest_benchmark.py` and `bench/scale_benchmark.py`
-(each runnable alone; `bench/run_all.py`, i.e. `make bench`, runs them in turn).
+(each runnable alone; `python -m bench.run_all`, i.e. `make bench`, runs them in turn).
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ import math
 import os
 import platform
 import re
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,11 +35,10 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # run as a script: make `app` and `config` importable
+from config import engine_options, normalise_database_url
+from tests.live import Gunicorn
 
-from config import engine_options, normalise_database_url  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 log = logging.getLogger("bench")
 
@@ -185,6 +182,8 @@ def setup_app(database_url: str) -> Any:
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options(env),
             "SECRET_KEY": "bench-setup",
             "LOG_LEVEL": "ERROR",  # no access lines from in-process requests on the bench's output
+            # As many processes as the measured gunicorns: the same list cache (off without Redis).
+            "WEB_CONCURRENCY": int(os.environ.get("WEB_CONCURRENCY", "2")),
         }
     )
 
@@ -257,12 +256,6 @@ def prepare_database(server: BenchServer, scale: Scale, force: bool) -> tuple[st
 
 
 # --- gunicorn and the service's memory ----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -360,9 +353,10 @@ class MemorySampler:
         )
 
 
-class Gunicorn:
-    """One gunicorn as production runs it: the repository's gunicorn.conf.py, Render's
-    GUNICORN_CMD_ARGS, its own port and no control socket (several masters run at once)."""
+class BenchGunicorn(Gunicorn):
+    """tests/live.py's gunicorn as production runs it: the repository's gunicorn.conf.py (or
+    `config`), Render's GUNICORN_CMD_ARGS and production settings, a log under bench/.data, and
+    the memory of the master and every worker sampled from start to stop."""
 
     def __init__(
         self,
@@ -372,55 +366,32 @@ class Gunicorn:
         env: dict[str, str] | None = None,
         config: str = "gunicorn.conf.py",
     ) -> None:
+        super().__init__(
+            database_url,
+            app_spec=app_spec,
+            config=config,
+            workers=int(os.environ.get("WEB_CONCURRENCY", "2")),
+            threads=int(os.environ.get("GUNICORN_THREADS", "4")),
+            base_env={
+                "SECRET_KEY": "bench-secret-key",
+                "DB_APPLICATION_NAME": f"bench-{name}",
+                **{k: os.environ.get(k, v) for k, v in GUNICORN_ENV.items()},
+            },
+            env=env,
+            graceful_timeout=None,  # gunicorn.conf.py's, as deployed
+            log_path=DATA_DIR / f"gunicorn-{name}.log",
+        )
         self.name = name
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        binary = Path(sys.executable).parent / "gunicorn"
-        launcher = [str(binary)] if binary.exists() else [sys.executable, "-m", "gunicorn"]
-        bind = f"127.0.0.1:{self.port}"
-        if (ROOT / config).exists():
-            settings = ["-c", config, "-b", bind]
-        else:
-            settings = ["-k", "gthread", "-w", "2", "--threads", "4", "-b", bind]
-        # Two masters at once would share gunicorn's default control socket path.
-        settings.append("--no-control-socket")
-        self.args = [*launcher, *settings, app_spec]
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "bench-secret-key",
-            "PORT": str(self.port),
-            "DB_APPLICATION_NAME": f"bench-{name}",
-            **{k: os.environ.get(k, v) for k, v in GUNICORN_ENV.items()},
-            **(env or {}),
-        }
-        self.log_path = DATA_DIR / f"gunicorn-{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
         self.sampler: MemorySampler | None = None
         self.memory: MemoryStats | None = None
 
-    @property
-    def command(self) -> str:
-        cmd = " ".join(Path(a).name if a.endswith("/gunicorn") else a for a in self.args)
-        extra = self.env.get("GUNICORN_CMD_ARGS", "")
-        return f'GUNICORN_CMD_ARGS="{extra}" {cmd}' if extra else cmd
+    def spawned(self, pid: int) -> None:
+        self.sampler = MemorySampler(pid)
+        self.sampler.start()
 
     def start(self) -> None:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log_file:
-            self.process = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log_file, stderr=log_file)
-        self.sampler = MemorySampler(self.process.pid)
-        self.sampler.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn {self.name} exited: {self.log_path.read_text()[-3000:]}")
-            with contextlib.suppress(requests.RequestException):  # refused, or a worker still booting
-                if requests.get(self.base_url + "/healthz", timeout=5).status_code == 200:
-                    log.info("gunicorn %s up on %s: %s", self.name, self.base_url, self.command)
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"gunicorn {self.name} did not answer /healthz within 60 s")
+        super().start()
+        log.info("gunicorn %s up on %s: %s", self.name, self.base_url, self.command)
 
     def workers(self) -> tuple[int, int]:
         """Workers booted at start, and worker restarts (gunicorn's max_requests) since."""
@@ -433,14 +404,7 @@ class Gunicorn:
             self.sampler.stop()
             self.memory = self.sampler.stats()
             self.sampler = None
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        super().stop()
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -733,6 +697,55 @@ def verdict(met: bool) -> str:
     return "**met**" if met else "**NOT met**"
 
 
+def md_table(header: str, align: str, rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown table: `header` as "a | b | c", `align` one letter per column (l, or r for figures)."""
+    return [
+        f"| {header} |",
+        "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|",
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
+    ]
+
+
+_ROUND_SERIES = {
+    "rate": ("deliveries/s", fmt_rps, ""),
+    "rps": ("req/s", fmt_rps, ""),
+    "p50": ("p50", fmt_ms, " ms"),
+    "p99": ("p99", fmt_ms, " ms"),
+}
+
+
+def rounds_line(label: str, **series: list[float]) -> str:
+    """One line of a section's per-round figures: `- label: p50 1.20, 1.31 ms; req/s 40.2, 41.0`."""
+    parts = []
+    for key, values in series.items():
+        name, fmt, unit = _ROUND_SERIES[key]
+        parts.append(f"{name} " + ", ".join(fmt(v) for v in values) + unit)
+    return f"- {label}: " + "; ".join(parts)
+
+
+def run_facts(command_line: str, took_s: float, revision: str, load_start: str, load_end: str) -> list[str]:
+    """The lines that open every benchmark's section: when, how, on what code, how loaded."""
+    return [
+        f"- Date: {now_utc()}",
+        f"- Command: `{command_line}` — took {took_s / 60:.1f} min",
+        f"- Code: {revision}",
+        f"- Load average (1/5/15 min) at start: {load_start}; at end: {load_end}",
+    ]
+
+
+def publish(
+    name: str, body: list[str], checks: list[TargetCheck], memory: dict[str, Any], revision: str, server: BenchServer
+) -> None:
+    """Write a benchmark's section, with the data the header's Targets and Memory tables read."""
+    data = {
+        "date": now_utc(),
+        "code": revision.split(" ")[0],
+        "targets": [c.__dict__ for c in checks],
+        "memory": memory,
+    }
+    write_section(name, body, data, server)
+
+
 # --- bench/RESULTS.md: one file, a section per benchmark ----------------------------------------
 
 SECTION_ORDER = ("ingest", "list", "scale")
@@ -782,7 +795,7 @@ def write_section(name: str, body: list[str], data: dict[str, Any], server: Benc
     out = [
         "# Benchmarks",
         "",
-        "Measured by `make bench` (`bench/run_all.py`: the list, ingest and scale benchmarks in turn); each",
+        "Measured by `make bench` (`python -m bench.run_all`: the list, ingest and scale benchmarks in turn); each",
         "benchmark also runs alone and then rewrites only its own section below. Do not edit by hand.",
         "Issue 6 asks for every figure beside a baseline measured in the same run on the same data;",
         "each section says how.",
@@ -797,18 +810,24 @@ def write_section(name: str, body: list[str], data: dict[str, Any], server: Benc
         "",
         "## Targets",
         "",
-        "| benchmark | target | measured | met? | run |",
-        "|---|---|---|---|---|",
     ]
-    for key in [*SECTION_ORDER, *sorted(set(datas) - set(SECTION_ORDER))]:
-        d = datas.get(key)
-        if not d:
-            continue
-        for t in d.get("targets", []):
-            out.append(
-                f"| [{SECTION_TITLES.get(key, key)}]({anchor(SECTION_TITLES.get(key, key))}) | {t['what']} "
-                f"| {t['measured']} | {'yes' if t['met'] else '**no**'} | {d.get('date', '?')}, {d.get('code', '?')} |"
+    order = [*SECTION_ORDER, *sorted(set(datas) - set(SECTION_ORDER))]
+    runs = [(key, SECTION_TITLES.get(key, key), datas[key]) for key in order if datas.get(key)]
+    out += md_table(
+        "benchmark | target | measured | met? | run",
+        "lllll",
+        (
+            (
+                f"[{title}]({anchor(title)})",
+                t["what"],
+                t["measured"],
+                "yes" if t["met"] else "**no**",
+                f"{d.get('date', '?')}, {d.get('code', '?')}",
             )
+            for _key, title, d in runs
+            for t in d.get("targets", [])
+        ),
+    )
     out += [
         "",
         "## Memory (item 4)",
@@ -820,20 +839,27 @@ def write_section(name: str, body: list[str], data: dict[str, Any], server: Benc
         "PSS divides each shared page among the processes sharing it, so summed PSS is what the service "
         "really occupies (what a container's memory limit sees, page cache aside).",
         "",
-        "| benchmark | server | peak RSS sum | median RSS sum | peak PSS sum | peak USS sum | processes | "
-        "largest worker RSS | master RSS |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key in [*SECTION_ORDER, *sorted(set(datas) - set(SECTION_ORDER))]:
-        d = datas.get(key)
-        if not d:
-            continue
-        for label, m in d.get("memory", {}).items():
-            out.append(
-                f"| {SECTION_TITLES.get(key, key)} | {label} | {fmt_mb(m['peak_rss'])} | {fmt_mb(m['median_rss'])} "
-                f"| {fmt_mb(m['peak_pss'])} | {fmt_mb(m['peak_uss'])} | {m['peak_processes']} "
-                f"| {fmt_mb(m['peak_worker_rss'])} | {fmt_mb(m['peak_master_rss'])} |"
+    out += md_table(
+        "benchmark | server | peak RSS sum | median RSS sum | peak PSS sum | peak USS sum | processes | "
+        "largest worker RSS | master RSS",
+        "llrrrrrrr",
+        (
+            (
+                title,
+                label,
+                fmt_mb(m["peak_rss"]),
+                fmt_mb(m["median_rss"]),
+                fmt_mb(m["peak_pss"]),
+                fmt_mb(m["peak_uss"]),
+                m["peak_processes"],
+                fmt_mb(m["peak_worker_rss"]),
+                fmt_mb(m["peak_master_rss"]),
             )
+            for _key, title, d in runs
+            for label, m in d.get("memory", {}).items()
+        ),
+    )
     out.append("")
     for key in [*SECTION_ORDER, *sorted(set(sections) - set(SECTION_ORDER))]:
         if key in sections:

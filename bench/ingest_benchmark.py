@@ -1,6 +1,6 @@
 """Benchmark of POST /webhook/whatsapp under a real gunicorn, beside the minimal possible handler.
 
-    .venv/bin/python bench/ingest_benchmark.py [--rounds 3] [--duration 10]   (or `make bench`)
+    .venv/bin/python -m bench.ingest_benchmark [--rounds 3] [--duration 10]   (or `make bench`)
 
 The data: a throw-away copy (`inbox_bench_ingest`) of the list benchmark's seeded database at the
 capacity analysis' scale (500 conversations × 10 messages; seeded once and reused, see
@@ -61,13 +61,16 @@ import psutil
 import requests
 from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: import bench/common.py
-from common import (
+from app.services.demo import FIRST_NAMES, LAST_NAMES
+from app.whatsapp.payloads import sign
+from bench.baselines_ingest import CREATE_TABLE as BASELINE_TABLE_DDL
+from bench.baselines_ingest import TABLE as BASELINE_TABLE
+from bench.common import (
     DATA_DIR,
     RENDER_GUNICORN_CMD_ARGS,
     ROOT,
+    BenchGunicorn,
     BenchServer,
-    Gunicorn,
     PgStatStatements,
     Scale,
     StatementCount,
@@ -80,19 +83,16 @@ from common import (
     fmt_rps,
     load_average,
     log,
+    md_table,
     median,
     memory_targets,
-    now_utc,
     prepare_database,
+    publish,
     ratio,
+    rounds_line,
+    run_facts,
     setup_logging,
-    write_section,
 )
-
-from app.services.demo import FIRST_NAMES, LAST_NAMES
-from app.whatsapp.payloads import sign
-from bench.baselines_ingest import CREATE_TABLE as BASELINE_TABLE_DDL
-from bench.baselines_ingest import TABLE as BASELINE_TABLE
 from tests import meta
 
 APP_SECRET = "bench-app-secret"
@@ -295,7 +295,7 @@ def run_wrk(wrk: str, url: str, path: Path, threads: int, connections: int, dura
 # --- CPU of the processes involved --------------------------------------------------------------
 
 
-def logged_errors(gunicorn: Gunicorn) -> dict[str, int]:
+def logged_errors(gunicorn: BenchGunicorn) -> dict[str, int]:
     """The app's error lines (JSON, logger app.errors or level error) in a gunicorn's log, counted."""
     counts: dict[str, int] = {}
     with contextlib.suppress(OSError):
@@ -453,10 +453,10 @@ class IngestResult:
 
 
 @contextlib.contextmanager
-def servers(database_url: str, tag: str) -> Iterator[dict[str, Gunicorn]]:
+def servers(database_url: str, tag: str) -> Iterator[dict[str, BenchGunicorn]]:
     gunicorns = {
-        "ours": Gunicorn(f"ingest-app-{tag}", "wsgi:app", database_url, SERVER_ENV),
-        "baseline": Gunicorn(f"ingest-baseline-{tag}", "bench.baselines_ingest:app", database_url, SERVER_ENV),
+        "ours": BenchGunicorn(f"ingest-app-{tag}", "wsgi:app", database_url, SERVER_ENV),
+        "baseline": BenchGunicorn(f"ingest-baseline-{tag}", "bench.baselines_ingest:app", database_url, SERVER_ENV),
     }
     try:
         for g in gunicorns.values():
@@ -486,7 +486,7 @@ def measure_ingest(
     *,
     single: bool = True,
     statements: bool = True,
-) -> tuple[dict[tuple[str, int, str], Measure], dict[tuple[str, int], StatementCount], str, dict[str, Gunicorn]]:
+) -> tuple[dict[tuple[str, int, str], Measure], dict[tuple[str, int], StatementCount], str, dict[str, BenchGunicorn]]:
     """Rounds of wrk against both gunicorns on `database_url` (used by the scale benchmark too)."""
     wrk = ensure_wrk()
     with autocommit(database_url) as conn:
@@ -592,7 +592,7 @@ def measure_ingest(
 def _one_run(
     wrk: str,
     key: str,
-    gunicorn: Gunicorn,
+    gunicorn: BenchGunicorn,
     database_url: str,
     pg_pid: int | None,
     url: str,
@@ -742,7 +742,7 @@ def memory_without_preload(database_url: str, args: argparse.Namespace, wrk: str
     if "--preload" not in render_args.split():
         return None
     env = {**SERVER_ENV, "GUNICORN_CMD_ARGS": " ".join(a for a in render_args.split() if a != "--preload")}
-    gunicorn = Gunicorn("ingest-app-no-preload", "wsgi:app", database_url, env)
+    gunicorn = BenchGunicorn("ingest-app-no-preload", "wsgi:app", database_url, env)
     prefix = f"wamid.n{int(time.time()) % 100000}."
     items = build_workload(prefix, int(args.duration * args.max_rate) + 1000, 1, seed=55)
     path = DATA_DIR / "ingest-no-preload.tsv"
@@ -766,7 +766,7 @@ def profile_run(database_url: str, args: argparse.Namespace, wrk: str) -> dict[s
     directory = DATA_DIR / "profile"
     shutil.rmtree(directory, ignore_errors=True)
     env = {**SERVER_ENV, "BENCH_PROFILE_DIR": str(directory)}
-    gunicorn = Gunicorn("ingest-profile", "wsgi:app", database_url, env, config="bench/gunicorn_profile.conf.py")
+    gunicorn = BenchGunicorn("ingest-profile", "wsgi:app", database_url, env, config="bench/gunicorn_profile.conf.py")
     prefix = f"wamid.p{int(time.time()) % 100000}."
     items = build_workload(prefix, int(args.duration * 1500) + 1000, 1, seed=99)
     path = DATA_DIR / "ingest-profile.tsv"
@@ -842,29 +842,34 @@ def _cpus(value: float | None) -> str:
 
 
 def results_table(result: IngestResult) -> list[str]:
-    lines = [
-        "| messages / delivery | handler | deliveries/s | messages/s | p50 ms (load) | p99 ms (load) "
-        "| p50 ms (1 conn.) | p99 ms (1 conn.) | CPU ms / delivery: gunicorn, PostgreSQL, wrk "
-        "| CPUs busy: all, other jobs, stolen | SQL / delivery |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|",
-    ]
+    rows = []
     for per in sorted({p for (_k, p, _m) in result.measures}):
         for key in KEYS:
             load = result.measures[(key, per, "load")]
             single = result.measures.get((key, per, "single"))
             rate = load.med("rate")
             stmts = result.statements.get((key, per))
-            lines.append(
-                f"| {per} | {'**' + NAMES[key] + '**' if key == 'ours' else NAMES[key]} | {fmt_rps(rate)} "
-                f"| {fmt_rps(rate * per * 0.9 if rate else None)} "
-                f"| {fmt_ms(load.med('p50'))} | {fmt_ms(load.med('p99'))} "
-                f"| {fmt_ms(single.med('p50') if single else None)} | {fmt_ms(single.med('p99') if single else None)} "
-                f"| {fmt_ms(load.med('cpu_server_ms'))}, {fmt_ms(load.med('cpu_pg_ms'))}, "
-                f"{fmt_ms(load.med('cpu_wrk_ms'))} "
-                f"| {_cpus(load.med('machine_busy'))}, {_cpus(load.med('others_busy'))}, {_cpus(load.med('steal'))} "
-                f"| {stmts.cell() if stmts else '—'} |"
+            rows.append(
+                [
+                    per,
+                    f"**{NAMES[key]}**" if key == "ours" else NAMES[key],
+                    fmt_rps(rate),
+                    fmt_rps(rate * per * 0.9 if rate else None),
+                    fmt_ms(load.med("p50")),
+                    fmt_ms(load.med("p99")),
+                    fmt_ms(single.med("p50") if single else None),
+                    fmt_ms(single.med("p99") if single else None),
+                    ", ".join(fmt_ms(load.med(k)) for k in ("cpu_server_ms", "cpu_pg_ms", "cpu_wrk_ms")),
+                    ", ".join(_cpus(load.med(k)) for k in ("machine_busy", "others_busy", "steal")),
+                    stmts.cell() if stmts else "—",
+                ]
             )
-    return lines
+    header = (
+        "messages / delivery | handler | deliveries/s | messages/s | p50 ms (load) | p99 ms (load) "
+        "| p50 ms (1 conn.) | p99 ms (1 conn.) | CPU ms / delivery: gunicorn, PostgreSQL, wrk "
+        "| CPUs busy: all, other jobs, stolen | SQL / delivery"
+    )
+    return md_table(header, "rlrrrrrrlll", rows)
 
 
 def statement_lines(result: IngestResult) -> list[str]:
@@ -968,7 +973,7 @@ def cpu_sentence(result: IngestResult, per: int) -> str:
     )
 
 
-def report(result: IngestResult, server: BenchServer, args: argparse.Namespace) -> tuple[list[str], dict[str, Any]]:
+def report(result: IngestResult, args: argparse.Namespace) -> tuple[list[str], list[TargetCheck]]:
     checks = targets(result)
     sizes = sorted({p for (_k, p, _m) in result.measures})
     ratios = []
@@ -997,17 +1002,12 @@ def report(result: IngestResult, server: BenchServer, args: argparse.Namespace) 
                     else ""
                 )
             )
-    per_round = []
-    for (key, per, mode), m in sorted(result.measures.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
-        per_round.append(
-            f"- {NAMES[key]}, {per} msg/delivery, {'load' if mode == 'load' else '1 connection'}: "
-            + ("deliveries/s " + ", ".join(fmt_rps(v) for v in m.rate) + "; " if mode == "load" else "")
-            + "p50 "
-            + ", ".join(fmt_ms(v) for v in m.p50)
-            + " ms; p99 "
-            + ", ".join(fmt_ms(v) for v in m.p99)
-            + " ms"
-        )
+    per_round = [
+        rounds_line(f"{NAMES[key]}, {per} msg/delivery, load", rate=m.rate, p50=m.p50, p99=m.p99)
+        if mode == "load"
+        else rounds_line(f"{NAMES[key]}, {per} msg/delivery, 1 connection", p50=m.p50, p99=m.p99)
+        for (key, per, mode), m in sorted(result.measures.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0]))
+    ]
     errors = ", ".join(
         f"{NAMES[k]} {p} msg {mode}: {m.socket_errors} socket errors, {m.exhausted} repeated bodies"
         for (k, p, mode), m in sorted(result.measures.items())
@@ -1023,10 +1023,7 @@ def report(result: IngestResult, server: BenchServer, args: argparse.Namespace) 
         "`INSERT … ON CONFLICT DO NOTHING` of the message ids, commit: `bench/baselines_ingest.py`), served by "
         "the same gunicorn settings on the same database, with the same signed bodies in the same run.",
         "",
-        f"- Date: {now_utc()}",
-        f"- Command: `{args.command_line}` — took {result.elapsed_s / 60:.1f} min",
-        f"- Code: {args.revision}",
-        f"- Load average (1/5/15 min) at start: {result.load_start}; at end: {result.load_end}",
+        *run_facts(args.command_line, result.elapsed_s, args.revision, result.load_start, result.load_end),
         f"- Data: {result.label} ({result.setup_note}); 1,000 customers.",
         f"- Load: wrk, {args.wrk_threads} thread(s), {args.connections} keep-alive connections, {args.duration:g} s "
         f"per run, {args.rounds} rounds (order of the two servers alternating); then {args.single_duration:g} s "
@@ -1087,13 +1084,7 @@ def report(result: IngestResult, server: BenchServer, args: argparse.Namespace) 
         "",
         *per_round,
     ]
-    data = {
-        "date": now_utc(),
-        "code": args.revision.split(" ")[0],
-        "targets": [c.__dict__ for c in checks],
-        "memory": result.memory,
-    }
-    return body, data
+    return body, checks
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -1105,7 +1096,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--no-profile", dest="profile", action="store_false", help="skip the run with cProfile inside the workers"
     )
     args = parser.parse_args(argv)
-    args.command_line = " ".join([".venv/bin/python", "bench/ingest_benchmark.py", *argv]).strip()
+    args.command_line = " ".join([".venv/bin/python", "-m", "bench.ingest_benchmark", *argv]).strip()
     return args
 
 
@@ -1132,8 +1123,8 @@ def main(argv: list[str] | None = None) -> int:
     ensure_wrk()
     server = BenchServer()
     result = run(server, args)
-    body, data = report(result, server, args)
-    write_section("ingest", body, data, server)
+    body, checks = report(result, args)
+    publish("ingest", body, checks, result.memory, args.revision, server)
     sys.stdout.write("\n".join(results_table(result)) + "\n\n")
     sys.stdout.write("\n".join(c.line() for c in targets(result)) + "\n\n")
     for key, m in result.memory.items():

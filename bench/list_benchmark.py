@@ -1,6 +1,6 @@
 """Benchmark of GET /whatsapp/api/conversaciones under a real gunicorn, beside two baselines.
 
-    .venv/bin/python bench/list_benchmark.py [--scales small,large] [--rounds 5]   (`make bench` runs it)
+    .venv/bin/python -m bench.list_benchmark [--scales small,large] [--rounds 5]   (`make bench` runs it)
 
 For each scale it prepares its own database (`inbox_bench_<conversations>x<messages>` on the
 embedded PostgreSQL under instance/pg-bench, or on the server of BENCH_DATABASE_URL): Alembic
@@ -38,22 +38,20 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import requests
 from sqlalchemy import event
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: import bench/common.py
-from common import (
+from bench.common import (
     BENCH_AGENT,
     BENCH_ENV,
     GUNICORN_ENV,
     PER_PAGE,
     RESETS,
     ROOT,
+    BenchGunicorn,
     BenchServer,
-    Gunicorn,
     PgStatStatements,
     Scale,
     StatementCount,
@@ -67,16 +65,18 @@ from common import (
     fmt_rps,
     load_average,
     log,
+    md_table,
     memory_targets,
-    now_utc,
     percentile,
     prepare_database,
+    publish,
     ratio,
+    rounds_line,
+    run_facts,
     sequential,
     setup_app,
     setup_logging,
     throughput,
-    write_section,
 )
 
 LIST_PATH = "/whatsapp/api/conversaciones"
@@ -316,8 +316,8 @@ def run_scale(server: BenchServer, scale: Scale, args: argparse.Namespace, *, li
     url, setup_note = prepare_database(server, scale, args.reseed)
     token, _agent_id = issue_token(url)
     auth = {"Authorization": f"Bearer {token}"}
-    ours = Gunicorn(f"app-{scale.name}", "wsgi:app", url)
-    baselines = Gunicorn(f"baselines-{scale.name}", "bench.baselines:app", url)
+    ours = BenchGunicorn(f"app-{scale.name}", "wsgi:app", url)
+    baselines = BenchGunicorn(f"baselines-{scale.name}", "bench.baselines:app", url)
     targets = {
         "ours": Target("ours", "this project", ours.base_url, LIST_PATH, auth, True),
         "proposed": Target("proposed", "proposed query", baselines.base_url, "/proposed/conversaciones", {}, True),
@@ -429,32 +429,23 @@ def _requester(target: Target, page: int, n: int, timeout: float) -> Callable[[]
 
 
 def results_table(results: list[ScaleResult]) -> list[str]:
-    lines = [
-        "| scale | target | page | p50 ms | p99 ms | req/s | SQL statements / request | samples |",
-        "|---|---|---|---:|---:|---:|---|---:|",
-    ]
     names = {"ours": "**this project**", "proposed": "proposed query", "old": "old approach (N+1)"}
+    rows = []
     for result in results:
         for (key, label), cell in result.cells.items():
             statements = cell.statements.cell() if cell.statements else "—"
             if cell.skipped:
-                lines.append(
-                    f"| {result.scale.name} | {names[key]} | {label} | {fmt_ms(cell.single_request_ms)} ¹ | — | — "
-                    f"| {statements} | 1 |"
-                )
-                continue
-            lines.append(
-                f"| {result.scale.name} | {names[key]} | {label} | {fmt_ms(cell.median('p50'))} "
-                f"| {fmt_ms(cell.median('p99'))} | {fmt_rps(cell.median('rps'))} | {statements} | {cell.samples} |"
-            )
-    return lines
+                figures = [f"{fmt_ms(cell.single_request_ms)} ¹", "—", "—", statements, 1]
+            else:
+                figures = [fmt_ms(cell.median("p50")), fmt_ms(cell.median("p99")), fmt_rps(cell.median("rps"))]
+                figures += [statements, cell.samples]
+            rows.append([result.scale.name, names[key], label, *figures])
+    header = "scale | target | page | p50 ms | p99 ms | req/s | SQL statements / request | samples"
+    return md_table(header, "lllrrrlr", rows)
 
 
 def ratio_lines(results: list[ScaleResult]) -> tuple[list[str], list[str]]:
-    table = [
-        "| scale | page | proposed p50 ÷ ours | ours req/s ÷ proposed | old p50 ÷ ours | ours req/s ÷ old |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
+    rows = []
     sentences = []
     for result in results:
         old = result.cells[("old", "all (no pagination)")]
@@ -465,10 +456,15 @@ def ratio_lines(results: list[ScaleResult]) -> tuple[list[str], list[str]]:
             proposed = result.cells[("proposed", label)]
             ours_p50, ours_rps = ours.median("p50"), ours.median("rps")
             marker = " ¹" if old.skipped else ""
-            table.append(
-                f"| {result.scale.name} | {label} | {ratio(proposed.median('p50'), ours_p50)} "
-                f"| {ratio(ours_rps, proposed.median('rps'))} | {ratio(old_p50, ours_p50)}{marker} "
-                f"| {ratio(ours_rps, old.median('rps')) if not old.skipped else '—'} |"
+            rows.append(
+                [
+                    result.scale.name,
+                    label,
+                    ratio(proposed.median("p50"), ours_p50),
+                    ratio(ours_rps, proposed.median("rps")),
+                    ratio(old_p50, ours_p50) + marker,
+                    ratio(ours_rps, old.median("rps")) if not old.skipped else "—",
+                ]
             )
             old_vs = compare(old_p50, ours_p50, lower_is_better=True, what="")
             sentences.append(
@@ -478,30 +474,29 @@ def ratio_lines(results: list[ScaleResult]) -> tuple[list[str], list[str]]:
                 f"{compare(proposed.median('rps'), ours_rps, lower_is_better=False, what='its requests/s')}; "
                 f"{old_vs} than the old approach" + (" (whose time is from 1 request)" if old.skipped else "") + "."
             )
-    return table, sentences
+    header = "scale | page | proposed p50 ÷ ours | ours req/s ÷ proposed | old p50 ÷ ours | ours req/s ÷ old"
+    return md_table(header, "llrrrr", rows), sentences
 
 
 def breakdown_lines(results: list[ScaleResult]) -> list[str]:
     roles = ("token lookup", "total and tab counts", "page rows")
-    lines = [
-        "| scale | page | HTTP p50 (gunicorn) | in-process request | "
-        + " | ".join(roles)
-        + " | SQL total | Python + HTTP |",
-        "|---|---|" + "---:|" * (len(roles) + 4),
-    ]
+    rows = []
     for r in results:
         for page in (1, r.scale.pages):
             label = page_label(page, r.scale)
             http = r.cells[("ours", label)].median("p50")
             by_role = {p.role: p.direct_ms for p in r.explain if p.page == label}
             sql = sum(by_role.values())
-            cells = [fmt_ms(by_role.get(role)) for role in roles]
             rest = http - sql if http is not None else None
-            lines.append(
-                f"| {r.scale.name} | {label} | {fmt_ms(http)} | {fmt_ms(r.in_process_ms.get(label))} | "
-                + " | ".join(cells)
-                + f" | {fmt_ms(sql)} | {fmt_ms(rest)} |"
+            rows.append(
+                [r.scale.name, label, fmt_ms(http), fmt_ms(r.in_process_ms.get(label))]
+                + [fmt_ms(by_role.get(role)) for role in roles]
+                + [fmt_ms(sql), fmt_ms(rest)]
             )
+    header = (
+        f"scale | page | HTTP p50 (gunicorn) | in-process request | {' | '.join(roles)} | SQL total | Python + HTTP"
+    )
+    lines = md_table(header, "ll" + "r" * (len(roles) + 4), rows)
     lines += [
         "",
         "Milliseconds, medians. Statements: run directly through psycopg2 with the request's parameters "
@@ -572,10 +567,7 @@ def write_report(
         "the capacity analysis (`/work/shared/docs/capacity-analysis.es.md`), measured in the same run,",
         "on the same database, behind the same gunicorn settings.",
         "",
-        f"- Date: {now_utc()}",
-        f"- Command: `{args.command_line}` — took {total_s / 60:.1f} min",
-        f"- Code: {revision}",
-        f"- Load average at start (1/5/15 min): {load}",
+        *run_facts(args.command_line, total_s, revision, load, load_average()),
         f"- Every figure is the **median of {args.rounds} rounds** (per-round figures at the end).",
         "",
         "### Results",
@@ -692,20 +684,8 @@ def write_report(
     for r in results:
         for (key, label), cell in r.cells.items():
             if cell.p50:
-                out.append(
-                    f"- {r.scale.name} / {key} / page {label}: p50 "
-                    + ", ".join(fmt_ms(v) for v in cell.p50)
-                    + " ms; req/s "
-                    + ", ".join(fmt_rps(v) for v in cell.rps)
-                )
-    memory = {k: v for r in results for k, v in r.memory.items()}
-    data = {
-        "date": now_utc(),
-        "code": revision.split(" ")[0],
-        "targets": [c.__dict__ for c in list_targets(results)],
-        "memory": memory,
-    }
-    write_section("list", out, data, server)
+                out.append(rounds_line(f"{r.scale.name} / {key} / page {label}", p50=cell.p50, rps=cell.rps))
+    publish("list", out, list_targets(results), {k: v for r in results for k, v in r.memory.items()}, revision, server)
     return "\n".join([*results_table(results), "", *sentences, "", *[c.line() for c in list_targets(results)]])
 
 
@@ -731,7 +711,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if unknown or not names:
         parser.error(f"--scales takes {', '.join(SCALES)}; got {args.scales!r}")
     args.scale_list = [SCALES[n] for n in names]
-    args.command_line = " ".join([".venv/bin/python", "bench/list_benchmark.py", *argv]).strip()
+    args.command_line = " ".join([".venv/bin/python", "-m", "bench.list_benchmark", *argv]).strip()
     return args
 
 

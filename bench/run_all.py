@@ -1,8 +1,8 @@
 """`make bench`: every benchmark in turn, each rewriting its own section of bench/RESULTS.md.
 
-    .venv/bin/python bench/run_all.py [--only ingest,list,scale]
+    .venv/bin/python -m bench.run_all [--only ingest,list,scale]
 
-Each runs as its own process (`bench/<name>_benchmark.py` with its defaults), printing its
+Each runs as its own process (`python -m bench.<name>_benchmark` with its defaults), printing its
 progress; a failing benchmark stops the run with its exit status. About 15–20 minutes on a
 2-core machine once the databases are seeded (the first run seeds them: a few minutes more).
 """
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 ORDER = ("list", "ingest", "scale")
 
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = (time.perf_counter() - started) / 60
         sys.stdout.write(f"\n=== [{number}/{len(names)}] {name} benchmark ({elapsed:.1f} min so far) ===\n")
         sys.stdout.flush()
-        status = subprocess.run([sys.executable, str(BENCH / f"{name}_benchmark.py")], check=False).returncode
+        status = subprocess.run([sys.executable, "-m", f"bench.{name}_benchmark"], cwd=ROOT, check=False).returncode
         if status != 0:
             sys.stdout.write(f"\n{name} benchmark failed (exit status {status}); bench/RESULTS.md has the others.\n")
             return status

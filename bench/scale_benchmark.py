@@ -1,7 +1,7 @@
 """Scale curve (issue 6, item 5): the conversation list and webhook ingest at 10 k, 100 k and 1 M
 messages, each beside its baseline, to show what grows with the data and what does not.
 
-    .venv/bin/python bench/scale_benchmark.py [--scales 10k,100k,1m,1m-deep] [--rounds 3]
+    .venv/bin/python -m bench.scale_benchmark [--scales 10k,100k,1m,1m-deep] [--rounds 3]
 
 The measuring is the other benchmarks' own, imported: `list_benchmark.run_scale` (seeded
 databases reused, gunicorn as production runs it, p50/p99 of sequential requests and req/s, SQL
@@ -20,13 +20,10 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: import bench/*.py
-import ingest_benchmark
-import list_benchmark
-from common import (
+from bench import ingest_benchmark, list_benchmark
+from bench.common import (
     BenchServer,
     Scale,
     TargetCheck,
@@ -37,11 +34,13 @@ from common import (
     fmt_rps,
     load_average,
     log,
+    md_table,
     memory_targets,
-    now_utc,
+    publish,
     ratio,
+    rounds_line,
+    run_facts,
     setup_logging,
-    write_section,
 )
 
 
@@ -94,11 +93,7 @@ def run_point(server: BenchServer, point: CurvePoint, args: argparse.Namespace) 
 
 def list_table(results: list[PointResult]) -> list[str]:
     base = results[0]
-    lines = [
-        "| scale | conversations × messages | page | this project p50 ms | p99 ms | req/s "
-        f"| p50 ÷ {base.point.scale.name} | proposed query p50 ms | req/s | ours faster by | SQL / request (ours) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
+    rows = []
     for r in results:
         scale = r.point.scale
         for which, page in (("1", 1), ("last", scale.pages)):
@@ -107,23 +102,30 @@ def list_table(results: list[PointResult]) -> list[str]:
             proposed = r.listing.cells[("proposed", label)]
             base_label = list_benchmark.page_label(1 if which == "1" else base.point.scale.pages, base.point.scale)
             base_p50 = base.listing.cells[("ours", base_label)].median("p50")
-            lines.append(
-                f"| {scale.name} | {scale.conversations:,} × {scale.messages_per_conversation:,} = "
-                f"{scale.messages:,} | {label} | {fmt_ms(ours.median('p50'))} | {fmt_ms(ours.median('p99'))} "
-                f"| {fmt_rps(ours.median('rps'))} | {ratio(ours.median('p50'), base_p50)} "
-                f"| {fmt_ms(proposed.median('p50'))} | {fmt_rps(proposed.median('rps'))} "
-                f"| {ratio(proposed.median('p50'), ours.median('p50'))} "
-                f"| {ours.statements.cell() if ours.statements else '—'} |"
+            rows.append(
+                [
+                    scale.name,
+                    f"{scale.conversations:,} × {scale.messages_per_conversation:,} = {scale.messages:,}",
+                    label,
+                    fmt_ms(ours.median("p50")),
+                    fmt_ms(ours.median("p99")),
+                    fmt_rps(ours.median("rps")),
+                    ratio(ours.median("p50"), base_p50),
+                    fmt_ms(proposed.median("p50")),
+                    fmt_rps(proposed.median("rps")),
+                    ratio(proposed.median("p50"), ours.median("p50")),
+                    ours.statements.cell() if ours.statements else "—",
+                ]
             )
-    return lines
+    header = (
+        "scale | conversations × messages | page | this project p50 ms | p99 ms | req/s "
+        f"| p50 ÷ {base.point.scale.name} | proposed query p50 ms | req/s | ours faster by | SQL / request (ours)"
+    )
+    return md_table(header, "lllrrrrrrrl", rows)
 
 
 def ingest_table(results: list[PointResult]) -> list[str]:
-    lines = [
-        "| scale | messages before the run | this project deliveries/s | p50 / p99 ms under load "
-        "| minimal handler deliveries/s | ratio | CPU ms / delivery (gunicorn + PostgreSQL) | rows exact |",
-        "|---|---:|---:|---|---:|---:|---|---|",
-    ]
+    rows = []
     for r in results:
         if r.ingest is None:
             continue
@@ -131,13 +133,23 @@ def ingest_table(results: list[PointResult]) -> list[str]:
         base = r.ingest[("baseline", 1, "load")]
         cpu = (ours.med("cpu_server_ms") or 0) + (ours.med("cpu_pg_ms") or 0)
         base_cpu = (base.med("cpu_server_ms") or 0) + (base.med("cpu_pg_ms") or 0)
-        lines.append(
-            f"| {r.point.scale.name} | {r.point.scale.messages:,} | {fmt_rps(ours.med('rate'))} "
-            f"| {fmt_ms(ours.med('p50'))} / {fmt_ms(ours.med('p99'))} | {fmt_rps(base.med('rate'))} "
-            f"| {ratio(ours.med('rate'), base.med('rate'))} | {fmt_ms(cpu)} (minimal handler {fmt_ms(base_cpu)}) "
-            f"| {'yes' if all(c.exact for m in (ours, base) for c in m.checks) else '**no**'} |"
+        rows.append(
+            [
+                r.point.scale.name,
+                f"{r.point.scale.messages:,}",
+                fmt_rps(ours.med("rate")),
+                f"{fmt_ms(ours.med('p50'))} / {fmt_ms(ours.med('p99'))}",
+                fmt_rps(base.med("rate")),
+                ratio(ours.med("rate"), base.med("rate")),
+                f"{fmt_ms(cpu)} (minimal handler {fmt_ms(base_cpu)})",
+                "yes" if all(c.exact for m in (ours, base) for c in m.checks) else "**no**",
+            ]
         )
-    return lines
+    header = (
+        "scale | messages before the run | this project deliveries/s | p50 / p99 ms under load "
+        "| minimal handler deliveries/s | ratio | CPU ms / delivery (gunicorn + PostgreSQL) | rows exact"
+    )
+    return md_table(header, "lrrlrrll", rows)
 
 
 def targets(results: list[PointResult]) -> list[TargetCheck]:
@@ -206,7 +218,7 @@ def largest_by_server(results: list[PointResult]) -> dict[str, dict[str, Any]]:
     return {f"{k}, largest at {v.pop('scale')}": v for k, v in merged.items()}
 
 
-def report(results: list[PointResult], args: argparse.Namespace, total_s: float, load: str) -> tuple[list, dict]:
+def report(results: list[PointResult], args: argparse.Namespace, total_s: float, load: str) -> tuple[list, list]:
     checks = targets(results)
     out = [
         "## Scale curve (item 5)",
@@ -216,10 +228,7 @@ def report(results: list[PointResult], args: argparse.Namespace, total_s: float,
         "ingest with the minimal handler. The list and ingest code is the other two benchmarks' "
         "(`list_benchmark.run_scale`, `ingest_benchmark.measure_ingest`), run with fewer rounds.",
         "",
-        f"- Date: {now_utc()}",
-        f"- Command: `{args.command_line}` — took {total_s / 60:.1f} min",
-        f"- Code: {args.revision}",
-        f"- Load average (1/5/15 min) at start: {load}; at end: {load_average()}",
+        *run_facts(args.command_line, total_s, args.revision, load, load_average()),
         f"- Medians of {args.rounds} rounds. List: up to {args.list_args.sequential} sequential requests or "
         f"{args.list_args.budget:g} s per round and page, req/s with {args.list_args.threads} client threads for "
         f"{args.list_args.duration:g} s. Ingest: wrk, {args.ingest_args.connections} connections, "
@@ -251,27 +260,10 @@ def report(results: list[PointResult], args: argparse.Namespace, total_s: float,
     out += ["", "### Per-round figures", ""]
     for r in results:
         for (key, label), cell in r.listing.cells.items():
-            out.append(
-                f"- {r.point.scale.name} / list / {key} / page {label}: p50 "
-                + ", ".join(fmt_ms(v) for v in cell.p50)
-                + " ms; req/s "
-                + ", ".join(fmt_rps(v) for v in cell.rps)
-            )
+            out.append(rounds_line(f"{r.point.scale.name} / list / {key} / page {label}", p50=cell.p50, rps=cell.rps))
         for (key, _per, _mode), m in (r.ingest or {}).items():
-            out.append(
-                f"- {r.point.scale.name} / ingest / {key}: deliveries/s "
-                + ", ".join(fmt_rps(v) for v in m.rate)
-                + "; p50 "
-                + ", ".join(fmt_ms(v) for v in m.p50)
-                + " ms"
-            )
-    data = {
-        "date": now_utc(),
-        "code": args.revision.split(" ")[0],
-        "targets": [c.__dict__ for c in checks],
-        "memory": largest_by_server(results),
-    }
-    return out, data
+            out.append(rounds_line(f"{r.point.scale.name} / ingest / {key}", rate=m.rate, p50=m.p50))
+    return out, checks
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -301,7 +293,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ingest_parser = argparse.ArgumentParser()
     ingest_benchmark.add_arguments(ingest_parser, rounds=args.rounds, duration=args.ingest_duration)
     args.ingest_args = ingest_parser.parse_args([])
-    args.command_line = " ".join([".venv/bin/python", "bench/scale_benchmark.py", *argv]).strip()
+    args.command_line = " ".join([".venv/bin/python", "-m", "bench.scale_benchmark", *argv]).strip()
     return args
 
 
@@ -315,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     server = BenchServer()
     results = [run_point(server, point, args) for point in args.points]
-    body, data = report(results, args, time.perf_counter() - started, load)
-    write_section("scale", body, data, server)
+    body, checks = report(results, args, time.perf_counter() - started, load)
+    publish("scale", body, checks, largest_by_server(results), args.revision, server)
     sys.stdout.write("\n".join([*list_table(results), "", *ingest_table(results), ""]) + "\n")
     sys.stdout.write("\n".join(c.line() for c in targets(results)) + "\n")
     sys.stdout.write(

@@ -11,10 +11,12 @@ leave the tables empty.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from babel.messages import mofile, pofile
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
@@ -27,6 +29,7 @@ from app import create_app
 from app.embedded_db import create_database, drop_database, embedded_server_url
 from app.extensions import db
 from app.models import Agent, MessageTemplate
+from app.models import agents as agent_models
 from app.ratelimits import rate_limiter
 from app.services import agents as agent_service
 from app.whatsapp.rules import template_placeholders
@@ -35,9 +38,34 @@ from tests import fake_graph, meta
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "meta-webhooks"
+# Passwords are hashed and checked hundreds of times: a cheap method (production keeps scrypt).
+agent_models.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
 # One database per test run, so runs in parallel (two checkouts, a helper) never collide.
 TEST_DATABASE = f"inbox_test_{os.getpid()}"
 TABLES = "messages, conversations, contacts, business_numbers, status_events, webhook_deliveries, api_tokens, agents"
+
+
+def compile_catalogues(translations: Path = PROJECT_ROOT / "translations") -> list[Path]:
+    """Compile every messages.po whose .mo is missing or older (as `make` does with pybabel);
+    the .mo files are not in git, so plain `pytest` on a fresh checkout needs this."""
+    compiled = []
+    for po_path in sorted(translations.glob("*/LC_MESSAGES/messages.po")):
+        mo_path = po_path.with_suffix(".mo")
+        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        with po_path.open("rb") as po:
+            catalog = pofile.read_po(po, locale=po_path.parent.parent.name)
+        # Written aside and renamed: several xdist workers may compile at once.
+        fd, tmp = tempfile.mkstemp(dir=mo_path.parent, suffix=".mo.tmp")
+        with os.fdopen(fd, "wb") as mo:
+            mofile.write_mo(mo, catalog, use_fuzzy=True)
+        os.replace(tmp, mo_path)
+        compiled.append(mo_path)
+    return compiled
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    compile_catalogues()
 
 
 def _admin_url() -> str:

@@ -1,5 +1,5 @@
-"""Real processes for tests: a gunicorn serving the app, and a TCP proxy to PostgreSQL that a
-test can cut and restore to make the database "go away" for the server under test."""
+"""Real processes for tests and benchmarks: a gunicorn serving the app, and a TCP proxy to
+PostgreSQL that a test can cut and restore to make the database "go away" for the server under test."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import requests
@@ -107,8 +108,24 @@ class PostgresProxy:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
+# What a test's gunicorn runs with unless told otherwise: the test secrets and short database
+# timeouts, so a drill's outage shows within seconds. The benchmarks pass their own.
+TEST_SERVER_ENV = {
+    "SECRET_KEY": "live-test-secret",
+    "WHATSAPP_APP_SECRET": meta.APP_SECRET,
+    "WHATSAPP_VERIFY_TOKEN": meta.VERIFY_TOKEN,
+    "DB_POOL_TIMEOUT": "2",
+    "DB_CONNECT_TIMEOUT": "2",
+}
+
+
 class Gunicorn:
-    """The app under gunicorn (gthread workers), as deployed."""
+    """The app under gunicorn as deployed: the repository's gunicorn.conf.py (gthread workers,
+    WEB_CONCURRENCY × GUNICORN_THREADS), on its own port and without a control socket, so
+    several run at once. The one launcher of the live tests and the benchmarks (bench/common.py).
+
+    Its output goes to `log_path` (a temporary file, removed afterwards, unless given).
+    """
 
     def __init__(
         self,
@@ -116,63 +133,86 @@ class Gunicorn:
         *,
         workers: int = 2,
         threads: int = 4,
-        env: dict | None = None,
+        env: Mapping[str, str] | None = None,
         extra_args: tuple[str, ...] = (),
+        app_spec: str = "wsgi:app",
+        config: str = "gunicorn.conf.py",
+        base_env: Mapping[str, str] = TEST_SERVER_ENV,
+        graceful_timeout: int | None = 5,
+        log_path: Path | None = None,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
+            **base_env,
             "DATABASE_URL": database_url,
-            "SECRET_KEY": "live-test-secret",
-            "WHATSAPP_APP_SECRET": meta.APP_SECRET,
-            "WHATSAPP_VERIFY_TOKEN": meta.VERIFY_TOKEN,
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": str(workers),
             "GUNICORN_THREADS": str(threads),
-            "DB_POOL_TIMEOUT": "2",
-            "DB_CONNECT_TIMEOUT": "2",
             **(env or {}),
         }
+        timeout = ("--graceful-timeout", str(graceful_timeout)) if graceful_timeout is not None else ()
         self.args = [
             sys.executable,
             "-m",
             "gunicorn",
-            "--worker-class",
-            "gthread",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
+            "-c",
+            config,
             "--bind",
             f"127.0.0.1:{self.port}",
-            "--graceful-timeout",
-            "5",
-            "wsgi:app",
+            "--no-control-socket",
+            *timeout,
+            *extra_args,
+            app_spec,
         ]
+        self._own_log = log_path is None
+        self.log_path = log_path or Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> Gunicorn:
-        self.process = subprocess.Popen(
-            self.args, cwd=PROJECT_ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+    @property
+    def command(self) -> str:
+        """The command line as a reader would type it (with GUNICORN_CMD_ARGS when set)."""
+        cmd = " ".join(["gunicorn", *self.args[3:]])
+        extra = self.env.get("GUNICORN_CMD_ARGS", "")
+        return f'GUNICORN_CMD_ARGS="{extra}" {cmd}' if extra else cmd
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log_file:
+            self.process = subprocess.Popen(self.args, cwd=PROJECT_ROOT, env=self.env, stdout=log_file, stderr=log_file)
+        self.spawned(self.process.pid)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.process.stderr.read().decode()[-3000:]}")  # type: ignore[union-attr]
-            try:
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text(errors='replace')[-3000:]}")
+            with contextlib.suppress(requests.RequestException):  # refused, or a worker still booting
                 if requests.get(self.base_url + "/healthz", timeout=5).status_code == 200:
-                    return self
-            except (requests.ConnectionError, requests.Timeout):
-                time.sleep(0.1)
-        raise RuntimeError("gunicorn did not start within 60 s")
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("gunicorn did not answer /healthz within 60 s")
+
+    def spawned(self, pid: int) -> None:
+        """Called as soon as the master runs, before it answers (the benchmarks sample memory)."""
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._own_log:
+            self.log_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Gunicorn:
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.stop()
 
     def post_webhook(self, body: bytes, session: requests.Session | None = None) -> requests.Response:
         poster = session or requests

@@ -78,6 +78,7 @@ def test_a_write_outside_the_api_also_invalidates_it(client, auth, post_webhook)
     assert client.get(LIST, headers=auth).json["conversations"][0]["status"] == "resolved"
 
 
+@pytest.mark.slow
 def test_entries_expire_after_list_cache_seconds(app, client, auth, post_webhook):
     _deliver(post_webhook, "hola")
     client.get(LIST, headers=auth)
@@ -101,6 +102,7 @@ def test_several_workers_without_redis_do_not_cache(database_url):
     assert app.extensions["list_cache"].config["CACHE_TYPE"] == "NullCache"
 
 
+@pytest.mark.drill
 def test_a_dead_redis_falls_back_to_the_database(database_url, agent, token):
     app = create_app(
         {

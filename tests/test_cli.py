@@ -100,3 +100,15 @@ def test_maintenance_prune_removes_old_raw_deliveries_but_keeps_messages(runner,
     assert result.exit_code == 0 and "Removed 1 raw deliveries older than 30 days" in result.output
     assert db.session.execute(select(func.count()).select_from(WebhookDelivery)).scalar_one() == 1
     assert db.session.execute(select(func.count()).select_from(Message)).scalar_one() == 2
+
+
+def test_bootstrap_says_how_to_load_demo_conversations_while_the_inbox_is_empty(runner):
+    first = runner.invoke(args=["bootstrap"])
+    assert first.exit_code == 0, first.output
+    assert "First admin created" in first.output and "make demo" in first.output
+    assert "make demo" not in runner.invoke(args=["bootstrap", "--no-demo-hint"]).output
+
+    seeded = runner.invoke(args=["demo", "seed", "--conversations", "3", "--messages-per-conversation", "2"])
+    assert seeded.exit_code == 0, seeded.output
+    again = runner.invoke(args=["bootstrap"])
+    assert again.exit_code == 0 and "Log in at" in again.output and "make demo" not in again.output

@@ -97,3 +97,8 @@ def test_connection_budget_counts_instances_workers_pool_and_a_deploy_overlap():
     # the analysis' pool (10 + 20) with four workers: far over Render's budget
     over, _, _ = connection_budget({"WEB_CONCURRENCY": "4", "DB_POOL_SIZE": "10", "DB_MAX_OVERFLOW": "20"})
     assert over == 240 > limit
+
+
+def test_one_process_serves_unless_gunicorn_says_how_many_workers_do():
+    assert load_config({})["WEB_CONCURRENCY"] == 1  # flask run, CLI commands
+    assert load_config({"WEB_CONCURRENCY": "3"})["WEB_CONCURRENCY"] == 3  # set by gunicorn.conf.py

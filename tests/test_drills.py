@@ -31,6 +31,8 @@ from tests.conftest import TEST_CONFIG
 from tests.fake_graph import POST_MESSAGES, TIMEOUT, error, server_error
 from tests.live import Gunicorn, PostgresProxy, free_port
 
+pytestmark = pytest.mark.drill
+
 API = "/whatsapp/api/conversaciones"
 
 

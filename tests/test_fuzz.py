@@ -44,6 +44,8 @@ from app.whatsapp.payloads import MAX_JSON_DEPTH
 from tests import meta
 from tests.test_pages import login
 
+pytestmark = pytest.mark.drill
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))
 
 fuzz_settings = settings(

@@ -17,7 +17,7 @@ from tests.conftest import TEST_CONFIG
 from tests.fake_graph import POST_MESSAGES, delay
 from tests.live import Gunicorn, proxied
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.drill]
 
 
 def _scalar(database_url: str, sql: str) -> int:

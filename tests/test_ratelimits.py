@@ -94,6 +94,7 @@ def app_with_dead_redis(database_url):  # type: ignore[no-untyped-def]
         db.engine.dispose()
 
 
+@pytest.mark.drill
 def test_redis_down_lets_traffic_through_and_still_limits_in_memory(app_with_dead_redis):
     client = app_with_dead_redis.test_client()
     assert client.get("/healthz").status_code == 200

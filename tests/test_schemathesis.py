@@ -245,6 +245,7 @@ def _use_a_valid_csrf_token(case: Any, tokens: dict[str, tuple[str, str]]) -> No
     case.cookies = {**(case.cookies if isinstance(case.cookies, dict) else {}), "session": session}
 
 
+@pytest.mark.drill
 @schema.auth.apply(Credentials, refresh_interval=None)
 @schema.parametrize()
 @settings(

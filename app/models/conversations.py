@@ -19,12 +19,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 
 CONVERSATION_STATUSES = ("open", "pending", "resolved")
 
 
-class BusinessNumber(db.Model):
+class BusinessNumber(Model):
     __tablename__ = "business_numbers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -34,7 +34,7 @@ class BusinessNumber(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class Contact(db.Model):
+class Contact(Model):
     """A WhatsApp user. Keyed by `wa_id` when Meta sends it, else by the business-scoped `user_id`."""
 
     __tablename__ = "contacts"
@@ -61,7 +61,7 @@ class Contact(db.Model):
     )
 
 
-class Conversation(db.Model):
+class Conversation(Model):
     """The thread between one business number and one contact.
 
     The list endpoint reads only this table and rows it points at by primary key:

@@ -9,10 +9,10 @@ from sqlalchemy import BigInteger, DateTime, Identity, Index, Integer, String, T
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 
 
-class WebhookDelivery(db.Model):
+class WebhookDelivery(Model):
     """One raw POST body, kept `RAW_DELIVERY_RETENTION_DAYS` for audit and replay.
 
     Identical bodies (Meta's retries) share one row and count `attempts`.
@@ -31,7 +31,7 @@ class WebhookDelivery(db.Model):
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
 
 
-class StatusEvent(db.Model):
+class StatusEvent(Model):
     """Every delivery status Meta reported, whether or not its message is known yet.
 
     A status that arrives before its message (Meta does not order webhooks) waits here and

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 
 DIRECTIONS = ("in", "out")
 # pending: stored, Graph not answered yet; accepted: Graph gave it a wamid; then Meta's ticks.
@@ -36,7 +36,7 @@ HIDDEN_TYPES = ("reaction", "edit", "revoke")
 NOTE_TYPE = "note"
 
 
-class Message(db.Model):
+class Message(Model):
     __tablename__ = "messages"
     __table_args__ = (
         CheckConstraint("direction IN ('in', 'out')", name="direction"),

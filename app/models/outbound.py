@@ -21,10 +21,10 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 
 
-class SendAttempt(db.Model):
+class SendAttempt(Model):
     """One call to Graph for one outbound message. A retry is a new attempt, recorded."""
 
     __tablename__ = "send_attempts"
@@ -44,7 +44,7 @@ class SendAttempt(db.Model):
     fbtrace_id: Mapped[str | None] = mapped_column(Text)
 
 
-class IdempotencyKey(db.Model):
+class IdempotencyKey(Model):
     """`Idempotency-Key` of a send request: the same key from the same agent answers the first
     result for 24 hours and never sends twice."""
 
@@ -64,7 +64,7 @@ class IdempotencyKey(db.Model):
     response_body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
-class MessageTemplate(db.Model):
+class MessageTemplate(Model):
     """An approved template of the business account, synced from Graph."""
 
     __tablename__ = "message_templates"
@@ -82,7 +82,7 @@ class MessageTemplate(db.Model):
     synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class CannedResponse(db.Model):
+class CannedResponse(Model):
     """A saved answer agents insert by its short code."""
 
     __tablename__ = "canned_responses"

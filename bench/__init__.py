@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench`, or one alone with `python -m bench.<name>_benchmark`."""
