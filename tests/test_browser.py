@@ -262,6 +262,12 @@ def _new_page(world: World, browser: Any, *, locale: str = "es-AR", width: int =
         if (message.type == "error" and not expected) or "Content Security Policy" in message.text:
             world.console.append(f"{page.url}: {message.text}")
 
+    # A CSP violation names its directive, script and element (the console line alone does not).
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation',"
+        " e.violatedDirective, e.sourceFile, e.lineNumber, e.target && e.target.outerHTML"
+        " && e.target.outerHTML.slice(0, 200)))"
+    )
     page.on("console", remember)
     page.on("pageerror", lambda exc: world.console.append(f"{page.url}: {exc}"))
     return page
