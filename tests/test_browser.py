@@ -560,6 +560,33 @@ def test_search_status_filter_and_tabs_update_the_list_in_place(world, browser):
     page.context.close()
 
 
+def test_scrolling_up_loads_older_messages_in_order_and_keeps_the_view(world, browser):
+    nico = ("5491155550106", "Nicolás Paz")
+    start = int(time.time()) - 3000
+    world.deliver(
+        *[meta.message(sender=nico[0], ts=start + i, content={"body": f"mensaje {i:02d}"}) for i in range(45)],
+        contact=nico,
+    )
+    page = _new_page(world, browser)
+    _login(page, world)
+    cid = world.scalar(
+        "SELECT c.id FROM conversations c JOIN contacts k ON k.id = c.contact_id WHERE k.wa_id = :w", w=nico[0]
+    )
+    _row(page, cid).locator("a").click()
+    page.locator("#composer").wait_for()
+    texts = page.locator("ol.messages li.msg .text")
+    assert texts.count() == 40 and texts.first.inner_text() == "mensaje 05"
+    page.locator("ol.messages").evaluate("list => { list.scrollTop = 0; }")
+    _expect(lambda: texts.count() == 45, 5, "older messages loaded")
+    assert [t.inner_text() for t in texts.all()] == [f"mensaje {i:02d}" for i in range(45)]
+    # The view stays on the message that was at the top, not at the new top.
+    assert page.locator("ol.messages").evaluate("list => list.scrollTop") > 0
+    world.say(nico, "¿Hola?")
+    _expect(lambda: texts.count() == 46, what="a new message after the older ones were loaded")
+    assert texts.last.inner_text() == "¿Hola?" and texts.first.inner_text() == "mensaje 00"
+    page.context.close()
+
+
 def test_the_inbox_in_english(world, browser):
     page = _new_page(world, browser, locale="en-US")
     page.goto(world.base + "/login")

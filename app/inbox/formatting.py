@@ -76,7 +76,7 @@ def day_label(value: str | None, now: datetime | None = None) -> str:
     return format_date(moment, "full" if (today - day).days < 180 else "long")
 
 
-def day_key(value: str | None) -> str:
+def day_key(value: str | datetime | None) -> str:
     moment = parse(value)
     return _local(moment).date().isoformat() if moment else ""
 

@@ -22,8 +22,8 @@ from app.converters import MAX_BIG_ID, MAX_ID
 from app.extensions import db
 from app.i18n import LANGUAGES, TZ_COOKIE, time_zones, valid_time_zone
 from app.inbox.composer import template_choices
-from app.inbox.formatting import init_formatting
-from app.models import Agent
+from app.inbox.formatting import day_key, init_formatting
+from app.models import Agent, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.services.conversations import (
     ConversationFilters,
@@ -83,6 +83,7 @@ def _thread_context(conversation_id: int) -> dict[str, Any]:
         abort(404)
     page = list_messages(db.session, conversation_id, before=None, limit=THREAD_PAGE)
     return {
+        "conversation_id": conversation_id,
         "selected": serializers.conversation_summary(row),
         "thread": [serializers.message(m, page.reactions) for m in page.messages],
         "next_cursor": page.next_cursor,
@@ -153,7 +154,16 @@ def older_fragment(conversation_id: int):  # type: ignore[no-untyped-def]
     except UnknownCursor:
         abort(404)
     thread = [serializers.message(m, page.reactions) for m in page.messages]
-    return _conditional(render_template("inbox/_messages.html", thread=thread, next_cursor=page.next_cursor))
+    anchor = db.session.get(Message, before)
+    moved_day = day_key(thread[-1]["sent_at"]) if thread else None
+    context = {
+        "conversation_id": conversation_id,
+        "thread": thread,
+        "next_cursor": page.next_cursor,
+        # The page ends on the day the thread in the browser starts with: that separator moves up.
+        "moved_day": moved_day if anchor and moved_day == day_key(anchor.sent_at) else None,
+    }
+    return _conditional(render_template("inbox/_messages.html", **context))
 
 
 @bp.post("/preferences")

@@ -160,7 +160,7 @@
   let keepOlder = true;
   if (window.Idiomorph) {
     Idiomorph.defaults.callbacks.beforeAttributeUpdated = (name, node) =>
-      !(name === "open" && node.matches("details")) && !(name === "data-before" && node.dataset.loaded);
+      !(name === "open" && node.matches("details")) && !(keepOlder && node.id === "older-cursor");
     Idiomorph.defaults.callbacks.beforeNodeRemoved = (node) =>
       !(keepOlder && node.nodeType === 1 && node.matches("#messages > li"));
   }
@@ -212,50 +212,21 @@
     applyState();
   });
 
-  // Older messages when the agent scrolls to the top.
-  let loadingOlder = false;
-  async function loadOlder() {
-    const list = messagesList();
-    const cursor = $("#older-cursor", list);
-    if (loadingOlder || !cursor || !cursor.dataset.before) return;
-    loadingOlder = true;
-    list.setAttribute("aria-busy", "true");
-    try {
-      const response = await fetch(`${thread.dataset.olderUrl}?before=${encodeURIComponent(cursor.dataset.before)}`, {
-        headers: { Accept: "text/html" },
-        credentials: "same-origin",
-        redirect: "manual",
-      });
-      if (!response.ok) return;
-      const template = document.createElement("template");
-      template.innerHTML = await response.text();
-      const fragment = template.content;
-      const fromBottom = list.scrollHeight - list.scrollTop;
-      const newCursor = $("#older-cursor", fragment);
-      cursor.dataset.loaded = "1";
-      cursor.dataset.before = newCursor ? newCursor.dataset.before : "";
-      if (newCursor) newCursor.remove();
-      for (const item of Array.from(fragment.children)) {
-        const duplicate = item.id && document.getElementById(item.id);
-        // A day separator moves up to the earliest message of its day.
-        if (duplicate && item.matches(".day")) duplicate.remove();
-        else if (duplicate) item.remove();
-      }
-      cursor.after(fragment);
-      list.scrollTop = list.scrollHeight - fromBottom;
-    } finally {
-      loadingOlder = false;
-      list.removeAttribute("aria-busy");
-    }
-  }
-
+  // Older messages (htmx swaps the cursor for the page before it): keep the view where it was.
+  let fromBottom = null;
+  thread.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.target.id === "older-cursor") fromBottom = messagesList().scrollHeight - messagesList().scrollTop;
+  });
+  thread.addEventListener("htmx:afterSwap", () => {
+    if (fromBottom === null) return;
+    messagesList().scrollTop = messagesList().scrollHeight - fromBottom;
+    fromBottom = null;
+  });
   messagesList().addEventListener(
     "scroll",
     () => {
-      const list = messagesList();
-      stickToBottom = nearBottom(list);
+      stickToBottom = nearBottom(messagesList());
       if (stickToBottom) newBelow.hidden = true;
-      if (list.scrollTop < 300) loadOlder();
     },
     { passive: true },
   );
