@@ -25,6 +25,7 @@ from app.inbox.composer import template_choices
 from app.inbox.formatting import day_key, init_formatting
 from app.models import Agent, Message
 from app.models.conversations import CONVERSATION_STATUSES
+from app.services.conversation_actions import list_canned_responses
 from app.services.conversations import (
     ConversationFilters,
     UnknownCursor,
@@ -40,6 +41,8 @@ TABS = ("mine", "unassigned", "all")
 STATUS_FILTERS = (*CONVERSATION_STATUSES, "all")
 PER_PAGE = 25
 THREAD_PAGE = 40
+CANNED_SHOWN = 8
+CANNED_QUERY_CHARS = 100
 LIST_POLLER = "list"  # the id of the element that polls the list (htmx sends it as HX-Trigger)
 
 
@@ -164,6 +167,15 @@ def older_fragment(conversation_id: int):  # type: ignore[no-untyped-def]
         "moved_day": moved_day if anchor and moved_day == day_key(anchor.sent_at) else None,
     }
     return _conditional(render_template("inbox/_messages.html", **context))
+
+
+@bp.get("/inbox/fragments/canned")
+@login_required
+def canned_fragment():  # type: ignore[no-untyped-def]
+    """The first canned responses whose short code or text starts with `q` (the composer's "/")."""
+    q = request.args.get("q", "").replace("\x00", "").strip()[:CANNED_QUERY_CHARS] or None
+    canned = [row.CannedResponse for row in list_canned_responses(q)[:CANNED_SHOWN]]
+    return render_template("inbox/_canned.html", canned=canned)
 
 
 @bp.post("/preferences")

@@ -19,8 +19,6 @@
   const T = stringsBlock ? JSON.parse(stringsBlock.textContent) : {};
   const csrfMeta = $('meta[name="csrf-token"]');
   const csrfToken = csrfMeta ? csrfMeta.content : "";
-  const format = (template, values) =>
-    String(template || "").replace(/\{(\w+)\}/g, (whole, key) => (key in values ? values[key] : whole));
 
   document.documentElement.classList.add("js");
 
@@ -89,18 +87,9 @@
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    let response;
-    try {
-      response = await fetch(url, init);
-    } catch (_error) {
-      return { ok: false, status: 0, data: null };
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (_error) {
-      data = null;
-    }
+    const response = await fetch(url, init).catch(() => null);
+    if (!response) return { ok: false, status: 0, data: null };
+    const data = await response.json().catch(() => null);
     if (response.status === 401) sessionEnded();
     if (response.status === 403 && data && data.error === "csrf_failed") toast(T.csrf, "error", true);
     return { ok: response.ok, status: response.status, data };
@@ -117,9 +106,13 @@
 
   document.addEventListener("htmx:confirm", (event) => {
     const { elt, triggeringEvent } = event.detail;
-    if (!isPoller(elt) || triggeringEvent || document.visibilityState === "visible") return;
-    // Hidden tab: every 15 s instead of every 2 s.
-    if (Date.now() - (lastPoll.get(elt) || 0) < HIDDEN_POLL_MS) event.preventDefault();
+    if (!isPoller(elt)) return;
+    // A hidden tab polls every 15 s instead of every 2 s; a stopped poller (gone, left) not at all.
+    const hidden = document.visibilityState !== "visible" && !triggeringEvent;
+    if (elt.dataset.stopped || (hidden && Date.now() - (lastPoll.get(elt) || 0) < HIDDEN_POLL_MS)) event.preventDefault();
+  });
+  document.addEventListener("htmx:responseError", (event) => {
+    if (event.detail.xhr.status === 404 && isPoller(event.detail.elt)) event.detail.elt.dataset.stopped = "1";
   });
   document.addEventListener("htmx:configRequest", (event) => {
     const detail = event.detail;
@@ -192,35 +185,33 @@
     newBelow.hidden = true;
   }
 
+  // Before a merge: where the view is. After it: follow new messages; older ones (htmx swaps
+  // the cursor for the page before it) go in above without moving what the agent reads.
   let beforeMerge = null;
   thread.addEventListener("htmx:beforeSwap", (event) => {
-    if (event.detail.target !== thread || !event.detail.shouldSwap) return;
+    const { target, shouldSwap, serverResponse } = event.detail;
+    if (!shouldSwap) return;
+    const list = messagesList();
+    beforeMerge = { target, atBottom: nearBottom(list), last: lastMessageId(), fromBottom: list.scrollHeight - list.scrollTop };
+    if (target !== thread) return;
     // More new messages than one page: the merged page starts over from the newest.
-    const incoming = new DOMParser().parseFromString(event.detail.serverResponse, "text/html");
-    const first = $("#messages > li.msg", incoming);
-    keepOlder = !first || !$$("#messages > li.msg").length || Boolean(document.getElementById(first.id));
-    beforeMerge = { atBottom: nearBottom(messagesList()), last: lastMessageId() };
-  });
-  thread.addEventListener("htmx:afterSwap", (event) => {
-    if (event.detail.target !== thread || !beforeMerge) return;
-    keepOlder = true;
-    if (lastMessageId() !== beforeMerge.last) {
-      if (beforeMerge.atBottom) scrollToBottom();
-      else newBelow.hidden = false;
-    }
-    beforeMerge = null;
-    applyState();
-  });
-
-  // Older messages (htmx swaps the cursor for the page before it): keep the view where it was.
-  let fromBottom = null;
-  thread.addEventListener("htmx:beforeSwap", (event) => {
-    if (event.detail.target.id === "older-cursor") fromBottom = messagesList().scrollHeight - messagesList().scrollTop;
+    const first = $("#messages > li.msg", new DOMParser().parseFromString(serverResponse, "text/html"));
+    keepOlder = !first || !lastMessageId() || Boolean(document.getElementById(first.id));
   });
   thread.addEventListener("htmx:afterSwap", () => {
-    if (fromBottom === null) return;
-    messagesList().scrollTop = messagesList().scrollHeight - fromBottom;
-    fromBottom = null;
+    if (!beforeMerge) return;
+    const { target, atBottom, last, fromBottom } = beforeMerge;
+    beforeMerge = null;
+    keepOlder = true;
+    if (target !== thread) {
+      messagesList().scrollTop = messagesList().scrollHeight - fromBottom;
+      return;
+    }
+    if (lastMessageId() !== last) {
+      if (atBottom) scrollToBottom();
+      else newBelow.hidden = false;
+    }
+    applyState();
   });
   messagesList().addEventListener(
     "scroll",
@@ -245,10 +236,9 @@
 
   // Opening a conversation marks it read, here and on the customer's phone.
   let marking = false;
-  let leaving = false;
   async function markReadIfNeeded() {
     const state = stateBox();
-    if (marking || leaving || Number(state.dataset.unread || 0) === 0 || document.visibilityState !== "visible") return;
+    if (marking || thread.dataset.stopped || Number(state.dataset.unread || 0) === 0 || document.visibilityState !== "visible") return;
     marking = true;
     const result = await api("POST", thread.dataset.readUrl);
     marking = false;
@@ -258,9 +248,6 @@
     }
   }
   document.addEventListener("visibilitychange", markReadIfNeeded);
-  thread.addEventListener("htmx:confirm", (event) => {
-    if (leaving) event.preventDefault(); // leaving after "mark as unread": no more polls
-  });
 
   /* --- actions: assign, resolve, reopen, mark unread, retry, reply --------------------- */
   async function patch(body) {
@@ -301,14 +288,14 @@
       await patch({ status: button.dataset.value });
     } else if (action === "unread") {
       // Leave the conversation: while it is open it would be marked read again.
-      leaving = true;
+      thread.dataset.stopped = "1";
       const result = await api("PATCH", thread.dataset.patchUrl, { unread: true });
       if (result.ok) {
         toast(T.unread, "success");
         const back = $("[data-back]", thread);
         window.location.assign(back ? back.href : "/");
       } else {
-        leaving = false;
+        delete thread.dataset.stopped;
         if (result.status !== 401) toast((result.data && result.data.message) || T.genericError, "error");
       }
     }
@@ -439,7 +426,7 @@
     if (data.error === "missing_parameters") return T.missingParameters;
     if (data.error === "unknown_template") return T.unknownTemplate;
     const reason = (data.graph_error && data.graph_error.title) || data.message || T.genericError;
-    return format(T.sendFailed, { reason });
+    return T.sendFailed.replace("{reason}", reason);
   }
 
   async function submit() {
@@ -509,68 +496,51 @@
   });
 
   /* Enter sends, Shift+Enter adds a line; "/" at the start offers canned responses. */
+  // The suggestions are a fragment of the server's (inbox.canned_fragment), fetched with htmx.
   const cannedList = $("#canned-list");
-  let cannedItems = [];
+  const cannedOptions = () => $$('[role="option"]', cannedList);
   let cannedIndex = -1;
   let cannedTimer = null;
-  let cannedQuery = null;
+  let cannedWanted = false;
 
   function closeCanned() {
     cannedList.hidden = true;
     cannedList.replaceChildren();
-    cannedItems = [];
     cannedIndex = -1;
     composerText.setAttribute("aria-expanded", "false");
     composerText.removeAttribute("aria-activedescendant");
   }
   function highlightCanned(index) {
     cannedIndex = index;
-    $$('[role="option"]', cannedList).forEach((option, i) => option.setAttribute("aria-selected", i === index ? "true" : "false"));
-    const active = cannedItems[index] ? `canned-${index}` : null;
+    cannedOptions().forEach((option, i) => option.setAttribute("aria-selected", i === index ? "true" : "false"));
+    const active = cannedOptions()[index];
     if (active) {
-      composerText.setAttribute("aria-activedescendant", active);
-      $(`#${active}`).scrollIntoView({ block: "nearest" });
+      composerText.setAttribute("aria-activedescendant", active.id);
+      active.scrollIntoView({ block: "nearest" });
     } else composerText.removeAttribute("aria-activedescendant");
   }
   function chooseCanned(index) {
-    const item = cannedItems[index];
-    if (!item) return;
-    composerText.value = item.text;
+    const option = cannedOptions()[index];
+    if (!option) return;
+    composerText.value = option.dataset.text;
     closeCanned();
     autosize();
     saveDraft();
     composerText.focus();
     composerText.setSelectionRange(composerText.value.length, composerText.value.length);
   }
-  async function lookupCanned(query) {
-    cannedQuery = query;
-    const result = await api("GET", `${thread.dataset.cannedUrl}?q=${encodeURIComponent(query)}`);
-    if (cannedQuery !== query || !result.ok) return;
-    cannedItems = (result.data.canned_responses || []).slice(0, 8);
-    cannedList.replaceChildren(
-      ...(cannedItems.length
-        ? cannedItems.map((item, index) => {
-            const option = document.createElement("li");
-            option.id = `canned-${index}`;
-            option.setAttribute("role", "option");
-            option.setAttribute("aria-selected", "false");
-            const code = document.createElement("strong");
-            code.textContent = `/${item.short_code}`;
-            const text = document.createElement("span");
-            text.textContent = item.text;
-            option.append(code, text);
-            option.addEventListener("mousedown", (event) => {
-              event.preventDefault();
-              chooseCanned(index);
-            });
-            return option;
-          })
-        : [Object.assign(document.createElement("li"), { className: "canned-empty", textContent: T.cannedEmpty })]),
-    );
+  cannedList.addEventListener("mousedown", (event) => {
+    const option = event.target.closest('[role="option"]');
+    if (!option) return;
+    event.preventDefault();
+    chooseCanned(cannedOptions().indexOf(option));
+  });
+  cannedList.addEventListener("htmx:afterSwap", () => {
+    if (!cannedWanted) return closeCanned(); // the text changed while the answer was on its way
     cannedList.hidden = false;
     composerText.setAttribute("aria-expanded", "true");
-    highlightCanned(cannedItems.length ? 0 : -1);
-  }
+    highlightCanned(cannedOptions().length ? 0 : -1);
+  });
 
   composerText.addEventListener("input", () => {
     autosize();
@@ -578,19 +548,19 @@
     showError("");
     const match = /^\/([\w-]*)$/.exec(composerText.value);
     clearTimeout(cannedTimer);
-    if (match) cannedTimer = setTimeout(() => lookupCanned(match[1]), 120);
-    else {
-      cannedQuery = null;
-      closeCanned();
-    }
+    cannedWanted = Boolean(match);
+    if (match) {
+      const url = `${cannedList.dataset.url}?q=${encodeURIComponent(match[1])}`;
+      cannedTimer = setTimeout(() => htmx.ajax("GET", url, { target: cannedList, swap: "innerHTML" }), 120);
+    } else closeCanned();
   });
   composerText.addEventListener("blur", () => setTimeout(closeCanned, 150));
   composerText.addEventListener("keydown", (event) => {
-    if (!cannedList.hidden && cannedItems.length) {
+    const options = cannedOptions().length;
+    if (!cannedList.hidden && options) {
       if (event.key === "ArrowDown" || event.key === "ArrowUp") {
         event.preventDefault();
-        const step = event.key === "ArrowDown" ? 1 : cannedItems.length - 1;
-        highlightCanned((cannedIndex + step) % cannedItems.length);
+        highlightCanned((cannedIndex + (event.key === "ArrowDown" ? 1 : options - 1)) % options);
         return;
       }
       if ((event.key === "Enter" && !event.shiftKey) || event.key === "Tab") {
