@@ -587,6 +587,28 @@ def test_scrolling_up_loads_older_messages_in_order_and_keeps_the_view(world, br
     page.context.close()
 
 
+def test_a_hidden_tab_polls_every_15_seconds_and_catches_up_when_shown(world, browser):
+    page = _new_page(world, browser)
+    _login(page, world)
+    polls: list[float] = []
+    page.on("request", lambda r: "/inbox/fragments/list" in r.url and polls.append(time.monotonic()))
+    page.wait_for_timeout(4500)
+    assert len(polls) >= 2  # visible: every 2 s
+    set_visibility = """state => {
+        Object.defineProperty(document, "visibilityState", { configurable: true, get: () => state });
+        document.dispatchEvent(new Event("visibilitychange"));
+    }"""
+    page.evaluate(set_visibility, "hidden")
+    page.wait_for_timeout(300)
+    hidden_from = len(polls)
+    page.wait_for_timeout(6000)
+    assert len(polls) == hidden_from  # hidden: nothing for 15 s
+    page.evaluate(set_visibility, "visible")
+    page.wait_for_timeout(800)
+    assert len(polls) == hidden_from + 1  # shown again: at once
+    page.context.close()
+
+
 def test_the_inbox_in_english(world, browser):
     page = _new_page(world, browser, locale="en-US")
     page.goto(world.base + "/login")
