@@ -263,6 +263,12 @@ def _new_page(world: World, browser: Any, *, locale: str = "es-AR", width: int =
         if (message.type == "error" and not expected) or "Content Security Policy" in message.text:
             world.console.append(f"{page.url}: {message.text}")
 
+    # A CSP violation names its directive, script and element (the console line alone does not).
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation',"
+        " e.violatedDirective, e.sourceFile, e.lineNumber, e.target && e.target.outerHTML"
+        " && e.target.outerHTML.slice(0, 200)))"
+    )
     page.on("console", remember)
     page.on("pageerror", lambda exc: world.console.append(f"{page.url}: {exc}"))
     return page
@@ -545,12 +551,62 @@ def test_search_status_filter_and_tabs_update_the_list_in_place(world, browser):
     assert "q=diego" in page.url
     page.locator("#q").fill("")
     page.locator("nav.tabs a[data-tab=unassigned]").click()
-    _expect(lambda: "tab=unassigned" in page.url, what="tab in url")
+    # The address bar follows once the list has answered (page.url needs Playwright's events).
+    page.wait_for_url(re.compile(r"[?&]tab=unassigned\b"), timeout=LIVE_SECONDS * 1000)
     _expect(
         lambda: all("Sin asignar" in r.inner_text() for r in page.locator("#list li.row").all()), what="unassigned tab"
     )
     page.locator("#status").select_option("resolved")
     _expect(lambda: page.locator(".empty-list").count() == 1, what="no resolved conversations")
+    page.context.close()
+
+
+def test_scrolling_up_loads_older_messages_in_order_and_keeps_the_view(world, browser):
+    nico = ("5491155550106", "Nicolás Paz")
+    start = int(time.time()) - 3000
+    world.deliver(
+        *[meta.message(sender=nico[0], ts=start + i, content={"body": f"mensaje {i:02d}"}) for i in range(45)],
+        contact=nico,
+    )
+    page = _new_page(world, browser)
+    _login(page, world)
+    cid = world.scalar(
+        "SELECT c.id FROM conversations c JOIN contacts k ON k.id = c.contact_id WHERE k.wa_id = :w", w=nico[0]
+    )
+    _row(page, cid).locator("a").click()
+    page.locator("#composer").wait_for()
+    texts = page.locator("ol.messages li.msg .text")
+    assert texts.count() == 40 and texts.first.inner_text() == "mensaje 05"
+    page.locator("ol.messages").evaluate("list => { list.scrollTop = 0; }")
+    _expect(lambda: texts.count() == 45, 5, "older messages loaded")
+    assert [t.inner_text() for t in texts.all()] == [f"mensaje {i:02d}" for i in range(45)]
+    # The view stays on the message that was at the top, not at the new top.
+    assert page.locator("ol.messages").evaluate("list => list.scrollTop") > 0
+    world.say(nico, "¿Hola?")
+    _expect(lambda: texts.count() == 46, what="a new message after the older ones were loaded")
+    assert texts.last.inner_text() == "¿Hola?" and texts.first.inner_text() == "mensaje 00"
+    page.context.close()
+
+
+def test_a_hidden_tab_polls_every_15_seconds_and_catches_up_when_shown(world, browser):
+    page = _new_page(world, browser)
+    _login(page, world)
+    polls: list[float] = []
+    page.on("request", lambda r: "/inbox/fragments/list" in r.url and polls.append(time.monotonic()))
+    page.wait_for_timeout(4500)
+    assert len(polls) >= 2  # visible: every 2 s
+    set_visibility = """state => {
+        Object.defineProperty(document, "visibilityState", { configurable: true, get: () => state });
+        document.dispatchEvent(new Event("visibilitychange"));
+    }"""
+    page.evaluate(set_visibility, "hidden")
+    page.wait_for_timeout(300)
+    hidden_from = len(polls)
+    page.wait_for_timeout(6000)
+    assert len(polls) == hidden_from  # hidden: nothing for 15 s
+    page.evaluate(set_visibility, "visible")
+    page.wait_for_timeout(800)
+    assert len(polls) == hidden_from + 1  # shown again: at once
     page.context.close()
 
 

@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from app.models import Conversation
 from app.services import agents as agent_service
+from app.services import conversation_actions
 from tests import meta
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, store_approved_template
 from tests.test_pages import csrf_token, login
 
 
@@ -186,3 +187,90 @@ def test_english_catalogue_translates_every_string():
         catalog = read_po(handle)
     assert [m.id for m in catalog if m.id and not (all(m.string) if isinstance(m.string, tuple) else m.string)] == []
     assert not [m.id for m in catalog if m.fuzzy and m.id]
+
+
+def test_impossible_ids_are_404_before_a_view_runs(client, agent, conversation_id):
+    login(client, agent.email)
+    for path in (
+        "/inbox/fragments/conversations/0",
+        f"/inbox/fragments/conversations/{2**31}",
+        f"/inbox/fragments/conversations/{conversation_id}/older?before={2**63}",
+        f"/inbox/fragments/conversations/{2**31}/older?before=1",
+    ):
+        assert client.get(path).status_code == 404, path
+
+
+def test_the_list_fragment_moves_the_address_bar_only_for_what_the_agent_chose(client, agent, conversation_id):
+    login(client, agent.email)
+    chosen = client.get(f"/inbox/fragments/list?tab=mine&status=all&q=ho&c={conversation_id}")
+    assert chosen.headers["HX-Replace-Url"] == f"/?tab=mine&status=all&q=ho&c={conversation_id}"
+    # Its state comes along out of band, for the next poll to send.
+    assert 'id="list-tab" value="mine" hx-swap-oob="true"' in chosen.text
+    assert re.search(
+        rf'id="list-extra" hidden hx-swap-oob="true">\s*<input type="hidden" name="page" value="">'
+        rf'\s*<input type="hidden" name="c" value="{conversation_id}">',
+        chosen.text,
+    )
+    poll = client.get("/inbox/fragments/list?tab=mine", headers={"HX-Trigger": "list"})
+    assert "HX-Replace-Url" not in poll.headers
+
+
+def test_the_thread_fragment_carries_the_window_state_the_composer_follows(client, agent, post_webhook):
+    post_webhook(meta.delivery(meta.value(messages=[meta.message(ts=1_700_000_000)])))  # long ago: closed
+    login(client, agent.email)
+    cid = int(re.search(r"c=(\d+)", client.get("/").text).group(1))
+    fragment = client.get(f"/inbox/fragments/conversations/{cid}").text
+    assert 'data-window-open="0"' in fragment
+    assert re.search(
+        r'<p class="window-info is-closed" id="window-info" aria-live="polite" hx-swap-oob="true">', fragment
+    )
+    post_webhook(meta.delivery(meta.value(messages=[meta.message(content={"body": "ahora"})])))
+    fragment = client.get(f"/inbox/fragments/conversations/{cid}").text
+    assert 'data-window-open="1"' in fragment and "Ventana de respuesta abierta" in fragment
+
+
+def test_template_fields_and_preview_are_rendered_on_the_server(client, agent, conversation_id):
+    template = store_approved_template(
+        "pedido_listo",
+        [
+            {"type": "HEADER", "format": "TEXT", "text": "Pedido {{1}}"},
+            {"type": "BODY", "text": "Hola {{1}}, tu pedido {{ 2 }} <b>listo</b>."},
+            {"type": "BUTTONS", "buttons": [{"type": "URL", "text": "Ver", "url": "https://x.example/{{1}}"}]},
+        ],
+    )
+    login(client, agent.email)
+    page = client.get(f"/?c={conversation_id}").text
+    assert f'<option value="{template.id}">pedido_listo (es)</option>' in page
+    block = page[page.index(f'<template id="template-{template.id}"') :]
+    block = block[: block.index("</template>")]
+    keys = re.findall(r'<input type="text" id="tp-\d+" data-key="([^"]+)"', block)
+    assert keys == ["header.1", "body.1", "body.2", "button.0.1"]
+    assert "Encabezado {{1}}" in block and "Enlace del botón 1 {{1}}" in block
+    assert (
+        '<p class="preview-body">Hola <mark class="empty" data-key="body.1" data-empty="{{1}}">{{1}}</mark>, '
+        'tu pedido <mark class="empty" data-key="body.2" data-empty="{{2}}">{{2}}</mark> &lt;b&gt;listo&lt;/b&gt;.</p>'
+    ) in block
+
+
+def test_canned_responses_fragment_offers_the_matching_ones_escaped(client, agent, conversation_id):
+    conversation_actions.create_canned_response(agent.id, {"short_code": "envio", "text": "Llega en <48 h>"})
+    conversation_actions.create_canned_response(agent.id, {"short_code": "horario", "text": "De 9 a 18"})
+    login(client, agent.email)
+    found = client.get("/inbox/fragments/canned?q=env").text
+    assert 'role="option"' in found and "/envio" in found and "Llega en &lt;48 h&gt;" in found
+    assert "horario" not in found
+    assert "Ninguna respuesta rápida" in client.get("/inbox/fragments/canned?q=zzz").text
+
+
+def test_older_page_moves_the_day_separator_up_out_of_band(client, agent, post_webhook):
+    messages = [meta.message(content={"body": f"mensaje {i:02d}"}, ts=1_700_000_000 + i) for i in range(45)]
+    post_webhook(meta.delivery(meta.value(messages=messages)))
+    login(client, agent.email)
+    cid = int(re.search(r"c=(\d+)", client.get("/").text).group(1))
+    thread = client.get(f"/?c={cid}").text
+    day = re.search(r'<li class="day" id="day-([0-9-]+)"', thread).group(1)
+    before = re.search(r'data-id="cursor" data-before="(\d+)"', thread).group(1)
+    assert f'hx-get="/inbox/fragments/conversations/{cid}/older?before={before}"' in thread
+    older = client.get(f"/inbox/fragments/conversations/{cid}/older?before={before}").text
+    assert f'<li id="day-{day}" hx-swap-oob="delete"></li>' in older
+    assert 'data-id="cursor" data-before=""' in older and "hx-get" not in older  # nothing older left

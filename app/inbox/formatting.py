@@ -14,6 +14,8 @@ from flask import Flask
 from flask_babel import format_date, format_datetime, format_time, get_locale, get_timezone
 from flask_babel import gettext as _
 
+from app.whatsapp import rules
+
 
 def parse(value: str | datetime | None) -> datetime | None:
     if value is None or value == "":
@@ -74,14 +76,14 @@ def day_label(value: str | None, now: datetime | None = None) -> str:
     return format_date(moment, "full" if (today - day).days < 180 else "long")
 
 
-def day_key(value: str | None) -> str:
+def day_key(value: str | datetime | None) -> str:
     moment = parse(value)
     return _local(moment).date().isoformat() if moment else ""
 
 
-def window_open(value: str | None, now: datetime | None = None) -> bool:
-    moment = parse(value)
-    return moment is not None and moment > (now or datetime.now(UTC))
+def window_open(last_customer_message_at: str | None, now: datetime | None = None) -> bool:
+    """Whether free text may be sent (the 24-hour rule lives in app/whatsapp/rules.py)."""
+    return rules.window_open(parse(last_customer_message_at), now)
 
 
 def time_left(value: str | None, now: datetime | None = None) -> str:
@@ -108,16 +110,6 @@ def initials(name: str | None) -> str:
 def avatar_class(seed: object) -> str:
     """One of eight colour classes, stable for a conversation (no inline style: strict CSP)."""
     return f"av-{int(hashlib.sha256(str(seed).encode()).hexdigest(), 16) % 8}"
-
-
-def file_size(value: int | None) -> str:
-    if not value:
-        return ""
-    for unit in ("B", "KB", "MB"):
-        if value < 1024 or unit == "MB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024  # type: ignore[assignment]
-    return ""
 
 
 def init_formatting(app: Flask) -> None:

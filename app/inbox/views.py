@@ -2,7 +2,8 @@
 
 The page and the fragments the browser polls for live updates are rendered by the same
 templates (templates/inbox/_list.html and _thread.html), so there is one way a row or a
-message looks. Fragments answer `ETag` and `304 Not Modified` to `If-None-Match`: an idle
+message looks. htmx polls the fragments (`hx-get` + `hx-trigger="every 2s"`) and idiomorph merges
+them into the page. Fragments answer `ETag` and `304 Not Modified` to `If-None-Match`: an idle
 inbox costs one small query and no body every couple of seconds. Everything that changes data
 goes through the JSON API (/whatsapp/api), with the page's CSRF token in `X-CSRFToken`.
 """
@@ -11,17 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, make_response, redirect, render_template, request, session
+from flask import Blueprint, Response, abort, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.api import serializers
 from app.auth.views import safe_next
+from app.converters import MAX_BIG_ID, MAX_ID
 from app.extensions import db
 from app.i18n import LANGUAGES, TZ_COOKIE, time_zones, valid_time_zone
-from app.inbox.formatting import init_formatting
-from app.models import Agent
+from app.inbox.composer import template_choices
+from app.inbox.formatting import day_key, init_formatting
+from app.models import Agent, Message
 from app.models.conversations import CONVERSATION_STATUSES
+from app.services.conversation_actions import list_canned_responses
 from app.services.conversations import (
     ConversationFilters,
     UnknownCursor,
@@ -37,7 +41,9 @@ TABS = ("mine", "unassigned", "all")
 STATUS_FILTERS = (*CONVERSATION_STATUSES, "all")
 PER_PAGE = 25
 THREAD_PAGE = 40
-MAX_ID = 2**31 - 1
+CANNED_SHOWN = 8
+CANNED_QUERY_CHARS = 100
+LIST_POLLER = "list"  # the id of the element that polls the list (htmx sends it as HX-Trigger)
 
 
 def _arg_int(name: str, default: int, maximum: int = MAX_ID) -> int:
@@ -75,11 +81,12 @@ def _list_context(state: dict[str, Any], selected_id: int | None) -> dict[str, A
 
 
 def _thread_context(conversation_id: int) -> dict[str, Any]:
-    row = get_conversation_summary(db.session, conversation_id) if conversation_id <= MAX_ID else None
+    row = get_conversation_summary(db.session, conversation_id)
     if row is None:
         abort(404)
     page = list_messages(db.session, conversation_id, before=None, limit=THREAD_PAGE)
     return {
+        "conversation_id": conversation_id,
         "selected": serializers.conversation_summary(row),
         "thread": [serializers.message(m, page.reactions) for m in page.messages],
         "next_cursor": page.next_cursor,
@@ -106,35 +113,69 @@ def index():  # type: ignore[no-untyped-def]
     context = _list_context(_list_state(), selected_id)
     if selected_id:
         context.update(_thread_context(selected_id))
+        context["templates"] = template_choices()
     return render_template("inbox/index.html", agents=_agents(), **context)
 
 
 @bp.get("/inbox/fragments/list")
 @login_required
 def list_fragment():  # type: ignore[no-untyped-def]
-    context = _list_context(_list_state(), _arg_int("c", 0) or None)
-    return _conditional(render_template("inbox/_list.html", **context))
+    """The list pane; `oob` adds its state (tab, page, open conversation) for htmx to swap in."""
+    state = _list_state()
+    context = _list_context(state, _arg_int("c", 0) or None)
+    response = _conditional(render_template("inbox/_list.html", oob=True, **context))
+    if request.headers.get("HX-Trigger") != LIST_POLLER:
+        # A filter, tab or page the agent chose: the address bar follows (htmx replaces it).
+        page = state["page"] if state["page"] > 1 else None
+        response.headers["HX-Replace-Url"] = url_for(
+            "inbox.index",
+            tab=state["tab"],
+            status=state["status"],
+            q=state["q"] or None,
+            page=page,
+            c=context["selected_id"],
+        )
+    return response
 
 
-@bp.get("/inbox/fragments/conversations/<int:conversation_id>")
+@bp.get("/inbox/fragments/conversations/<id:conversation_id>")
 @login_required
 def thread_fragment(conversation_id: int):  # type: ignore[no-untyped-def]
+    """The open conversation; `oob` adds the composer's window line for htmx to swap in."""
     context = {**_list_state(), **_thread_context(conversation_id)}
-    return _conditional(render_template("inbox/_thread.html", agents=_agents(), **context))
+    return _conditional(render_template("inbox/_thread.html", agents=_agents(), oob=True, **context))
 
 
-@bp.get("/inbox/fragments/conversations/<int:conversation_id>/older")
+@bp.get("/inbox/fragments/conversations/<id:conversation_id>/older")
 @login_required
 def older_fragment(conversation_id: int):  # type: ignore[no-untyped-def]
-    before = _arg_int("before", 0, maximum=2**63 - 1)
-    if not before or conversation_id > MAX_ID:
+    before = _arg_int("before", 0, maximum=MAX_BIG_ID)
+    if not before:
         abort(404)
     try:
         page = list_messages(db.session, conversation_id, before=before, limit=THREAD_PAGE)
     except UnknownCursor:
         abort(404)
     thread = [serializers.message(m, page.reactions) for m in page.messages]
-    return _conditional(render_template("inbox/_messages.html", thread=thread, next_cursor=page.next_cursor))
+    anchor = db.session.get(Message, before)
+    moved_day = day_key(thread[-1]["sent_at"]) if thread else None
+    context = {
+        "conversation_id": conversation_id,
+        "thread": thread,
+        "next_cursor": page.next_cursor,
+        # The page ends on the day the thread in the browser starts with: that separator moves up.
+        "moved_day": moved_day if anchor and moved_day == day_key(anchor.sent_at) else None,
+    }
+    return _conditional(render_template("inbox/_messages.html", **context))
+
+
+@bp.get("/inbox/fragments/canned")
+@login_required
+def canned_fragment():  # type: ignore[no-untyped-def]
+    """The first canned responses whose short code or text starts with `q` (the composer's "/")."""
+    q = request.args.get("q", "").replace("\x00", "").strip()[:CANNED_QUERY_CHARS] or None
+    canned = [row.CannedResponse for row in list_canned_responses(q)[:CANNED_SHOWN]]
+    return render_template("inbox/_canned.html", canned=canned)
 
 
 @bp.post("/preferences")

@@ -1,10 +1,14 @@
-/* The inbox's behaviour: live updates by conditional polling, the composer, actions.
+/* The inbox's behaviour beyond what htmx does: the composer, the actions, a few page helpers.
  *
- * Plain modern JavaScript, no build step, no library. It runs under a strict
- * Content-Security-Policy: no inline script, no inline style, no eval. Everything the
- * server renders (rows, messages, the conversation header) comes as HTML fragments from
- * the same Jinja templates as the page, escaped there; text this script shows itself is
- * set with textContent, never parsed as HTML.
+ * Live updates are htmx's (static/vendor/): the list and the open conversation carry
+ * `hx-get` + `hx-trigger="every 2s"` and are merged with idiomorph (`hx-swap="morph:…"`).
+ * This script only adds what htmx has no attribute for: If-None-Match on the polls (a 304
+ * leaves the page alone), a slower pace while the tab is hidden, keeping older messages and
+ * open menus through a merge, and the scroll position of the thread. It runs under a strict
+ * Content-Security-Policy: no inline script, no inline style, no eval. Everything the server
+ * renders comes from the Jinja templates, escaped there; text this script shows itself is set
+ * with textContent. The rules of WhatsApp (the 24-hour window, template placeholders) are the
+ * server's: this script reads the state the fragments carry and never re-derives it.
  */
 "use strict";
 
@@ -15,8 +19,6 @@
   const T = stringsBlock ? JSON.parse(stringsBlock.textContent) : {};
   const csrfMeta = $('meta[name="csrf-token"]');
   const csrfToken = csrfMeta ? csrfMeta.content : "";
-  const format = (template, values) =>
-    String(template || "").replace(/\{(\w+)\}/g, (whole, key) => (key in values ? values[key] : whole));
 
   document.documentElement.classList.add("js");
 
@@ -85,195 +87,82 @@
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    let response;
-    try {
-      response = await fetch(url, init);
-    } catch (_error) {
-      return { ok: false, status: 0, data: null };
-    }
-    let data = null;
-    try {
-      data = await response.json();
-    } catch (_error) {
-      data = null;
-    }
+    const response = await fetch(url, init).catch(() => null);
+    if (!response) return { ok: false, status: 0, data: null };
+    const data = await response.json().catch(() => null);
     if (response.status === 401) sessionEnded();
     if (response.status === 403 && data && data.error === "csrf_failed") toast(T.csrf, "error", true);
     return { ok: response.ok, status: response.status, data };
   }
 
-  /* --- conditional polling: If-None-Match, 304 most of the time ------------------------ */
-  const POLL_VISIBLE_MS = 2000;
-  const POLL_HIDDEN_MS = 15000;
+  /* --- live updates: htmx polls, this adds ETags, the hidden-tab pace and error handling - */
+  const HIDDEN_POLL_MS = 15000;
+  const etags = new WeakMap(); // poller -> { key, etag } of the fragment it shows
+  const lastPoll = new WeakMap();
+  let failures = 0;
   let offline = false;
+  const isPoller = (elt) => elt && elt.matches("[hx-trigger^='every']");
+  const requestKey = (detail) => `${detail.path}?${new URLSearchParams(detail.formData).toString()}`;
 
-  class Poller {
-    constructor(url, apply) {
-      this.url = url;
-      this.apply = apply;
-      this.etag = null;
-      this.lastUrl = null;
-      this.timer = null;
-      this.running = false;
-      this.again = false;
-      this.failures = 0;
-      this.stopped = false;
+  document.addEventListener("htmx:confirm", (event) => {
+    const { elt, triggeringEvent } = event.detail;
+    if (!isPoller(elt)) return;
+    // A hidden tab polls every 15 s instead of every 2 s; a stopped poller (gone, left) not at all.
+    const hidden = document.visibilityState !== "visible" && !triggeringEvent;
+    if (elt.dataset.stopped || (hidden && Date.now() - (lastPoll.get(elt) || 0) < HIDDEN_POLL_MS)) event.preventDefault();
+  });
+  document.addEventListener("htmx:responseError", (event) => {
+    if (event.detail.xhr.status === 404 && isPoller(event.detail.elt)) event.detail.elt.dataset.stopped = "1";
+  });
+  document.addEventListener("htmx:configRequest", (event) => {
+    const detail = event.detail;
+    if (!isPoller(detail.elt)) return;
+    lastPoll.set(detail.elt, Date.now());
+    detail.elt.dataset.requestKey = requestKey(detail);
+    const known = etags.get(detail.elt);
+    if (known && known.key === detail.elt.dataset.requestKey) detail.headers["If-None-Match"] = known.etag;
+  });
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const { pathInfo, xhr } = event.detail;
+    const asked = new URL(pathInfo.finalRequestPath || pathInfo.requestPath, window.location.href).pathname;
+    if (pathInfo.responsePath && new URL(pathInfo.responsePath, window.location.href).pathname !== asked) {
+      // Redirected to the login page: the session has ended.
+      event.detail.shouldSwap = false;
+      sessionEnded();
+    } else if (xhr.status === 200 && isPoller(event.detail.elt)) {
+      etags.set(event.detail.elt, { key: event.detail.elt.dataset.requestKey, etag: xhr.getResponseHeader("ETag") });
     }
-
-    start(delay = POLL_VISIBLE_MS) {
-      this.schedule(delay);
+  });
+  document.addEventListener("htmx:sendError", () => {
+    failures += 1;
+    if (!offline && failures > 1) {
+      offline = true;
+      toast(T.network, "error", true);
     }
-
-    schedule(delay) {
-      clearTimeout(this.timer);
-      if (!this.stopped) this.timer = setTimeout(() => this.tick(), delay);
+  });
+  document.addEventListener("htmx:afterRequest", (event) => {
+    if (!event.detail.xhr || !event.detail.xhr.status) return;
+    failures = 0;
+    if (offline) {
+      offline = false;
+      toast(T.reconnected, "success");
     }
-
-    now() {
-      if (this.running) {
-        this.again = true;
-        return;
-      }
-      this.schedule(0);
-    }
-
-    async tick() {
-      this.running = true;
-      const url = this.url();
-      if (url !== this.lastUrl) {
-        this.etag = null;
-        this.lastUrl = url;
-      }
-      const headers = { Accept: "text/html" };
-      if (this.etag) headers["If-None-Match"] = this.etag;
-      try {
-        const response = await fetch(url, { headers, cache: "no-store", redirect: "manual", credentials: "same-origin" });
-        if (response.type === "opaqueredirect" || response.status === 401) {
-          this.stopped = true;
-          sessionEnded();
-          return;
-        }
-        if (response.status === 404) {
-          this.stopped = true;
-          return;
-        }
-        if (response.ok) {
-          const html = await response.text();
-          if (url === this.url()) {
-            this.etag = response.headers.get("ETag");
-            this.apply(html);
-          }
-        } else if (response.status !== 304) {
-          throw new Error(`HTTP ${response.status}`);
-        }
-        this.failures = 0;
-        if (offline) {
-          offline = false;
-          toast(T.reconnected, "success");
-        }
-      } catch (_error) {
-        this.failures += 1;
-        if (!offline && this.failures > 1) {
-          offline = true;
-          toast(T.network, "error", true);
-        }
-      } finally {
-        this.running = false;
-      }
-      if (this.again) {
-        this.again = false;
-        this.schedule(0);
-        return;
-      }
-      const base = document.visibilityState === "visible" ? POLL_VISIBLE_MS : POLL_HIDDEN_MS;
-      this.schedule(this.failures ? Math.min(30000, base * 2 ** this.failures) : base);
-    }
-  }
-
-  const pollers = [];
-  document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible") for (const poller of pollers) poller.now();
   });
 
-  function parseFragment(html) {
-    const template = document.createElement("template");
-    template.innerHTML = html;
-    return template.content;
+  // idiomorph keeps what the agent has open or loaded: menus stay open, older messages stay.
+  let keepOlder = true;
+  if (window.Idiomorph) {
+    Idiomorph.defaults.callbacks.beforeAttributeUpdated = (name, node) =>
+      !(name === "open" && node.matches("details")) && !(keepOlder && node.id === "older-cursor");
+    Idiomorph.defaults.callbacks.beforeNodeRemoved = (node) =>
+      !(keepOlder && node.nodeType === 1 && node.matches("#messages > li"));
   }
 
   const inbox = $("#inbox");
   if (!inbox) return;
-
-  /* --- the conversation list ---------------------------------------------------------- */
-  const listBox = $("#list");
-  const filters = $("#list-filters");
-
-  function currentParams() {
-    return new URLSearchParams(window.location.search);
-  }
-
-  function listUrl() {
-    return `${inbox.dataset.listUrl}?${currentParams().toString()}`;
-  }
-
-  function applyList(html) {
-    const active = document.activeElement;
-    let focusKey = null;
-    if (active && listBox.contains(active)) {
-      const row = active.closest("[data-id]");
-      focusKey = row ? `[data-id="${row.dataset.id}"] a` : active.dataset.tab ? `[data-tab="${active.dataset.tab}"]` : null;
-    }
-    const scroll = listBox.scrollTop;
-    listBox.replaceChildren(parseFragment(html));
-    listBox.scrollTop = scroll;
-    if (focusKey) {
-      const again = $(focusKey, listBox);
-      if (again) again.focus({ preventScroll: true });
-    }
-  }
-
-  const listPoller = new Poller(listUrl, applyList);
-  pollers.push(listPoller);
-  listPoller.start();
-
-  function setParams(changes) {
-    const params = currentParams();
-    for (const [key, value] of Object.entries(changes)) {
-      if (value === null || value === "" || value === undefined) params.delete(key);
-      else params.set(key, value);
-    }
-    const query = params.toString();
-    window.history.replaceState(null, "", query ? `?${query}` : window.location.pathname);
-    listPoller.now();
-  }
-
-  if (filters) {
-    let searchTimer = null;
-    const search = $("#q", filters);
-    search.addEventListener("input", () => {
-      clearTimeout(searchTimer);
-      searchTimer = setTimeout(() => setParams({ q: search.value.trim(), page: null }), 250);
-    });
-    $("#status", filters).addEventListener("change", (event) => setParams({ status: event.target.value, page: null }));
-    filters.addEventListener("submit", (event) => {
-      event.preventDefault();
-      setParams({ q: search.value.trim(), page: null });
-    });
-  }
-
-  listBox.addEventListener("click", (event) => {
-    const link = event.target.closest("a[data-tab], a[data-page]");
-    if (!link || event.ctrlKey || event.metaKey || event.shiftKey) return;
-    event.preventDefault();
-    if (link.dataset.tab) {
-      const hidden = filters && $('input[name="tab"]', filters);
-      if (hidden) hidden.value = link.dataset.tab;
-      setParams({ tab: link.dataset.tab, page: null });
-    } else {
-      setParams({ page: link.dataset.page });
-      listBox.scrollTop = 0;
-    }
-  });
+  const refresh = () => {
+    for (const poller of $$("#list, #thread")) htmx.trigger(poller, "refresh");
+  };
 
   /* --- the open conversation ---------------------------------------------------------- */
   const thread = $("#thread");
@@ -281,12 +170,12 @@
   const composer = $("#composer");
   const newBelow = $("#new-below");
   const conversationId = composer.dataset.conversation;
-  let lastHead = $('[data-part="head"]', thread).outerHTML;
-  const signatures = new Map();
-
-  const messagesList = () => $('[data-part="messages"]', thread);
-  const stateBox = () => $('[data-part="state"]', thread);
-  for (const item of messagesList().children) signatures.set(item.dataset.id, item.outerHTML);
+  const messagesList = () => $("#messages");
+  const stateBox = () => $("#thread-state");
+  const lastMessageId = () => {
+    const items = $$("#messages > li.msg");
+    return items.length ? items[items.length - 1].id : null;
+  };
 
   let stickToBottom = true;
   const nearBottom = (list) => list.scrollHeight - list.scrollTop - list.clientHeight < 120;
@@ -296,144 +185,42 @@
     newBelow.hidden = true;
   }
 
-  function fixBackLink() {
-    const back = $("[data-back]", thread);
-    if (!back) return;
-    const params = currentParams();
-    params.delete("c");
-    const query = params.toString();
-    back.href = `${window.location.pathname}${query ? `?${query}` : ""}`;
-  }
-
-  function threadUrl() {
-    const params = currentParams();
-    params.delete("c");
-    return `${thread.dataset.fragmentUrl}?${params.toString()}`;
-  }
-
-  function isPlaying(element) {
-    return $$("audio, video", element).some((media) => !media.paused);
-  }
-
-  function morph(incoming) {
+  // Before a merge: where the view is. After it: follow new messages; older ones (htmx swaps
+  // the cursor for the page before it) go in above without moving what the agent reads.
+  let beforeMerge = null;
+  thread.addEventListener("htmx:beforeSwap", (event) => {
+    const { target, shouldSwap, serverResponse } = event.detail;
+    if (!shouldSwap) return;
     const list = messagesList();
-    const live = new Map($$(":scope > li[data-id]", list).map((item) => [item.dataset.id, item]));
-    const items = Array.from(incoming.children).filter((item) => item.dataset.id && item.dataset.id !== "cursor");
-    const known = items.filter((item) => live.has(item.dataset.id));
-    if (!known.length && live.size > 1) {
-      // More new messages than one page: start over from the newest page.
-      const cursor = $('li[data-id="cursor"]', list);
-      list.replaceChildren(...items);
-      if (cursor) list.prepend(cursor);
-      signatures.clear();
-      for (const item of items) signatures.set(item.dataset.id, item.outerHTML);
-      return items.some((item) => item.matches(".msg"));
+    beforeMerge = { target, atBottom: nearBottom(list), last: lastMessageId(), fromBottom: list.scrollHeight - list.scrollTop };
+    if (target !== thread) return;
+    // More new messages than one page: the merged page starts over from the newest.
+    const first = $("#messages > li.msg", new DOMParser().parseFromString(serverResponse, "text/html"));
+    keepOlder = !first || !lastMessageId() || Boolean(document.getElementById(first.id));
+  });
+  thread.addEventListener("htmx:afterSwap", () => {
+    if (!beforeMerge) return;
+    const { target, atBottom, last, fromBottom } = beforeMerge;
+    beforeMerge = null;
+    keepOlder = true;
+    if (target !== thread) {
+      messagesList().scrollTop = messagesList().scrollHeight - fromBottom;
+      return;
     }
-    let anchor = null;
-    let added = false;
-    for (const item of items) {
-      const id = item.dataset.id;
-      const html = item.outerHTML;
-      const existing = live.get(id);
-      if (existing) {
-        if (signatures.get(id) !== html && !isPlaying(existing)) {
-          existing.replaceWith(item);
-          signatures.set(id, html);
-          anchor = item;
-        } else {
-          anchor = existing;
-        }
-        continue;
-      }
-      if (anchor) anchor.after(item);
-      else live.get(known[0].dataset.id).before(item);
-      signatures.set(id, html);
-      anchor = item;
-      if (item.matches(".msg")) added = true;
+    if (lastMessageId() !== last) {
+      if (atBottom) scrollToBottom();
+      else newBelow.hidden = false;
     }
-    return added;
-  }
-
-  function applyThread(html) {
-    const fragment = parseFragment(html);
-    const head = $('[data-part="head"]', fragment);
-    if (head && head.outerHTML !== lastHead) {
-      lastHead = head.outerHTML;
-      const oldHead = $('[data-part="head"]', thread);
-      const menuOpen = $("details.menu[open]", oldHead) !== null;
-      const focused = document.activeElement;
-      const focusKey = focused && oldHead.contains(focused) ? focused.id || focused.dataset.action : null;
-      oldHead.replaceWith(head);
-      if (menuOpen) $("details.menu", head).open = true;
-      if (focusKey) {
-        const again = $(`#${CSS.escape(focusKey)}`, head) || $(`[data-action="${CSS.escape(focusKey)}"]`, head);
-        if (again) again.focus({ preventScroll: true });
-      }
-      fixBackLink();
-    }
-    const state = $('[data-part="state"]', fragment);
-    if (state) {
-      stateBox().replaceWith(state);
-      applyState();
-    }
-    const incoming = $('[data-part="messages"]', fragment);
-    if (incoming) {
-      const list = messagesList();
-      const wasAtBottom = nearBottom(list);
-      const added = morph(incoming);
-      if (added) {
-        if (wasAtBottom) scrollToBottom();
-        else newBelow.hidden = false;
-      }
-    }
-  }
-
-  const threadPoller = new Poller(threadUrl, applyThread);
-  pollers.push(threadPoller);
-  threadPoller.start();
-
-  // Older messages when the agent scrolls to the top.
-  let loadingOlder = false;
-  async function loadOlder() {
-    const list = messagesList();
-    const cursor = $('li[data-id="cursor"]', list);
-    if (loadingOlder || !cursor || !cursor.dataset.before) return;
-    loadingOlder = true;
-    list.setAttribute("aria-busy", "true");
-    try {
-      const response = await fetch(`${thread.dataset.olderUrl}?before=${encodeURIComponent(cursor.dataset.before)}`, {
-        headers: { Accept: "text/html" },
-        credentials: "same-origin",
-        redirect: "manual",
-      });
-      if (!response.ok) return;
-      const fragment = parseFragment(await response.text());
-      const fromBottom = list.scrollHeight - list.scrollTop;
-      const newCursor = $('li[data-id="cursor"]', fragment);
-      cursor.dataset.before = newCursor ? newCursor.dataset.before : "";
-      if (newCursor) newCursor.remove();
-      for (const item of Array.from(fragment.children)) {
-        const duplicate = item.dataset.id && $(`:scope > li[data-id="${CSS.escape(item.dataset.id)}"]`, list);
-        // A day separator moves up to the earliest message of its day.
-        if (duplicate && item.matches(".day")) duplicate.remove();
-        else if (duplicate) item.remove();
-        if (item.dataset.id) signatures.set(item.dataset.id, item.outerHTML);
-      }
-      cursor.after(fragment);
-      list.scrollTop = list.scrollHeight - fromBottom;
-    } finally {
-      loadingOlder = false;
-      list.removeAttribute("aria-busy");
-    }
-  }
-
-  function onScroll() {
-    const list = messagesList();
-    stickToBottom = nearBottom(list);
-    if (stickToBottom) newBelow.hidden = true;
-    if (list.scrollTop < 300) loadOlder();
-  }
-  messagesList().addEventListener("scroll", onScroll, { passive: true });
+    applyState();
+  });
+  messagesList().addEventListener(
+    "scroll",
+    () => {
+      stickToBottom = nearBottom(messagesList());
+      if (stickToBottom) newBelow.hidden = true;
+    },
+    { passive: true },
+  );
   // Images arrive after the text: keep the newest message in view while they load.
   thread.addEventListener(
     "load",
@@ -449,16 +236,15 @@
 
   // Opening a conversation marks it read, here and on the customer's phone.
   let marking = false;
-  let leaving = false;
   async function markReadIfNeeded() {
     const state = stateBox();
-    if (marking || leaving || Number(state.dataset.unread || 0) === 0 || document.visibilityState !== "visible") return;
+    if (marking || thread.dataset.stopped || Number(state.dataset.unread || 0) === 0 || document.visibilityState !== "visible") return;
     marking = true;
     const result = await api("POST", thread.dataset.readUrl);
     marking = false;
     if (result.ok) {
       state.dataset.unread = "0";
-      listPoller.now();
+      htmx.trigger("#list", "refresh");
     }
   }
   document.addEventListener("visibilitychange", markReadIfNeeded);
@@ -468,8 +254,7 @@
     const result = await api("PATCH", thread.dataset.patchUrl, body);
     if (result.ok) {
       toast(T.actionDone, "success");
-      threadPoller.now();
-      listPoller.now();
+      refresh();
     } else if (result.status !== 401) {
       toast((result.data && result.data.message) || T.genericError, "error");
     }
@@ -494,8 +279,7 @@
         toast(explainSendError(result), "error");
         button.disabled = false;
       }
-      threadPoller.now();
-      listPoller.now();
+      refresh();
     } else if (action === "assign-me") {
       await patch({ assignee: Number(inbox.dataset.me) });
     } else if (action === "unassign") {
@@ -504,17 +288,14 @@
       await patch({ status: button.dataset.value });
     } else if (action === "unread") {
       // Leave the conversation: while it is open it would be marked read again.
-      leaving = true;
-      threadPoller.stopped = true;
+      thread.dataset.stopped = "1";
       const result = await api("PATCH", thread.dataset.patchUrl, { unread: true });
       if (result.ok) {
         toast(T.unread, "success");
         const back = $("[data-back]", thread);
         window.location.assign(back ? back.href : "/");
       } else {
-        leaving = false;
-        threadPoller.stopped = false;
-        threadPoller.now();
+        delete thread.dataset.stopped;
         if (result.status !== 401) toast((result.data && result.data.message) || T.genericError, "error");
       }
     }
@@ -529,7 +310,6 @@
   /* --- the composer ------------------------------------------------------------------- */
   const composerText = $("#message-text");
   const composerError = $("#composer-error");
-  const windowInfo = $("#window-info");
   const replyBox = $("#reply-to");
   const sendButton = $(".send-btn", composer);
   let mode = composer.dataset.mode;
@@ -566,20 +346,8 @@
     composerText.style.height = `${Math.min(composerText.scrollHeight, 180)}px`;
   }
 
-  function windowExpires() {
-    const value = stateBox().dataset.windowExpires;
-    return value ? Date.parse(value) : NaN;
-  }
-  function windowIsOpen() {
-    const expires = windowExpires();
-    return Number.isFinite(expires) && expires > Date.now();
-  }
-  function timeLeft() {
-    const seconds = Math.max(0, Math.floor((windowExpires() - Date.now()) / 1000));
-    const hours = Math.floor(seconds / 3600);
-    const minutes = Math.floor((seconds % 3600) / 60);
-    return hours ? format(T.hoursMinutes, { h: hours, m: minutes }) : format(T.minutes, { m: Math.max(1, minutes) });
-  }
+  // The server decides whether the window is open (app/whatsapp/rules.py); each poll brings it.
+  const windowIsOpen = () => stateBox().dataset.windowOpen === "1";
 
   function setMode(next, { focus = false } = {}) {
     if (next === "text" && !windowIsOpen()) next = "template";
@@ -603,28 +371,19 @@
       label.textContent = mode === "note" ? label.dataset.note : label.dataset.text;
       autosize();
       if (focus) composerText.focus();
-    } else {
-      loadTemplates();
-      if (focus) $("#template-select").focus();
-    }
+    } else if (focus) $("#template-select").focus();
     replyBox.hidden = !replyTo || mode === "note";
     showError("");
   }
 
   function applyState() {
     const open = windowIsOpen();
-    const textTab = $("#tab-text");
-    textTab.setAttribute("aria-disabled", open ? "false" : "true");
+    $("#tab-text").setAttribute("aria-disabled", open ? "false" : "true");
     composer.classList.toggle("is-closed", !open);
     $("#closed-note").hidden = open;
-    const icon = windowInfo.querySelector("svg");
-    const text = open ? format(T.windowOpen, { left: timeLeft() }) : T.windowClosed;
-    windowInfo.replaceChildren(...(icon ? [icon] : []), Object.assign(document.createElement("span"), { textContent: text }));
-    windowInfo.classList.toggle("is-closed", !open);
     if (!open && mode === "text") setMode("template");
     markReadIfNeeded();
   }
-  setInterval(applyState, 30000);
 
   $(".composer-tabs", composer).addEventListener("click", (event) => {
     const tab = event.target.closest('[role="tab"]');
@@ -667,7 +426,7 @@
     if (data.error === "missing_parameters") return T.missingParameters;
     if (data.error === "unknown_template") return T.unknownTemplate;
     const reason = (data.graph_error && data.graph_error.title) || data.message || T.genericError;
-    return format(T.sendFailed, { reason });
+    return T.sendFailed.replace("{reason}", reason);
   }
 
   async function submit() {
@@ -720,8 +479,7 @@
       if (mode === "note") toast(T.noteSaved, "success");
       // A send WhatsApp refused is stored and shown failed, with Meta's reason and a retry button.
       stickToBottom = true;
-      threadPoller.now();
-      listPoller.now();
+      refresh();
       return;
     }
     if (result.status === 401) return;
@@ -738,68 +496,51 @@
   });
 
   /* Enter sends, Shift+Enter adds a line; "/" at the start offers canned responses. */
+  // The suggestions are a fragment of the server's (inbox.canned_fragment), fetched with htmx.
   const cannedList = $("#canned-list");
-  let cannedItems = [];
+  const cannedOptions = () => $$('[role="option"]', cannedList);
   let cannedIndex = -1;
   let cannedTimer = null;
-  let cannedQuery = null;
+  let cannedWanted = false;
 
   function closeCanned() {
     cannedList.hidden = true;
     cannedList.replaceChildren();
-    cannedItems = [];
     cannedIndex = -1;
     composerText.setAttribute("aria-expanded", "false");
     composerText.removeAttribute("aria-activedescendant");
   }
   function highlightCanned(index) {
     cannedIndex = index;
-    $$('[role="option"]', cannedList).forEach((option, i) => option.setAttribute("aria-selected", i === index ? "true" : "false"));
-    const active = cannedItems[index] ? `canned-${index}` : null;
+    cannedOptions().forEach((option, i) => option.setAttribute("aria-selected", i === index ? "true" : "false"));
+    const active = cannedOptions()[index];
     if (active) {
-      composerText.setAttribute("aria-activedescendant", active);
-      $(`#${active}`).scrollIntoView({ block: "nearest" });
+      composerText.setAttribute("aria-activedescendant", active.id);
+      active.scrollIntoView({ block: "nearest" });
     } else composerText.removeAttribute("aria-activedescendant");
   }
   function chooseCanned(index) {
-    const item = cannedItems[index];
-    if (!item) return;
-    composerText.value = item.text;
+    const option = cannedOptions()[index];
+    if (!option) return;
+    composerText.value = option.dataset.text;
     closeCanned();
     autosize();
     saveDraft();
     composerText.focus();
     composerText.setSelectionRange(composerText.value.length, composerText.value.length);
   }
-  async function lookupCanned(query) {
-    cannedQuery = query;
-    const result = await api("GET", `${thread.dataset.cannedUrl}?q=${encodeURIComponent(query)}`);
-    if (cannedQuery !== query || !result.ok) return;
-    cannedItems = (result.data.canned_responses || []).slice(0, 8);
-    cannedList.replaceChildren(
-      ...(cannedItems.length
-        ? cannedItems.map((item, index) => {
-            const option = document.createElement("li");
-            option.id = `canned-${index}`;
-            option.setAttribute("role", "option");
-            option.setAttribute("aria-selected", "false");
-            const code = document.createElement("strong");
-            code.textContent = `/${item.short_code}`;
-            const text = document.createElement("span");
-            text.textContent = item.text;
-            option.append(code, text);
-            option.addEventListener("mousedown", (event) => {
-              event.preventDefault();
-              chooseCanned(index);
-            });
-            return option;
-          })
-        : [Object.assign(document.createElement("li"), { className: "canned-empty", textContent: T.cannedEmpty })]),
-    );
+  cannedList.addEventListener("mousedown", (event) => {
+    const option = event.target.closest('[role="option"]');
+    if (!option) return;
+    event.preventDefault();
+    chooseCanned(cannedOptions().indexOf(option));
+  });
+  cannedList.addEventListener("htmx:afterSwap", () => {
+    if (!cannedWanted) return closeCanned(); // the text changed while the answer was on its way
     cannedList.hidden = false;
     composerText.setAttribute("aria-expanded", "true");
-    highlightCanned(cannedItems.length ? 0 : -1);
-  }
+    highlightCanned(cannedOptions().length ? 0 : -1);
+  });
 
   composerText.addEventListener("input", () => {
     autosize();
@@ -807,19 +548,19 @@
     showError("");
     const match = /^\/([\w-]*)$/.exec(composerText.value);
     clearTimeout(cannedTimer);
-    if (match) cannedTimer = setTimeout(() => lookupCanned(match[1]), 120);
-    else {
-      cannedQuery = null;
-      closeCanned();
-    }
+    cannedWanted = Boolean(match);
+    if (match) {
+      const url = `${cannedList.dataset.url}?q=${encodeURIComponent(match[1])}`;
+      cannedTimer = setTimeout(() => htmx.ajax("GET", url, { target: cannedList, swap: "innerHTML" }), 120);
+    } else closeCanned();
   });
   composerText.addEventListener("blur", () => setTimeout(closeCanned, 150));
   composerText.addEventListener("keydown", (event) => {
-    if (!cannedList.hidden && cannedItems.length) {
+    const options = cannedOptions().length;
+    if (!cannedList.hidden && options) {
       if (event.key === "ArrowDown" || event.key === "ArrowUp") {
         event.preventDefault();
-        const step = event.key === "ArrowDown" ? 1 : cannedItems.length - 1;
-        highlightCanned((cannedIndex + step) % cannedItems.length);
+        highlightCanned((cannedIndex + (event.key === "ArrowDown" ? 1 : options - 1)) % options);
         return;
       }
       if ((event.key === "Enter" && !event.shiftKey) || event.key === "Tab") {
@@ -839,130 +580,43 @@
     }
   });
 
-  /* Templates: one input per placeholder, and a preview of what the customer will read. */
+  /* Templates: the server rendered each one's fields and preview (a <template> per template);
+   * this shows the chosen one and copies what is typed into its placeholders. */
   const templateSelect = $("#template-select");
   const templateParams = $("#template-params");
   const templatePreview = $("#template-preview");
-  let templates = null;
+  const emptyPreview = Array.from(templatePreview.childNodes, (node) => node.cloneNode(true));
   let chosen = null;
 
-  async function loadTemplates() {
-    if (templates !== null) return;
-    templates = [];
-    const result = await api("GET", templateSelect.dataset.url);
-    if (!result.ok) {
-      templates = null;
-      showError(T.templatesFailed);
-      return;
-    }
-    templates = Array.isArray(result.data) ? result.data : [];
-    if (!templates.length) {
-      templatePreview.replaceChildren(Object.assign(document.createElement("p"), { className: "muted", textContent: T.templatesEmpty }));
-    }
-    for (const [index, template] of templates.entries()) {
-      const option = document.createElement("option");
-      option.value = String(index);
-      option.textContent = `${template.name} (${template.language})`;
-      templateSelect.append(option);
-    }
-  }
-
-  function placeholderLabel(key) {
-    const parts = key.split(".");
-    if (parts[0] === "header") return format(T.placeholderHeader, { n: parts[1] });
-    if (parts[0] === "button") return format(T.placeholderButton, { b: Number(parts[1]) + 1, n: parts[2] });
-    return format(T.placeholderBody, { n: parts[1] });
-  }
-
-  function componentText(template, type) {
-    const component = (template.components || []).find((c) => String(c.type || "").toLowerCase() === type);
-    if (!component) return null;
-    if (type === "header" && String(component.format || "TEXT").toUpperCase() !== "TEXT") return null;
-    return typeof component.text === "string" ? component.text : null;
-  }
-
-  function fillPlaceholders(text, prefix, values) {
-    const fragment = document.createDocumentFragment();
-    const pattern = /\{\{\s*([A-Za-z0-9_]+)\s*\}\}/g;
-    let last = 0;
-    for (const match of text.matchAll(pattern)) {
-      fragment.append(text.slice(last, match.index));
-      const value = values[`${prefix}.${match[1]}`];
-      const mark = document.createElement("mark");
-      mark.textContent = value && value.trim() ? value : `{{${match[1]}}}`;
-      if (!(value && value.trim())) mark.className = "empty";
-      fragment.append(mark);
-      last = match.index + match[0].length;
-    }
-    fragment.append(text.slice(last));
-    return fragment;
-  }
-
+  const templateInputs = () => $$("input[data-key]", templateParams);
   function templateValues() {
     const values = {};
-    for (const input of $$("input[data-key]", templateParams)) values[input.dataset.key] = input.value;
+    for (const input of templateInputs()) values[input.dataset.key] = input.value;
     return values;
   }
 
   function renderPreview() {
-    if (!chosen) {
-      templatePreview.replaceChildren(Object.assign(document.createElement("p"), { className: "muted", textContent: T.previewEmpty }));
-      return;
-    }
     const values = templateValues();
-    const bubble = document.createElement("div");
-    bubble.className = "preview-bubble";
-    const header = componentText(chosen, "header");
-    if (header) {
-      const p = document.createElement("p");
-      p.className = "preview-header";
-      p.append(fillPlaceholders(header, "header", values));
-      bubble.append(p);
+    for (const mark of $$("mark[data-key]", templatePreview)) {
+      const value = (values[mark.dataset.key] || "").trim() ? values[mark.dataset.key] : "";
+      mark.textContent = value || mark.dataset.empty;
+      mark.classList.toggle("empty", !value);
     }
-    const body = componentText(chosen, "body");
-    if (body) {
-      const p = document.createElement("p");
-      p.className = "preview-body";
-      p.append(fillPlaceholders(body, "body", values));
-      bubble.append(p);
-    }
-    const footer = componentText(chosen, "footer");
-    if (footer) bubble.append(Object.assign(document.createElement("p"), { className: "preview-footer", textContent: footer }));
-    const buttons = (chosen.components || []).find((c) => String(c.type || "").toLowerCase() === "buttons");
-    if (buttons && Array.isArray(buttons.buttons)) {
-      const list = document.createElement("ul");
-      list.className = "preview-buttons";
-      for (const button of buttons.buttons) list.append(Object.assign(document.createElement("li"), { textContent: button.text || "" }));
-      bubble.append(list);
-    }
-    templatePreview.replaceChildren(bubble);
   }
 
   function updateTemplateButton() {
-    const values = templateValues();
-    const complete = chosen && (chosen.placeholders || []).every((key) => (values[key] || "").trim());
+    const complete = chosen && templateInputs().every((input) => input.value.trim());
     $("#template-send").disabled = !complete || sending;
   }
 
   function chooseTemplate() {
-    chosen = templateSelect.value === "" ? null : templates[Number(templateSelect.value)];
-    templateParams.replaceChildren();
-    for (const [index, key] of ((chosen && chosen.placeholders) || []).entries()) {
-      const field = document.createElement("div");
-      field.className = "field";
-      const label = document.createElement("label");
-      label.htmlFor = `tp-${index}`;
-      label.textContent = placeholderLabel(key);
-      const input = document.createElement("input");
-      input.type = "text";
-      input.id = `tp-${index}`;
-      input.dataset.key = key;
-      input.required = true;
-      input.maxLength = 1024;
-      input.autocomplete = "off";
-      input.placeholder = T.placeholderValue;
-      field.append(label, input);
-      templateParams.append(field);
+    chosen = templateSelect.value ? $(`#template-${CSS.escape(templateSelect.value)}`) : null;
+    if (chosen) {
+      templateParams.replaceChildren(...$(".template-fields-list", chosen.content).cloneNode(true).children);
+      templatePreview.replaceChildren($(".preview-bubble", chosen.content).cloneNode(true));
+    } else {
+      templateParams.replaceChildren();
+      templatePreview.replaceChildren(...emptyPreview.map((node) => node.cloneNode(true)));
     }
     renderPreview();
     updateTemplateButton();
@@ -985,8 +639,8 @@
   function templateRequest() {
     if (!chosen) return null;
     const parameters = templateValues();
-    if ((chosen.placeholders || []).some((key) => !(parameters[key] || "").trim())) return null;
-    return { type: "template", template: { name: chosen.name, language: chosen.language, parameters } };
+    if (Object.values(parameters).some((value) => !value.trim())) return null;
+    return { type: "template", template: { name: chosen.dataset.name, language: chosen.dataset.language, parameters } };
   }
   function resetTemplate() {
     templateSelect.value = "";
@@ -994,7 +648,6 @@
   }
 
   /* --- start ------------------------------------------------------------------------- */
-  fixBackLink();
   setMode(mode);
   applyState();
   scrollToBottom();
