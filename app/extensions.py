@@ -1,6 +1,6 @@
 """Extension instances, created unbound and initialised in `create_app()`."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from flask_babel import Babel
 from flask_login import LoginManager
@@ -8,7 +8,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session
 
 # Named constraints keep Alembic diffs stable and error messages readable.
 NAMING_CONVENTION = {
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     Model = Base
 else:
     Model = db.Model
+# What functions that run statements take: a plain Session, or Flask-SQLAlchemy's `db.session`.
+DbSession: TypeAlias = Session | scoped_session[Any]
 migrate = Migrate()
 
 login_manager = LoginManager()

@@ -698,7 +698,17 @@ COMPONENTS = (  # (label, path fragments), first match wins
     ("JSON (decode body, encode answer)", ("/json/",)),
     ("signature (hmac, sha256)", ("/hmac.py", "_hashlib", "hashlib")),
     ("app: payload parsing", ("app/whatsapp/payloads.py",)),
-    ("app: ingest, service, view", ("app/whatsapp/", "app/services/webhooks.py")),
+    (
+        "app: ingest, service, view",
+        (
+            "app/webhook/",
+            "app/whatsapp/",
+            "app/services/inbound.py",
+            "app/services/ingest.py",
+            "app/services/summaries.py",
+            "app/services/statuses.py",
+        ),
+    ),
     ("app: other hooks", ("/app/",)),
 )
 
@@ -730,7 +740,7 @@ def profile_breakdown(files: list[Path]) -> tuple[list[tuple[str, float]], float
         label = label or "other (standard library, builtins)"
         totals[label] = totals.get(label, 0.0) + tt
     deliveries = sum(
-        nc for func, (_cc, nc, *_rest) in entries.items() if func[2] == "receive" and "webhook.py" in func[0]
+        nc for func, (_cc, nc, *_rest) in entries.items() if func[2] == "receive" and "app/webhook/views.py" in func[0]
     )
     return sorted(totals.items(), key=lambda kv: -kv[1]), sum(totals.values()), deliveries
 

@@ -6,15 +6,15 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
 
+from app.extensions import DbSession
 from app.models import Agent, ApiToken
 from app.models.agents import hash_token
 
 TOKEN_PREFIX = "wai_"
 
 
-def issue_token(session: Session, agent: Agent, name: str = "", ttl: timedelta | None = None) -> str:
+def issue_token(session: DbSession, agent: Agent, name: str = "", ttl: timedelta | None = None) -> str:
     """Create a token for `agent`; returns the clear token (shown once, never stored)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires_at = datetime.now(UTC) + ttl if ttl else None
@@ -22,7 +22,7 @@ def issue_token(session: Session, agent: Agent, name: str = "", ttl: timedelta |
     return token
 
 
-def agent_for_token(session: Session, token: str) -> Agent | None:
+def agent_for_token(session: DbSession, token: str) -> Agent | None:
     """The active agent owning an unrevoked, unexpired token, in one statement."""
     now = datetime.now(UTC)
     return session.execute(
@@ -37,7 +37,7 @@ def agent_for_token(session: Session, token: str) -> Agent | None:
     ).scalar_one_or_none()
 
 
-def revoke_tokens(session: Session, agent: Agent) -> int:
+def revoke_tokens(session: DbSession, agent: Agent) -> int:
     result = session.execute(
         update(ApiToken)
         .where(ApiToken.agent_id == agent.id, ApiToken.revoked_at.is_(None))

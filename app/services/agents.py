@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app.auth.tokens import issue_token, revoke_tokens
 from app.extensions import db
 from app.models import Agent
+from app.models import agents as agent_models
 from app.models.agents import ROLES
 
 
@@ -77,7 +78,7 @@ def deactivate_agent(email: str) -> Agent:
 
 @cache
 def _dummy_password_hash() -> str:
-    return generate_password_hash(secrets.token_urlsafe(16))
+    return generate_password_hash(secrets.token_urlsafe(16), method=agent_models.PASSWORD_HASH_METHOD)
 
 
 def authenticate(email: str, password: str) -> Agent | None:

@@ -9,6 +9,8 @@ delivery's log line. `refused()` counts the deliveries the blueprint turned away
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from sqlalchemy.exc import DBAPIError
 
@@ -34,7 +36,7 @@ def refused(outcome: str) -> None:
     WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
 
 
-def receive_delivery(body: bytes, data: dict) -> IngestResult:  # type: ignore[type-arg]
+def receive_delivery(body: bytes, data: dict[str, Any]) -> IngestResult:
     """Store the raw delivery and everything in it, then commit.
 
     Raises SQLAlchemy's OperationalError / TimeoutError when the database is unreachable or

@@ -21,11 +21,12 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
 
+from app.extensions import DbSession
 from app.models import BusinessNumber, Contact, Conversation, Message, WebhookDelivery
 from app.services.statuses import apply_waiting_statuses, record_status
 from app.services.summaries import touch_conversation
@@ -40,11 +41,11 @@ from app.whatsapp.payloads import (
 
 # --- the message path's statements, built once (bound parameters are named p_*) -------------
 
-_deliveries = WebhookDelivery.__table__
-_numbers = BusinessNumber.__table__
-_contacts = Contact.__table__
-_conversations = Conversation.__table__
-_messages = Message.__table__
+_deliveries = cast(Table, WebhookDelivery.__table__)
+_numbers = cast(Table, BusinessNumber.__table__)
+_contacts = cast(Table, Contact.__table__)
+_conversations = cast(Table, Conversation.__table__)
+_messages = cast(Table, Message.__table__)
 
 INSERT_DELIVERY = (
     insert(_deliveries)
@@ -123,7 +124,7 @@ class IngestResult:
         return "partial" if self.problems else "stored"
 
 
-def ingest_delivery(session: Session, body: bytes, parsed: ParsedDelivery) -> IngestResult:
+def ingest_delivery(session: DbSession, body: bytes, parsed: ParsedDelivery) -> IngestResult:
     received_at = datetime.now(UTC)
     digest = hashlib.sha256(body).hexdigest()
     summary = {
@@ -167,7 +168,7 @@ class _Known:
     conversations: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
-def _business_number_id(session: Session, change: ParsedChange) -> int:
+def _business_number_id(session: DbSession, change: ParsedChange) -> int:
     # No row lock on the hot path: every delivery names the same business number.
     existing = session.execute(SELECT_NUMBER, {"p_phone_number_id": change.phone_number_id}).first()
     if existing is not None:
@@ -195,7 +196,7 @@ def _business_number_id(session: Session, change: ParsedChange) -> int:
     ).scalar_one()
 
 
-def contact_id_for(session: Session, contact: ParsedContact) -> int:
+def contact_id_for(session: DbSession, contact: ParsedContact) -> int:
     """Find or create the contact: by `wa_id` when Meta sent one, else by `user_id`."""
     if contact.wa_id:
         found = session.execute(SELECT_CONTACT_BY_WA_ID, {"p_wa_id": contact.wa_id}).first()
@@ -236,11 +237,11 @@ def contact_id_for(session: Session, contact: ParsedContact) -> int:
     return session.execute(select(Contact.id).where(key == (contact.wa_id or contact.user_id))).scalar_one()
 
 
-def _user_id_taken(session: Session, user_id: str) -> bool:
+def _user_id_taken(session: DbSession, user_id: str) -> bool:
     return session.execute(select(Contact.id).where(Contact.user_id == user_id)).first() is not None
 
 
-def conversation_id_for(session: Session, number_id: int, contact_id: int, started_at: datetime) -> int:
+def conversation_id_for(session: DbSession, number_id: int, contact_id: int, started_at: datetime) -> int:
     where = (Conversation.business_number_id == number_id, Conversation.contact_id == contact_id)
     found = session.execute(SELECT_CONVERSATION, {"p_number_id": number_id, "p_contact_id": contact_id}).scalar()
     if found is not None:
@@ -257,7 +258,7 @@ def conversation_id_for(session: Session, number_id: int, contact_id: int, start
 
 
 def _store_message(
-    session: Session,
+    session: DbSession,
     number_id: int,
     message: ParsedMessage,
     received_at: datetime,
@@ -328,7 +329,7 @@ def _store_message(
         apply_waiting_statuses(session, message.wamid)
 
 
-def _store_status(session: Session, status: ParsedStatus, result: IngestResult) -> None:
+def _store_status(session: DbSession, status: ParsedStatus, result: IngestResult) -> None:
     result.received_statuses[status.status if status.status in KNOWN_STATUSES else "other"] += 1
     applied = record_status(session, status)
     if applied is True:

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
 
+from app.extensions import DbSession
 from app.models import Message, StatusEvent
 from app.whatsapp.payloads import KNOWN_STATUSES, ParsedStatus
 from app.whatsapp.rules import STATUS_RANK
@@ -29,7 +29,7 @@ def status_rank_sql(column: SQLColumnExpression[str | None]) -> ColumnElement[in
     return case(STATUS_RANK, value=func.coalesce(column, "pending"), else_=0)
 
 
-def record_status(session: Session, status: ParsedStatus) -> bool | None:
+def record_status(session: DbSession, status: ParsedStatus) -> bool | None:
     """Keep one status Meta reported and apply it to its message.
 
     True: applied (or its message already had a later status); False: its message is not
@@ -65,7 +65,7 @@ def record_status(session: Session, status: ParsedStatus) -> bool | None:
 
 
 def apply_status(
-    session: Session,
+    session: DbSession,
     wamid: str,
     status: str,
     occurred_at: datetime,
@@ -92,7 +92,7 @@ def apply_status(
     return session.execute(select(Message.id).where(Message.wamid == wamid)).first() is not None
 
 
-def apply_waiting_statuses(session: Session, wamid: str) -> None:
+def apply_waiting_statuses(session: DbSession, wamid: str) -> None:
     """Apply statuses that arrived before their message (stored in `status_events`)."""
     events = session.execute(
         select(StatusEvent).where(StatusEvent.wamid == wamid, StatusEvent.status.in_(KNOWN_STATUSES))

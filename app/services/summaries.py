@@ -24,14 +24,15 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import BigInteger, DateTime, Update, bindparam, case, func, update
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, DateTime, Table, Update, bindparam, case, func, update
 
+from app.extensions import DbSession
 from app.models import Conversation
 from app.models.messages import HIDDEN_TYPES, NOTE_TYPE
 
-_conversations = Conversation.__table__
+_conversations = cast(Table, Conversation.__table__)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def touch_statement(effect: Effect) -> Update:
 
 
 def touch_conversation(
-    session: Session,
+    session: DbSession,
     conversation_id: int,
     message_id: int | None,
     *,

@@ -10,6 +10,7 @@ import hmac
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from app.services import inbound
 from app.whatsapp.payloads import PayloadError, SignatureCheck, decode_body, verify_signature
@@ -20,7 +21,7 @@ bp = Blueprint("webhook", __name__)
 
 
 @bp.get("/webhook/whatsapp")
-def verify():
+def verify() -> ResponseReturnValue:
     expected = current_app.config["WHATSAPP_VERIFY_TOKEN"]
     token = request.args.get("hub.verify_token", "")
     challenge = request.args.get("hub.challenge", "")
@@ -35,7 +36,7 @@ def verify():
 
 
 @bp.post("/webhook/whatsapp")
-def receive():
+def receive() -> ResponseReturnValue:
     body = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413 before reading
     check = verify_signature(
         current_app.config["WHATSAPP_APP_SECRET"], body, request.headers.get("X-Hub-Signature-256")

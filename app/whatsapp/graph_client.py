@@ -61,7 +61,8 @@ def parse_error(http_status: int, body: Any) -> GraphError:
             code=None, title=f"HTTP {http_status} from Graph", http_status=http_status, retryable=http_status >= 500
         )
     code = error.get("code") if isinstance(error.get("code"), int) else None
-    data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
+    error_data = error.get("error_data")
+    data: dict[str, Any] = error_data if isinstance(error_data, dict) else {}
     details = data.get("details") if isinstance(data.get("details"), str) else None
     return GraphError(
         code=code,
@@ -343,7 +344,8 @@ class GraphClient:
         while url:
             data = self._json(self._request("GET", url, params=params, operation="templates", idempotent=True))
             templates += [t for t in data.get("data", []) if isinstance(t, dict)]
-            paging = data.get("paging") if isinstance(data.get("paging"), dict) else {}
+            raw_paging = data.get("paging")
+            paging: dict[str, Any] = raw_paging if isinstance(raw_paging, dict) else {}
             url = paging.get("next") if isinstance(paging.get("next"), str) else None
             params = None
         return templates
