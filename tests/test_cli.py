@@ -77,8 +77,9 @@ def test_demo_seed_fills_conversations_with_exact_summaries(runner, agent):
         ).scalar_one()
         == 0
     )
-    spanish = db.session.execute(select(Message.text).where(Message.direction == "in").limit(1)).scalar_one()
-    assert any(ch in spanish for ch in "¿áéíóúñ")
+    # The customers write Spanish (any one message may not carry an accent; the seed as a whole does).
+    inbound = db.session.execute(select(Message.text).where(Message.direction == "in")).scalars().all()
+    assert sum(any(ch in text for ch in "¿áéíóúñ") for text in inbound) >= len(inbound) // 4
     # seeding again adds instead of colliding
     assert (
         runner.invoke(args=["demo", "seed", "--conversations", "5", "--messages-per-conversation", "2"]).exit_code == 0
