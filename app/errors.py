@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, Response, current_app, render_template, request
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from app.api.errors import error_response
 from app.extensions import db
 from app.metrics import DB_UNAVAILABLE, WEBHOOK_DELIVERIES
 from app.ratelimits import retry_after_seconds
@@ -48,11 +49,12 @@ def _wants_json() -> bool:
     return best == "application/json"
 
 
-def _answer(status: int, error: str, message: str):  # type: ignore[no-untyped-def]
+def _answer(status: int, error: str, message: str) -> Response:
+    """The one JSON error body (`app/api/errors.py`) for API clients, Meta and probes; the
+    error page for browsers."""
     if _wants_json():
-        response = jsonify(error=error, message=message)
-    else:
-        response = current_app.make_response((render_template("error.html", status=status, message=message), status))
+        return error_response(status, error, message)
+    response = current_app.make_response((render_template("error.html", status=status, message=message), status))
     response.status_code = status
     return response
 

@@ -2,7 +2,7 @@
 canned responses they answer with.
 
 Each function owns its transaction, as the sending service does: it validates, writes and
-commits, or raises `Refused` (the API's 4xx) before anything is written.
+commits, or raises a domain error (`app/services/errors.py`) before anything is written.
 
 Marking read commits first and tells Meta afterwards, with no database connection held while
 Graph is called. The read receipt is a courtesy (blue ticks on the customer's phone): when
@@ -21,19 +21,20 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from app.converters import MAX_ID
 from app.extensions import db
 from app.metrics import READ_RECEIPTS
 from app.models import Agent, BusinessNumber, CannedResponse, Conversation, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.models.messages import HIDDEN_TYPES, NOTE_TYPE
+from app.services.conversations import escape_like
+from app.services.errors import Conflict, Invalid, NotFound
 from app.services.graph import graph_client
-from app.services.sending import Refused
 from app.whatsapp.graph import GraphError
 from app.whatsapp.rules import MAX_TEXT_CHARS
 
 log = logging.getLogger(__name__)
 
-MAX_ID = 2**31 - 1
 SHORT_CODE = re.compile(r"^[a-z0-9_-]{1,32}$")
 
 # --- read receipts ---------------------------------------------------------------------------
@@ -59,14 +60,12 @@ def _receipt_outcome(result: str) -> ReadResult:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _not_found(what: str = "Conversation") -> Refused:
-    return Refused(404, "not_found", f"{what} not found.")
+def _not_found(what: str = "Conversation") -> NotFound:
+    return NotFound(f"{what} not found.")
 
 
 def _lock_conversation(conversation_id: int) -> Conversation:
     """The conversation, locked until commit: marking read and unread serialise with ingest."""
-    if not 1 <= conversation_id <= MAX_ID:
-        raise _not_found()
     conversation = db.session.execute(
         select(Conversation).where(Conversation.id == conversation_id).with_for_update()
     ).scalar_one_or_none()
@@ -93,25 +92,21 @@ def _newest_customer_message(conversation_id: int) -> Any:
 
 def _json_object(data: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise Refused(400, "invalid_body", "The body must be a JSON object.")
+        raise Invalid("The body must be a JSON object.")
     unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise Refused(
-            400,
-            "invalid_body",
-            f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}.",
-        )
+        raise Invalid(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}.", field=unknown[0])
     return data
 
 
 def _text(data: dict[str, Any], name: str = "text") -> str:
     text = data.get(name)
     if not isinstance(text, str) or not text.strip():
-        raise Refused(400, "invalid_body", f"'{name}' must be a non-empty string.")
+        raise Invalid(field=name, message=f"'{name}' must be a non-empty string.")
     if len(text) > MAX_TEXT_CHARS:
-        raise Refused(400, "invalid_body", f"'{name}' must be at most {MAX_TEXT_CHARS} characters.")
+        raise Invalid(field=name, message=f"'{name}' must be at most {MAX_TEXT_CHARS} characters.")
     if "\x00" in text:
-        raise Refused(400, "invalid_body", f"'{name}' must not contain NUL characters.")
+        raise Invalid(field=name, message=f"'{name}' must not contain NUL characters.")
     return text
 
 
@@ -173,17 +168,15 @@ def update_conversation(conversation_id: int, data: Any) -> None:
     """
     body = _json_object(data, CONVERSATION_FIELDS)
     if not body:
-        raise Refused(400, "invalid_body", f"Send at least one of: {', '.join(CONVERSATION_FIELDS)}.")
+        raise Invalid(f"Send at least one of: {', '.join(CONVERSATION_FIELDS)}.")
     if "status" in body and body["status"] not in CONVERSATION_STATUSES:
-        raise Refused(400, "invalid_body", f"'status' must be one of {', '.join(CONVERSATION_STATUSES)}.")
+        raise Invalid(f"'status' must be one of {', '.join(CONVERSATION_STATUSES)}.", field="status")
     assignee = body.get("assignee")
     if assignee is not None and (not isinstance(assignee, int) or isinstance(assignee, bool) or assignee < 1):
-        raise Refused(400, "invalid_body", "'assignee' must be an agent's id, or null to unassign.")
+        raise Invalid("'assignee' must be an agent's id, or null to unassign.", field="assignee")
     if "unread" in body and body["unread"] is not True:
-        raise Refused(
-            400,
-            "invalid_body",
-            "'unread' can only be true (mark unread); POST …/leido marks the conversation read.",
+        raise Invalid(
+            "'unread' can only be true (mark unread); POST …/leido marks the conversation read.", field="unread"
         )
 
     conversation = _lock_conversation(conversation_id)
@@ -193,15 +186,14 @@ def update_conversation(conversation_id: int, data: Any) -> None:
             and db.session.execute(select(Agent.id).where(Agent.id == assignee, Agent.active.is_(True))).first()
         )
         if not active:
-            raise Refused(400, "invalid_body", f"'assignee' {assignee} is not an active agent.")
+            raise Invalid(f"'assignee' {assignee} is not an active agent.", field="assignee")
     newest = None
     if body.get("unread"):
         newest = _newest_customer_message(conversation_id)
         if newest is None:
-            raise Refused(
-                409,
-                "nothing_to_mark_unread",
+            raise Conflict(
                 "The customer has not written in this conversation: nothing to mark unread.",
+                code="nothing_to_mark_unread",
             )
 
     values: dict[str, Any] = {"updated_at": func.now()}
@@ -228,8 +220,6 @@ def add_note(conversation_id: int, agent_id: int, data: Any) -> int:
     message or preview, and never touch the unread count or the 24-hour window.
     """
     text = _text(_json_object(data, ("text",)))
-    if not 1 <= conversation_id <= MAX_ID:
-        raise _not_found()
     touched = db.session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id)
@@ -263,16 +253,12 @@ def _canned_select():  # type: ignore[no-untyped-def]
     )
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def list_canned_responses(q: str | None) -> list[Any]:
     """Every canned response, by short code; `q` keeps those whose short code or text starts
     with it (case-insensitive)."""
     query = _canned_select().order_by(CannedResponse.short_code, CannedResponse.id)
     if q:
-        prefix = _escape_like(q.lower()) + "%"
+        prefix = escape_like(q.lower()) + "%"
         query = query.where(
             func.lower(CannedResponse.short_code).like(prefix, escape="\\")
             | func.lower(CannedResponse.text).like(prefix, escape="\\")
@@ -285,11 +271,7 @@ def create_canned_response(agent_id: int, data: Any) -> Any:
     body = _json_object(data, ("short_code", "text"))
     short_code = body.get("short_code")
     if not isinstance(short_code, str) or not SHORT_CODE.match(short_code.lower()):
-        raise Refused(
-            400,
-            "invalid_body",
-            "'short_code' must be 1–32 characters: letters, digits, '_' or '-'.",
-        )
+        raise Invalid("'short_code' must be 1–32 characters: letters, digits, '_' or '-'.", field="short_code")
     short_code = short_code.lower()
     text = _text(body)
     new_id = db.session.execute(
@@ -300,14 +282,12 @@ def create_canned_response(agent_id: int, data: Any) -> Any:
     ).scalar()
     if new_id is None:
         db.session.rollback()
-        raise Refused(409, "duplicate_short_code", f"A canned response with short code '{short_code}' already exists.")
+        raise Conflict(f"A canned response with short code '{short_code}' already exists.", code="duplicate_short_code")
     db.session.commit()
     return db.session.execute(_canned_select().where(CannedResponse.id == new_id)).one()
 
 
 def delete_canned_response(canned_id: int) -> None:
-    if not 1 <= canned_id <= MAX_ID:
-        raise _not_found("Canned response")
     deleted = db.session.execute(
         delete(CannedResponse).where(CannedResponse.id == canned_id).returning(CannedResponse.id)
     ).scalar()

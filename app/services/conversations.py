@@ -46,7 +46,8 @@ class ConversationPage:
         return math.ceil(self.total / self.per_page) if self.total else 0
 
 
-def _escape_like(value: str) -> str:
+def escape_like(value: str) -> str:
+    """`value` matched literally inside a LIKE pattern (escape character: backslash)."""
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -64,7 +65,7 @@ def _base_conditions(filters: ConversationFilters) -> list[Any]:
     elif filters.unread is False:
         conditions.append(Conversation.unread_count == 0)
     if filters.q:
-        pattern = f"%{_escape_like(filters.q)}%"
+        pattern = f"%{escape_like(filters.q)}%"
         conditions.append(
             Conversation.contact_id.in_(select(Contact.id).where(_search_expression().ilike(pattern, escape="\\")))
         )

@@ -7,6 +7,7 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
+from app.api.errors import error_response
 from app.metrics import WEBHOOK_DELIVERIES
 from app.services.webhooks import receive_delivery
 from app.whatsapp.payloads import PayloadError, SignatureCheck, decode_body, verify_signature
@@ -40,16 +41,16 @@ def receive():
     if check is SignatureCheck.MISSING:
         log.warning("webhook refused: no X-Hub-Signature-256 header")
         WEBHOOK_DELIVERIES.labels(outcome="missing_signature").inc()
-        return jsonify(error="signature_missing", message="X-Hub-Signature-256 header is required."), 401
+        return error_response(401, "signature_missing", "X-Hub-Signature-256 header is required.")
     if check is SignatureCheck.INVALID:
         log.warning("webhook refused: signature does not match")
         WEBHOOK_DELIVERIES.labels(outcome="bad_signature").inc()
-        return jsonify(error="signature_invalid", message="X-Hub-Signature-256 does not match the body."), 403
+        return error_response(403, "signature_invalid", "X-Hub-Signature-256 does not match the body.")
     try:
         data = decode_body(body)
     except PayloadError as exc:
         WEBHOOK_DELIVERIES.labels(outcome="invalid_body").inc()
-        return jsonify(error="invalid_body", message=str(exc)), 400
+        return error_response(400, "invalid_body", str(exc))
     result = receive_delivery(body, data)
     return jsonify(
         status="ok",
