@@ -14,12 +14,14 @@ from flask import Response, jsonify, request
 
 from app.api import serializers
 from app.api.errors import domain_error_body, status_for
+from app.api.schemas import SendRequest, SendTemplate, SendText
+from app.api.validation import accepts
 from app.api.views import bp
 from app.auth.guards import api_auth_required, current_agent
 from app.extensions import db
 from app.services import sending
 from app.services.conversations import message_row
-from app.services.errors import DomainError, Invalid
+from app.services.errors import DomainError
 from app.services.sending import KeptAnswer, SendOutcome
 
 
@@ -60,18 +62,29 @@ def _respond(answer: KeptAnswer, *, replayed: bool = False) -> Response:
     return response
 
 
+def outgoing(request: SendText | SendTemplate) -> sending.OutgoingText | sending.OutgoingTemplate:
+    """The service's command for a validated send request."""
+    if isinstance(request, SendText):
+        return sending.OutgoingText(text=request.text, reply_to=request.reply_to)
+    template = request.template
+    return sending.OutgoingTemplate(
+        name=template.name,
+        language=template.language_code,
+        parameters={name: str(value) for name, value in template.parameters.items()},
+        reply_to=request.reply_to,
+    )
+
+
 @bp.post("/conversaciones/<id:conversation_id>/mensajes")
 @api_auth_required
-def send_message(conversation_id: int) -> Any:
-    data = request.get_json(silent=True)
-    if data is None:
-        raise Invalid("The body must be JSON (Content-Type: application/json).")
-    outgoing = sending.parse_send_request(data)
+@accepts(json=SendRequest)
+def send_message(conversation_id: int, json: SendRequest) -> Any:
+    data = request.get_json()  # as sent: what an Idempotency-Key stands for
     key = request.headers.get("Idempotency-Key")
     idempotency = (
         sending.Idempotency(key, sending.request_hash(conversation_id, data), render) if key is not None else None
     )
-    result = sending.send(conversation_id, current_agent().id, outgoing, idempotency)
+    result = sending.send(conversation_id, current_agent().id, outgoing(json.root), idempotency)
     if isinstance(result, KeptAnswer):
         return _respond(result, replayed=True)
     return _respond(result.kept or render(result))

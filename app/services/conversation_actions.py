@@ -13,7 +13,6 @@ counted (`inbox_read_receipts_total{result="failed"}`), and the local read stand
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +20,6 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from app.converters import MAX_ID
 from app.extensions import db
 from app.metrics import READ_RECEIPTS
 from app.models import Agent, BusinessNumber, CannedResponse, Conversation, Message
@@ -31,11 +29,9 @@ from app.services.conversations import escape_like
 from app.services.errors import Conflict, Invalid, NotFound
 from app.services.graph import graph_client
 from app.whatsapp.graph import GraphError
-from app.whatsapp.rules import MAX_TEXT_CHARS
 
 log = logging.getLogger(__name__)
 
-SHORT_CODE = re.compile(r"^[a-z0-9_-]{1,32}$")
 
 # --- read receipts ---------------------------------------------------------------------------
 
@@ -90,26 +86,6 @@ def _newest_customer_message(conversation_id: int) -> Any:
     ).first()
 
 
-def _json_object(data: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise Invalid("The body must be a JSON object.")
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise Invalid(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}.", field=unknown[0])
-    return data
-
-
-def _text(data: dict[str, Any], name: str = "text") -> str:
-    text = data.get(name)
-    if not isinstance(text, str) or not text.strip():
-        raise Invalid(field=name, message=f"'{name}' must be a non-empty string.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise Invalid(field=name, message=f"'{name}' must be at most {MAX_TEXT_CHARS} characters.")
-    if "\x00" in text:
-        raise Invalid(field=name, message=f"'{name}' must not contain NUL characters.")
-    return text
-
-
 # --- marking read ---------------------------------------------------------------------------
 
 
@@ -157,38 +133,33 @@ def mark_read(conversation_id: int) -> ReadResult:
 
 # --- status, assignee, unread ---------------------------------------------------------------
 
-CONVERSATION_FIELDS = ("status", "assignee", "unread")
+
+@dataclass(frozen=True)
+class ConversationChanges:
+    """A triage of one conversation, already well-formed (the API's schema checked it)."""
+
+    status: str | None = None  # one of CONVERSATION_STATUSES, or None to leave it
+    assign: bool = False  # set the assignee to `assignee` (None unassigns)
+    assignee: int | None = None
+    mark_unread: bool = False
 
 
-def update_conversation(conversation_id: int, data: Any) -> None:
-    """Apply a PATCH: `status`, `assignee` (an active agent's id or null), `unread: true`.
+def update_conversation(conversation_id: int, changes: ConversationChanges) -> None:
+    """Apply a triage: status, assignee (an active agent or nobody), mark unread.
 
     All or nothing. `updated_at` moves; `last_activity_at` does not, so triage never reorders
     the list (it is sorted by the conversation's last message).
     """
-    body = _json_object(data, CONVERSATION_FIELDS)
-    if not body:
-        raise Invalid(f"Send at least one of: {', '.join(CONVERSATION_FIELDS)}.")
-    if "status" in body and body["status"] not in CONVERSATION_STATUSES:
+    if changes.status is not None and changes.status not in CONVERSATION_STATUSES:
         raise Invalid(f"'status' must be one of {', '.join(CONVERSATION_STATUSES)}.", field="status")
-    assignee = body.get("assignee")
-    if assignee is not None and (not isinstance(assignee, int) or isinstance(assignee, bool) or assignee < 1):
-        raise Invalid("'assignee' must be an agent's id, or null to unassign.", field="assignee")
-    if "unread" in body and body["unread"] is not True:
-        raise Invalid(
-            "'unread' can only be true (mark unread); POST …/leido marks the conversation read.", field="unread"
-        )
-
+    assignee = changes.assignee if changes.assign else None
     conversation = _lock_conversation(conversation_id)
     if assignee is not None:
-        active = (
-            assignee <= MAX_ID
-            and db.session.execute(select(Agent.id).where(Agent.id == assignee, Agent.active.is_(True))).first()
-        )
-        if not active:
+        active = db.session.execute(select(Agent.id).where(Agent.id == assignee, Agent.active.is_(True))).first()
+        if active is None:
             raise Invalid(f"'assignee' {assignee} is not an active agent.", field="assignee")
     newest = None
-    if body.get("unread"):
+    if changes.mark_unread:
         newest = _newest_customer_message(conversation_id)
         if newest is None:
             raise Conflict(
@@ -197,9 +168,9 @@ def update_conversation(conversation_id: int, data: Any) -> None:
             )
 
     values: dict[str, Any] = {"updated_at": func.now()}
-    if "status" in body:
-        values["status"] = body["status"]
-    if "assignee" in body:
+    if changes.status is not None:
+        values["status"] = changes.status
+    if changes.assign:
         values["assignee_id"] = assignee
     if newest is not None and newest.is_read:
         db.session.execute(update(Message).where(Message.id == newest.id).values(is_read=False))
@@ -213,13 +184,12 @@ def update_conversation(conversation_id: int, data: Any) -> None:
 # --- private notes --------------------------------------------------------------------------
 
 
-def add_note(conversation_id: int, agent_id: int, data: Any) -> int:
+def add_note(conversation_id: int, agent_id: int, text: str) -> int:
     """Store a private note; returns its message id.
 
     Notes are shown to agents in the thread but never sent, never the conversation's last
     message or preview, and never touch the unread count or the 24-hour window.
     """
-    text = _text(_json_object(data, ("text",)))
     touched = db.session.execute(
         update(Conversation)
         .where(Conversation.id == conversation_id)
@@ -266,14 +236,9 @@ def list_canned_responses(q: str | None) -> list[Any]:
     return list(db.session.execute(query).all())
 
 
-def create_canned_response(agent_id: int, data: Any) -> Any:
+def create_canned_response(agent_id: int, short_code: str, text: str) -> Any:
     """Store a canned response; its short code is kept lower-case and unique regardless of case."""
-    body = _json_object(data, ("short_code", "text"))
-    short_code = body.get("short_code")
-    if not isinstance(short_code, str) or not SHORT_CODE.match(short_code.lower()):
-        raise Invalid("'short_code' must be 1–32 characters: letters, digits, '_' or '-'.", field="short_code")
     short_code = short_code.lower()
-    text = _text(body)
     new_id = db.session.execute(
         insert(CannedResponse)
         .values(short_code=short_code, text=text, created_by_id=agent_id)

@@ -31,7 +31,7 @@ from app.services.errors import Conflict, DomainError, Invalid, KeyReused, NotFo
 from app.services.graph import graph_client
 from app.whatsapp.graph import WINDOW_CLOSED, GraphError
 from app.whatsapp.ingest import apply_waiting_statuses
-from app.whatsapp.rules import MAX_TEXT_CHARS, template_graph_payload, window_expires_at, window_open
+from app.whatsapp.rules import template_graph_payload, window_expires_at, window_open
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Idempotency:
     render: Render
 
 
-# --- validation (pure) ---------------------------------------------------------------------
+# --- what is sent (already well-formed: the API's schema checked it) -------------------------
 
 
 @dataclass
@@ -95,45 +95,6 @@ class OutgoingTemplate:
     language: str
     parameters: dict[str, str]
     reply_to: int | None = None
-
-
-def parse_send_request(data: Any) -> OutgoingText | OutgoingTemplate:
-    if not isinstance(data, dict):
-        raise Invalid("The body must be a JSON object.")
-    reply_to = data.get("reply_to")
-    if reply_to is not None and (not isinstance(reply_to, int) or isinstance(reply_to, bool) or reply_to < 1):
-        raise Invalid("'reply_to' must be the id of a message in this conversation.")
-    kind = data.get("type")
-    if kind == "text":
-        text = data.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise Invalid("'text' must be a non-empty string.")
-        if len(text) > MAX_TEXT_CHARS:
-            raise Invalid(f"'text' must be at most {MAX_TEXT_CHARS} characters.")
-        if "\x00" in text:
-            raise Invalid("'text' must not contain NUL characters.")
-        return OutgoingText(text=text, reply_to=reply_to)
-    if kind == "template":
-        template = data.get("template")
-        if not isinstance(template, dict):
-            raise Invalid("'template' must be an object with name, language and parameters.")
-        name, language = template.get("name"), template.get("language", "es")
-        if isinstance(language, dict):  # Graph's own shape: {"code": "es"}
-            language = language.get("code")
-        if not isinstance(name, str) or not name or not isinstance(language, str) or not language:
-            raise Invalid("'template.name' and 'template.language' must be strings.")
-        parameters = template.get("parameters", {})
-        if not isinstance(parameters, dict) or not all(
-            isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool)
-            for k, v in parameters.items()
-        ):
-            raise Invalid("'template.parameters' must map placeholders to text.")
-        if any("\x00" in str(s) for s in (name, language, *parameters, *parameters.values())):
-            raise Invalid("'template' must not contain NUL characters.")
-        return OutgoingTemplate(
-            name=name, language=language, parameters={k: str(v) for k, v in parameters.items()}, reply_to=reply_to
-        )
-    raise Invalid("'type' must be 'text' or 'template'.")
 
 
 def _template_payload(template: MessageTemplate, parameters: dict[str, str]) -> tuple[dict[str, Any], str]:
