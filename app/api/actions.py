@@ -8,7 +8,7 @@ from typing import Any
 from flask import jsonify
 
 from app.api import serializers
-from app.api.schemas import CannedResponseQuery, CannedResponseRequest, ConversationChange, NoteRequest
+from app.api.schemas import CannedResponseQuery, CannedResponseRequest, ConversationPatch, NoteRequest
 from app.api.validation import accepts
 from app.api.views import bp
 from app.auth.guards import api_auth_required, current_agent
@@ -26,8 +26,8 @@ def mark_read(conversation_id: int) -> Any:
 
 @bp.patch("/conversaciones/<id:conversation_id>")
 @api_auth_required
-@accepts(json=ConversationChange)
-def update_conversation(conversation_id: int, json: ConversationChange) -> Any:
+@accepts("updateConversation")
+def update_conversation(conversation_id: int, json: ConversationPatch) -> Any:
     changes = actions.ConversationChanges(
         status=json.status,
         assign="assignee" in json.model_fields_set,
@@ -40,7 +40,7 @@ def update_conversation(conversation_id: int, json: ConversationChange) -> Any:
 
 @bp.post("/conversaciones/<id:conversation_id>/notas")
 @api_auth_required
-@accepts(json=NoteRequest)
+@accepts("addNote")
 def add_note(conversation_id: int, json: NoteRequest) -> Any:
     note_id = actions.add_note(conversation_id, current_agent().id, json.text)
     return jsonify(serializers.message(message_row(db.session, note_id), {})), 201
@@ -48,7 +48,7 @@ def add_note(conversation_id: int, json: NoteRequest) -> Any:
 
 @bp.get("/respuestas")
 @api_auth_required
-@accepts(query=CannedResponseQuery)
+@accepts("listCannedResponses")
 def canned_responses(query: CannedResponseQuery) -> Any:
     rows = actions.list_canned_responses(query.q)
     return jsonify(canned_responses=[serializers.canned_response(row) for row in rows])
@@ -56,7 +56,7 @@ def canned_responses(query: CannedResponseQuery) -> Any:
 
 @bp.post("/respuestas")
 @api_auth_required
-@accepts(json=CannedResponseRequest)
+@accepts("createCannedResponse")
 def create_canned_response(json: CannedResponseRequest) -> Any:
     row = actions.create_canned_response(current_agent().id, json.short_code, json.text)
     return jsonify(serializers.canned_response(row)), 201

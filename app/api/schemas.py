@@ -80,10 +80,16 @@ def _query_text(value: Any) -> Any:
 
 
 def _query_int(default: int | None, minimum: int, maximum: int, description: str) -> Any:
+    """An integer query parameter, documented as `{type: integer, minimum, maximum, default}`."""
+    documented: dict[str, Any] = {"type": "integer", "minimum": minimum, "maximum": maximum}
+    if default is not None:
+        documented["default"] = default
+    bounded = Annotated[int, Field(ge=minimum, le=maximum)]
     return Annotated[
-        int | None if default is None else int,
+        bounded if default is not None else bounded | None,
         BeforeValidator(_query_digits),
-        Field(default=default, ge=minimum, le=maximum, description=description),
+        WithJsonSchema(documented),
+        Field(default=default, description=description),
     ]
 
 
@@ -150,6 +156,7 @@ def _unread(value: Any) -> Any:
 SearchText = Annotated[
     Annotated[str, Field(max_length=MAX_QUERY_CHARS), AfterValidator(_no_nul)] | None,
     BeforeValidator(_query_text),
+    WithJsonSchema({"type": "string", "maxLength": MAX_QUERY_CHARS, "pattern": r"^[^\u0000]*$"}),
     Field(default=None),
 ]
 
@@ -159,8 +166,10 @@ class ConversationListQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    page: _query_int(1, 1, MAX_PAGE, "1-based page number.")  # type: ignore[valid-type]
-    per_page: _query_int(DEFAULT_PER_PAGE, 1, MAX_PER_PAGE, "Conversations per page.")  # type: ignore[valid-type]
+    page: _query_int(1, 1, MAX_PAGE, "1-based page number. Digits only; empty means the default.")  # type: ignore[valid-type]
+    per_page: _query_int(  # type: ignore[valid-type]
+        DEFAULT_PER_PAGE, 1, MAX_PER_PAGE, "Conversations per page. Digits only; empty means the default."
+    )
     status: Annotated[
         tuple[str, ...],
         BeforeValidator(_statuses),
@@ -169,25 +178,51 @@ class ConversationListQuery(BaseModel):
                 "type": "string",
                 "pattern": r"^\s*(all|\s*(open|pending|resolved)?\s*(,\s*(open|pending|resolved)?\s*)*)\s*$",
                 "default": "all",
+                "examples": ["open", "open,pending"],
             }
         ),
         Field(
-            default=(),
-            description="`open`, `pending`, `resolved`, several of them comma-separated, or `all` (the default).",
+            default="all",
+            validate_default=True,
+            description="`all` (the default, same as empty), or a comma-separated list of `open`, `pending`, "
+            "`resolved` (spaces around items and empty items are ignored; `all` cannot be mixed with statuses).",
         ),
     ]
     assignee: Annotated[
         str | int,
         BeforeValidator(_assignee),
-        WithJsonSchema({"type": "string"}),
-        Field(default="all", description="`me`, `unassigned`, an agent id, or `all` (the default)."),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "enum": ["all", "me", "unassigned"]},
+                    {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                ],
+                "default": "all",
+            }
+        ),
+        Field(
+            default="all",
+            description="The tab: `all` (the default, same as empty), `me` (assigned to the caller), "
+            "`unassigned`, or the numeric id of an agent. Surrounding spaces are ignored.",
+        ),
     ]
-    q: Annotated[SearchText, Field(description="Part of the contact's name or number (≤ 100 characters).")]
+    q: Annotated[
+        SearchText,
+        Field(
+            description="Case-insensitive substring of the contact's name or phone number (`%` and `_` match "
+            "themselves). Surrounding spaces are trimmed first; empty means no search. At most 100 characters "
+            "after trimming, no NUL characters."
+        ),
+    ]
     unread: Annotated[
         bool | None,
         BeforeValidator(_unread),
         WithJsonSchema({"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}),
-        Field(default=None, description="Only unread (`true`) or only read (`false`) conversations."),
+        Field(
+            default=None,
+            description="`true`/`1`/`yes`: only conversations with unread customer messages; `false`/`0`/`no`: "
+            "only fully read ones; empty or absent: both. Case-insensitive, surrounding spaces ignored.",
+        ),
     ]
 
 
@@ -196,9 +231,15 @@ class ThreadQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    limit: _query_int(DEFAULT_MESSAGE_LIMIT, 1, MAX_MESSAGE_LIMIT, "Messages per page.")  # type: ignore[valid-type]
+    limit: _query_int(  # type: ignore[valid-type]
+        DEFAULT_MESSAGE_LIMIT, 1, MAX_MESSAGE_LIMIT, "Messages per page. Digits only; empty means the default."
+    )
     before: _query_int(  # type: ignore[valid-type]
-        None, 1, MAX_BIG_ID, "A message id (`next_cursor` of the previous page): the page ends before it."
+        None,
+        1,
+        MAX_BIG_ID,
+        "A message id from `next_cursor`: the page ends just before that message. It must be a message of "
+        "this conversation (else 400 with `parameter: before`).",
     )
 
 
@@ -207,7 +248,13 @@ class CannedResponseQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    q: Annotated[SearchText, Field(description="A prefix of the short code or the text (≤ 100 characters).")]
+    q: Annotated[
+        SearchText,
+        Field(
+            description="Keep those whose short code or text starts with this (case-insensitive; `%` and `_` are "
+            "literal). At most 100 characters, no NUL."
+        ),
+    ]
 
 
 # --- bodies --------------------------------------------------------------------------------
@@ -217,8 +264,8 @@ class SendText(BaseModel):
     """Free text: only while the customer's 24-hour window is open."""
 
     type: Literal["text"]
-    text: Annotated[AgentText, Field(description="1–4,096 characters.")]
-    reply_to: Annotated[MessageId | None, Field(description="The id of a message in this conversation to quote.")] = (
+    text: AgentText
+    reply_to: Annotated[MessageId | None, Field(description="The `id` of a message of this conversation to quote.")] = (
         None
     )
 
@@ -230,11 +277,17 @@ class LanguageCode(BaseModel):
 
 
 class TemplateRef(BaseModel):
-    name: Name
-    language: Annotated[Name | LanguageCode, Field(description="The template's language code.")] = "es"
+    name: Annotated[Name, Field(description="An approved template (`flask --app wsgi templates sync`).")]
+    language: Annotated[
+        Name | LanguageCode, Field(description='A language code (default `es`) or Graph\'s own `{"code": "es"}`.')
+    ] = "es"
     parameters: Annotated[
         dict[Name, Annotated[StrictStr | StrictInt | StrictFloat, AfterValidator(lambda v: _no_nul(str(v)))]],
-        Field(description='Every placeholder of the template filled: `{"header.1", "body.1", "button.0.1", …}`.'),
+        Field(
+            description="Every placeholder of the template, as `header.<n>`, `body.<n>` or `button.<index>.<n>` "
+            "(names as in the template), to non-blank text.",
+            examples=[{"body.1": "Ana", "body.2": "#123"}],
+        ),
     ] = {}
 
     @property
@@ -247,30 +300,43 @@ class SendTemplate(BaseModel):
 
     type: Literal["template"]
     template: TemplateRef
-    reply_to: Annotated[MessageId | None, Field(description="The id of a message in this conversation to quote.")] = (
+    reply_to: Annotated[MessageId | None, Field(description="The `id` of a message of this conversation to quote.")] = (
         None
     )
 
 
 class SendRequest(RootModel[Annotated[SendText | SendTemplate, Field(discriminator="type")]]):
-    """`POST /conversaciones/{id}/mensajes`."""
+    """A free-text message or an approved template, optionally quoting a message of the conversation."""
 
 
-class ConversationChange(BaseModel):
+class ConversationPatch(BaseModel):
     """`PATCH /conversaciones/{id}`: any of the fields, all or nothing."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    status: Literal[CONVERSATION_STATUSES] | None = None  # type: ignore[valid-type]
-    assignee: Annotated[AgentId | None, Field(description="An active agent's id, or null to unassign.")] = None
+    status: Annotated[
+        Literal[CONVERSATION_STATUSES] | None,  # type: ignore[valid-type]
+        WithJsonSchema({"type": "string", "enum": list(CONVERSATION_STATUSES)}),
+    ] = None
+    assignee: Annotated[
+        AgentId | None,
+        WithJsonSchema(
+            {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "maximum": MAX_ID,
+                "description": "An active agent's id, or null to unassign.",
+            }
+        ),
+    ] = None
     unread: Annotated[
         StrictBool | None,
         AfterValidator(lambda v: _only_true(v)),
-        WithJsonSchema({"const": True, "description": "`true` marks the conversation unread again."}),
+        WithJsonSchema({"const": True, "description": "Mark unread again (POST …/leido marks read)."}),
     ] = None
 
     @model_validator(mode="after")
-    def _something(self) -> ConversationChange:
+    def _something(self) -> ConversationPatch:
         if not self.model_fields_set:
             raise PydanticCustomError("empty", "Send at least one of: status, assignee, unread.")
         if "status" in self.model_fields_set and self.status is None:
@@ -289,7 +355,7 @@ class NoteRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: Annotated[AgentText, Field(description="1–4,096 characters.")]
+    text: AgentText
 
 
 class CannedResponseRequest(BaseModel):
@@ -301,7 +367,22 @@ class CannedResponseRequest(BaseModel):
         StrictStr,
         Field(
             pattern=r"^[A-Za-z0-9_-]{1,32}$",
-            description="1–32 of `a-z 0-9 _ -`, stored lower-case; unique whatever the case.",
+            description="1–32 letters, digits, `_` or `-`; stored lower-case, unique whatever the case.",
         ),
     ]
-    text: Annotated[AgentText, Field(description="1–4,096 characters.")]
+    text: AgentText
+
+
+# --- where each model is used --------------------------------------------------------------
+
+# Each validated operation (by its OpenAPI operationId) and its (query, body) models. The views
+# declare `@accepts("<operationId>")`; app/api/docs.py documents the same models.
+INPUTS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
+    "listConversations": (ConversationListQuery, None),
+    "listMessages": (ThreadQuery, None),
+    "sendMessage": (None, SendRequest),
+    "updateConversation": (None, ConversationPatch),
+    "addNote": (None, NoteRequest),
+    "listCannedResponses": (CannedResponseQuery, None),
+    "createCannedResponse": (None, CannedResponseRequest),
+}

@@ -77,7 +77,7 @@ def outgoing(request: SendText | SendTemplate) -> sending.OutgoingText | sending
 
 @bp.post("/conversaciones/<id:conversation_id>/mensajes")
 @api_auth_required
-@accepts(json=SendRequest)
+@accepts("sendMessage")
 def send_message(conversation_id: int, json: SendRequest) -> Any:
     data = request.get_json()  # as sent: what an Idempotency-Key stands for
     key = request.headers.get("Idempotency-Key")

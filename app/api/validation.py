@@ -1,9 +1,10 @@
 """Declared input for the API's views: spectree runs the pydantic models of `app/api/schemas.py`.
 
-`@accepts(query=…, json=…)` goes under `@api_auth_required`, so credentials are checked
+`@accepts("<operationId>")` goes under `@api_auth_required`, so credentials are checked
 before input (a caller without them learns nothing about the parameters) and the CSRF
-exemption and per-blueprint rate limits stay as they are. The view receives the validated
-models as its `query` and `json` arguments.
+exemption and per-blueprint rate limits stay as they are. The models of each operation are
+declared once, in `schemas.INPUTS`; the view receives them validated as its `query` and
+`json` arguments, and `app/api/docs.py` documents the same models.
 
 Refusals keep the API's answers: a bad query parameter is 400
 `{"error": "invalid_parameter", "parameter", "message"}`; a body that is not JSON, not an
@@ -14,12 +15,14 @@ error handler (`app/api/errors.py`) answers them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from flask import request
 from pydantic import BaseModel, RootModel, ValidationError
 from spectree import SpecTree
 
+from app.api.schemas import INPUTS
 from app.services.errors import Invalid, InvalidParameter
 
 # Generates nothing by itself and registers no route: the document is served by
@@ -28,7 +31,7 @@ from app.services.errors import Invalid, InvalidParameter
 spec = SpecTree(
     "flask",
     mode="strict",
-    annotations=True,
+    annotations=False,
     title="WhatsApp Business inbox",
     version="1.0.0",
     openapi_version="3.1.0",
@@ -103,11 +106,28 @@ def _before_hook(query: type[BaseModel] | None, json: type[BaseModel] | None) ->
     return before
 
 
-def accepts(
-    *, query: type[BaseModel] | None = None, json: type[BaseModel] | None = None, **options: Any
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Validate the query string and/or JSON body with these models before the view runs; the
-    view gets them as its `query` / `json` arguments. `options` go to spectree (`resp`, `tags`…)."""
-    return spec.validate(
-        query=query, json=json, before=_before_hook(query, json), validation_error_status=400, **options
-    )
+def accepts(operation: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Validate the query string and/or JSON body with the models `schemas.INPUTS` gives this
+    operation before the view runs; the view gets them as its `query` / `json` arguments.
+    `options` go to spectree's `validate` (`tags`…)."""
+    query, json = INPUTS[operation]
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def with_input(*args: Any, **kwargs: Any) -> Any:
+            if query is not None:
+                kwargs["query"] = request.context.query  # type: ignore[attr-defined]
+            if json is not None:
+                kwargs["json"] = request.context.json  # type: ignore[attr-defined]
+            return view(*args, **kwargs)
+
+        return spec.validate(
+            query=query,
+            json=json,
+            before=_before_hook(query, json),
+            validation_error_status=400,
+            operation_id=operation,
+            **options,
+        )(with_input)
+
+    return decorate

@@ -48,7 +48,7 @@ def _not_found(what: str) -> Response:
 
 @bp.get("/conversaciones")
 @api_auth_required
-@accepts(query=ConversationListQuery)
+@accepts("listConversations")
 def conversations(query: ConversationListQuery) -> Any:
     page, per_page = query.page, query.per_page
     filters = ConversationFilters(statuses=query.status, assignee=query.assignee, q=query.q, unread=query.unread)
@@ -82,7 +82,7 @@ def conversation(conversation_id: int) -> Any:
 
 @bp.get("/conversaciones/<id:conversation_id>/mensajes")
 @api_auth_required
-@accepts(query=ThreadQuery)
+@accepts("listMessages")
 def messages(conversation_id: int, query: ThreadQuery) -> Any:
     if not conversation_exists(db.session, conversation_id):
         return _not_found("Conversation")
