@@ -3,8 +3,9 @@
 What the API accepts is generated from the pydantic models the views validate with
 (`app/api/schemas.py`, `INPUTS`): the query parameters and the request-body schemas of those
 operations come from the models, so the documentation cannot drift from the validation. The
-rest — responses, headers, security, the non-JSON routes (webhook, pages, assets, admin
-forms, health, metrics) — is still written in `app/api/openapi.yaml`.
+error bodies come from the models of `app/api/responses.py`. The rest — the data answers,
+headers, security, the non-JSON routes (webhook, pages, assets, admin forms, health,
+metrics) — is still written in `app/api/openapi.yaml`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from app.api.responses import RESPONSE_MODELS
 from app.api.schemas import INPUTS
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
@@ -37,6 +39,8 @@ def openapi_document() -> dict[str, Any]:
         if isinstance(operation, dict) and "operationId" in operation
     }
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for model in RESPONSE_MODELS:
+        schemas.update(component_schemas(model))
     for operation_id, (query, body) in INPUTS.items():
         operation = operations[operation_id]  # a KeyError here: INPUTS names an undocumented operation
         if query is not None:
@@ -75,7 +79,21 @@ def component_schemas(model: type[BaseModel]) -> dict[str, Any]:
     definitions = schema.pop("$defs", {})
     _drop_impossible_defaults(schema)
     _drop_impossible_defaults(definitions)
+    _link_components(schema)
+    _link_components(definitions)
     return {**definitions, model.__name__: schema}
+
+
+def _link_components(node: Any) -> None:
+    """`{"x-component": "Message"}` (a schema pydantic cannot reference) becomes its `$ref`."""
+    if isinstance(node, dict):
+        if set(node) == {"x-component"}:
+            node["$ref"] = REF_TEMPLATE.format(model=node.pop("x-component"))
+        for value in node.values():
+            _link_components(value)
+    elif isinstance(node, list):
+        for value in node:
+            _link_components(value)
 
 
 def _allows_null(schema: dict[str, Any]) -> bool:
