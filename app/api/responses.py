@@ -1,8 +1,10 @@
-"""What the API answers when it refuses or fails, declared as pydantic models.
+"""What the app answers in JSON, declared as pydantic models (so far: the errors and the
+smaller data answers; conversations, messages and templates are still in openapi.yaml).
 
-`app/api/errors.py` builds these bodies (the one `error_response()`), `app/api/sending.py`
-builds the send failure; the models describe them exactly and are the OpenAPI schemas of the
-same names (`app/api/docs.py`). They are documentation and type, not a second serialiser.
+`app/api/errors.py` builds the error bodies (the one `error_response()`), `app/api/sending.py`
+the send failure, the serialisers and views the rest; the models describe those dicts exactly
+and are the OpenAPI schemas of the same names (`app/api/docs.py`). They are documentation and
+type, not a second serialiser.
 """
 
 from __future__ import annotations
@@ -11,6 +13,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+
+def _component(name: str) -> WithJsonSchema:
+    """A schema still written in openapi.yaml; app/api/docs.py turns the marker into its $ref."""
+    return WithJsonSchema({"x-component": name})
 
 
 class _Closed(BaseModel):
@@ -85,8 +92,7 @@ class SendFailure(_Closed):
     message: str
     graph_error: GraphErrorDetail
     message_id: Annotated[int, Field(description="The failed message's id, for `/reintentar`.")]
-    # A schema still written in openapi.yaml; app/api/docs.py turns the marker into its $ref.
-    stored_message: Annotated[dict[str, Any], WithJsonSchema({"x-component": "Message"})]
+    stored_message: Annotated[dict[str, Any], _component("Message")]
 
 
 class MediaFailure(_Closed):
@@ -97,11 +103,96 @@ class MediaFailure(_Closed):
     graph_error: GraphErrorDetail
 
 
-# Documented under `components/schemas` by their class names.
+class WebhookReceipt(_Closed):
+    """What the webhook answers Meta once a delivery is committed."""
+
+    status: Literal["ok"]
+    outcome: Annotated[
+        Literal["stored", "partial", "duplicate"],
+        Field(
+            description="`stored`: everything usable was stored. `partial`: stored what could be parsed; the "
+            "problems are kept with the raw delivery. `duplicate`: this exact body was already committed, "
+            "nothing was applied again (all counters are 0)."
+        ),
+    ]
+    messages_stored: Annotated[int, Field(ge=0, description="Messages new to the database.")]
+    messages_duplicate: Annotated[
+        int, Field(ge=0, description="Messages whose `wamid` was already stored (Meta's redeliveries).")
+    ]
+    statuses_applied: Annotated[
+        int,
+        Field(ge=0, description="Statuses for a stored message (applied unless they would move it backwards)."),
+    ]
+    statuses_waiting: Annotated[
+        int, Field(ge=0, description="Statuses for a message not stored yet; applied when it arrives.")
+    ]
+
+
+class Pagination(_Closed):
+    page: Annotated[int, Field(ge=1)]
+    per_page: Annotated[int, Field(ge=1, le=100)]
+    total: Annotated[
+        int, Field(ge=0, description="Conversations in the chosen `assignee` tab under the other filters.")
+    ]
+    pages: Annotated[int, Field(ge=0, description="ceil(total / per_page); 0 when there is nothing.")]
+
+
+class Counts(_Closed):
+    """The size of each tab under the `status`, `unread` and `q` filters (not `assignee`)."""
+
+    mine: Annotated[int, Field(ge=0, description="Assigned to the caller.")]
+    unassigned: Annotated[int, Field(ge=0)]
+    all: Annotated[int, Field(ge=0)]
+
+
+class ConversationList(_Closed):
+    conversations: Annotated[
+        list[dict[str, Any]], WithJsonSchema({"type": "array", "items": {"x-component": "ConversationSummary"}})
+    ]
+    pagination: Pagination
+    counts: Counts
+
+
+class ReadResult(_Closed):
+    unread_count: Literal[0]
+    read_receipt: Annotated[
+        Literal["sent", "failed", "not_needed"],
+        Field(
+            description="`sent`: Meta accepted the read receipt; `failed`: Graph refused it or could not be "
+            "reached (logged; the local read stands); `not_needed`: nothing the customer wrote was unread, so "
+            "no receipt was sent."
+        ),
+    ]
+
+
+class AgentRef(_Closed):
+    id: int
+    name: str
+
+
+class CannedResponse(_Closed):
+    id: int
+    short_code: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]
+    text: str
+    created_by: Annotated[
+        AgentRef | None, Field(description="The agent who saved it; null once that agent is deleted.")
+    ]
+    created_at: datetime
+
+
+class CannedResponseList(_Closed):
+    canned_responses: list[CannedResponse]
+
+
+# Documented under `components/schemas` by their class names (with the models they use).
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
     MissingParametersError,
     WindowClosedError,
     SendFailure,
     MediaFailure,
+    WebhookReceipt,
+    ConversationList,
+    ReadResult,
+    CannedResponseList,
 )
