@@ -1,5 +1,5 @@
 """What the app answers in JSON, declared as pydantic models (so far: the errors and the
-smaller data answers; conversations, messages and templates are still in openapi.yaml).
+smaller data answers; conversations and messages are still in openapi.yaml).
 
 `app/api/errors.py` builds the error bodies (the one `error_response()`), `app/api/sending.py`
 the send failure, the serialisers and views the rest; the models describe those dicts exactly
@@ -184,6 +184,31 @@ class CannedResponseList(_Closed):
     canned_responses: list[CannedResponse]
 
 
+class Template(_Closed):
+    """A message template of the business account, as Meta describes it."""
+
+    id: int
+    name: Annotated[str, Field(examples=["pedido_listo"])]
+    language: Annotated[str, Field(description="Meta's language code, e.g. `es` or `en_US`.")]
+    category: Annotated[str | None, Field(description="`UTILITY`, `MARKETING` or `AUTHENTICATION`.")]
+    status: Literal["APPROVED"]
+    components: Annotated[
+        list[dict[str, Any]],
+        Field(
+            description="Meta's components (`HEADER`, `BODY`, `FOOTER`, `BUTTONS`) as synced, with `{{1}}` "
+            "placeholders."
+        ),
+    ]
+    placeholders: Annotated[
+        list[str],
+        Field(
+            description="Every placeholder an agent must fill, as the keys of `template.parameters` when "
+            "sending: `header.<n>`, `body.<n>`, `button.<index>.<n>`.",
+            examples=[["header.1", "body.1", "body.2", "button.0.1"]],
+        ),
+    ]
+
+
 # Documented under `components/schemas` by their class names (with the models they use).
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
@@ -195,4 +220,5 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     ConversationList,
     ReadResult,
     CannedResponseList,
+    Template,
 )
