@@ -87,8 +87,14 @@ def component_schemas(model: type[BaseModel]) -> dict[str, Any]:
 def _link_components(node: Any) -> None:
     """`{"x-component": "Message"}` (a schema pydantic cannot reference) becomes its `$ref`."""
     if isinstance(node, dict):
-        if set(node) == {"x-component"}:
-            node["$ref"] = REF_TEMPLATE.format(model=node.pop("x-component"))
+        if "x-component" in node:
+            # Only a description may stay beside the $ref (pydantic adds a title).
+            ref = REF_TEMPLATE.format(model=node.pop("x-component"))
+            description = node.get("description")
+            node.clear()
+            node["$ref"] = ref
+            if description:
+                node["description"] = description
         for value in node.values():
             _link_components(value)
     elif isinstance(node, list):

@@ -1,5 +1,5 @@
 """What the app answers in JSON, declared as pydantic models (so far: the errors and the
-smaller data answers; conversations and messages are still in openapi.yaml).
+conversations; the message shape is still in openapi.yaml).
 
 `app/api/errors.py` builds the error bodies (the one `error_response()`), `app/api/sending.py`
 the send failure, the serialisers and views the rest; the models describe those dicts exactly
@@ -13,6 +13,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from app.models.conversations import CONVERSATION_STATUSES
+from app.models.messages import DIRECTIONS
 
 
 def _component(name: str) -> WithJsonSchema:
@@ -145,14 +148,6 @@ class Counts(_Closed):
     all: Annotated[int, Field(ge=0)]
 
 
-class ConversationList(_Closed):
-    conversations: Annotated[
-        list[dict[str, Any]], WithJsonSchema({"type": "array", "items": {"x-component": "ConversationSummary"}})
-    ]
-    pagination: Pagination
-    counts: Counts
-
-
 class ReadResult(_Closed):
     unread_count: Literal[0]
     read_receipt: Annotated[
@@ -182,6 +177,110 @@ class CannedResponse(_Closed):
 
 class CannedResponseList(_Closed):
     canned_responses: list[CannedResponse]
+
+
+Preview = Annotated[str | None, Field(max_length=160)]
+DeliveryStatus = Annotated[str | None, _component("DeliveryStatus")]
+
+
+class Contact(_Closed):
+    wa_id: Annotated[str | None, Field(description="The phone number without `+`, when Meta shares it.")]
+    user_id: Annotated[str | None, Field(description="Meta's business-scoped user id (BSUID), when sent.")]
+    name: Annotated[str | None, Field(description="The WhatsApp profile name.")]
+
+
+class LastMessage(_Closed):
+    """The newest message shown in the thread (reactions, edits and revokes excluded)."""
+
+    id: int
+    direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
+    type: str
+    preview: Annotated[
+        Preview,
+        Field(
+            description="The first 160 characters of the text or caption; null when none or when the message "
+            "was deleted."
+        ),
+    ]
+    sent_at: datetime
+    status: DeliveryStatus
+    deleted: bool
+
+
+class LastAgentMessage(_Closed):
+    """The newest outbound message."""
+
+    id: int
+    type: str
+    preview: Preview
+    sent_at: datetime
+    status: DeliveryStatus
+    agent: Annotated[
+        AgentRef | None,
+        Field(description="The agent who sent it; null for messages sent from the WhatsApp Business app."),
+    ]
+
+
+class ConversationSummary(_Closed):
+    """A conversation as the list, the detail and a triage answer show it."""
+
+    id: int
+    display_name: Annotated[
+        str, Field(description="The contact's profile name, else `+<wa_id>`, else the business-scoped user id.")
+    ]
+    contact: Contact
+    status: Annotated[
+        Literal[CONVERSATION_STATUSES],  # type: ignore[valid-type]
+        Field(description="A new customer message reopens a resolved conversation."),
+    ]
+    assignee: AgentRef | None
+    unread_count: Annotated[int, Field(ge=0, description="Unread customer messages, exact (not capped).")]
+    last_message: Annotated[
+        LastMessage | None,
+        Field(
+            description="The newest message shown in the thread (reactions, edits and revokes excluded); null "
+            "when none."
+        ),
+    ]
+    last_agent_message: Annotated[
+        LastAgentMessage | None,
+        Field(description="The newest outbound message; null when the business never wrote."),
+    ]
+    last_customer_message_at: Annotated[
+        datetime | None,
+        Field(description="The newest customer message, by Meta's clock; null when the customer never wrote."),
+    ]
+    window_expires_at: Annotated[
+        datetime | None,
+        Field(
+            description="`last_customer_message_at` + 24 hours: WhatsApp's customer service window. Until then "
+            "free-form replies are allowed; afterwards only approved templates. Null when the customer never wrote."
+        ),
+    ]
+    last_activity_at: Annotated[
+        datetime, Field(description="The newest message or event of any kind; the list's sort key.")
+    ]
+    updated_at: datetime
+
+
+class MessagePage(_Closed):
+    messages: Annotated[
+        list[dict[str, Any]],
+        WithJsonSchema({"type": "array", "description": "Oldest to newest.", "items": {"x-component": "Message"}}),
+    ]
+    next_cursor: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Pass as `before` for the previous (older) page; null when this is the oldest page.",
+        ),
+    ]
+
+
+class ConversationList(_Closed):
+    conversations: list[ConversationSummary]
+    pagination: Pagination
+    counts: Counts
 
 
 class Template(_Closed):
@@ -221,4 +320,6 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     ReadResult,
     CannedResponseList,
     Template,
+    ConversationSummary,
+    MessagePage,
 )
