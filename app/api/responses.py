@@ -1,5 +1,5 @@
 """What the app answers in JSON, declared as pydantic models (so far: the errors and the
-conversations; the message shape is still in openapi.yaml).
+conversations and messages).
 
 `app/api/errors.py` builds the error bodies (the one `error_response()`), `app/api/sending.py`
 the send failure, the serialisers and views the rest; the models describe those dicts exactly
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.models.conversations import CONVERSATION_STATUSES
 from app.models.messages import DIRECTIONS
+from app.whatsapp.payloads import MEDIA_TYPES
 
 
 def _component(name: str) -> WithJsonSchema:
@@ -95,7 +96,7 @@ class SendFailure(_Closed):
     message: str
     graph_error: GraphErrorDetail
     message_id: Annotated[int, Field(description="The failed message's id, for `/reintentar`.")]
-    stored_message: Annotated[dict[str, Any], _component("Message")]
+    stored_message: Annotated[dict[str, Any], _component("Message")]  # Message, declared below
 
 
 class MediaFailure(_Closed):
@@ -263,11 +264,187 @@ class ConversationSummary(_Closed):
     updated_at: datetime
 
 
-class MessagePage(_Closed):
-    messages: Annotated[
-        list[dict[str, Any]],
-        WithJsonSchema({"type": "array", "description": "Oldest to newest.", "items": {"x-component": "Message"}}),
+class SenderCustomer(_Closed):
+    type: Literal["customer"]
+
+
+class SenderAgent(_Closed):
+    type: Literal["agent"]
+    agent: Annotated[
+        AgentRef | None, Field(description="Null for messages sent from the WhatsApp Business app (echoes).")
     ]
+
+
+class SenderSystem(_Closed):
+    type: Literal["system"]
+
+
+Sender = Annotated[
+    SenderCustomer | SenderAgent | SenderSystem, Field(discriminator="type", description="Who wrote the message.")
+]
+
+
+class ReplyTo(_Closed):
+    """The quoted message. All but `wamid` are null when the quoted message is not stored."""
+
+    id: int | None
+    wamid: str
+    direction: Literal[DIRECTIONS] | None  # type: ignore[valid-type]
+    type: str | None
+    preview: Preview
+
+
+class Reaction(_Closed):
+    """The current reaction of one reactor (a later reaction replaces it; a removal clears it)."""
+
+    emoji: str
+    from_: Annotated[Literal["customer", "agent"], Field(alias="from")]
+    agent_id: int | None
+    sent_at: datetime
+
+
+class MessageError(_Closed):
+    """Meta's error for a failed or unsupported message."""
+
+    code: int | None
+    title: str | None
+    details: str | None
+
+
+class Media(_Closed):
+    """The media of an image, video, audio, document or sticker (its caption is `text`)."""
+
+    id: Annotated[
+        str | None,
+        Field(description="Meta's media id; download the file with `GET /whatsapp/api/media/{message_id}`."),
+    ]
+    mime_type: str | None
+    sha256: str | None
+    filename: Annotated[str | None, Field(description="Documents only.")]
+    voice: Annotated[bool, Field(description="An audio recorded as a voice note.")]
+    animated: Annotated[bool, Field(description="An animated sticker.")]
+
+
+class Location(_Closed):
+    latitude: float | None
+    longitude: float | None
+    name: str | None
+    address: str | None
+    url: str | None
+
+
+class SentTemplate(_Closed):
+    """The template an agent sent (its text, placeholders filled, is `text`)."""
+
+    name: str
+    language: str | None
+
+
+# Types whose content is a field of its own, present only for that type and while not deleted.
+_OWN_FIELD_TYPES = ("location", "contacts", "interactive", "button", "order", "system")
+_MODELED_TYPES = ["text", "unsupported", "template", "note", *MEDIA_TYPES, *_OWN_FIELD_TYPES]
+
+
+def _present(field: str) -> dict[str, Any]:
+    """A type-specific field, documented as an object that is present (never null) or absent."""
+    return {"x-component": field}
+
+
+def _object(description: str) -> Any:
+    return WithJsonSchema({"type": "object", "description": description})
+
+
+def _message_rules() -> dict[str, Any]:
+    """Which type-specific field goes with which `type` (JSON Schema 2020-12 conditionals)."""
+    live = {"deleted": {"const": False}}
+    kinds: dict[str, dict[str, Any]] = {
+        "media": {"enum": list(MEDIA_TYPES)},
+        **{name: {"const": name} for name in _OWN_FIELD_TYPES},
+        "raw": {"not": {"enum": _MODELED_TYPES}},
+    }
+    return {
+        "dependentSchemas": {
+            "template": {"properties": {"type": {"const": "template"}}},
+            **{field: {"properties": {"type": kind, **live}} for field, kind in kinds.items()},
+        },
+        "allOf": [
+            {"if": {"properties": {"type": kind, **live}}, "then": {"required": [field]}}
+            for field, kind in kinds.items()
+        ],
+    }
+
+
+class Message(_Closed):
+    """One message of the thread. The fields up to `received_at` are always present. The type-specific
+    field (`media`, `location`, `contacts`, `interactive`, `button`, `order`, `system`, or `raw` for types
+    the inbox does not model) is present only for its type and only while the message is not deleted.
+    `template` is present on templates sent by agents; `referral` when the customer came from an ad."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_message_rules())
+
+    id: Annotated[int, Field(ge=1, description="The message's id in the inbox; the thread's cursor.")]
+    wamid: Annotated[str | None, Field(description="WhatsApp's message id.")]
+    direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
+    sender: Sender
+    type: Annotated[
+        str,
+        Field(
+            description="Meta's message type: `text`, `image`, `video`, `audio`, `document`, `sticker`, "
+            "`location`, `contacts`, `interactive`, `button`, `order`, `system`, `unsupported`, or any type "
+            "Meta adds later; `template` for templates sent by agents and `note` for agents' private notes."
+        ),
+    ]
+    text: Annotated[
+        str | None,
+        Field(description="The text, caption, chosen reply or contact names; null when none or when deleted."),
+    ]
+    reply_to: ReplyTo | None
+    forwarded: bool
+    reactions: list[Reaction]
+    status: DeliveryStatus
+    error: MessageError | None
+    edited_at: Annotated[
+        datetime | None, Field(description="When the customer last edited the message; `text` is the edited text.")
+    ]
+    deleted: Annotated[
+        bool,
+        Field(description="The customer deleted the message; `text` is null and no type-specific field is sent."),
+    ]
+    sent_at: Annotated[
+        datetime, Field(description="Meta's timestamp (the customer's clock for inbound); orders the thread.")
+    ]
+    received_at: Annotated[datetime, Field(description="When the inbox stored it.")]
+    template: Annotated[SentTemplate | None, WithJsonSchema(_present("SentTemplate"))] = None
+    referral: Annotated[
+        dict[str, Any] | None,
+        _object("Meta's click-to-WhatsApp ad referral (`source_url`, `source_type`, `headline`, …), as sent."),
+    ] = None
+    media: Annotated[Media | None, WithJsonSchema(_present("Media"))] = None
+    location: Annotated[Location | None, WithJsonSchema(_present("Location"))] = None
+    contacts: Annotated[
+        list[dict[str, Any]] | None,
+        WithJsonSchema(
+            {"type": "array", "description": "Meta's shared contact cards, as sent.", "items": {"type": "object"}}
+        ),
+    ] = None
+    interactive: Annotated[
+        dict[str, Any] | None, _object("Meta's `interactive` object (button or list reply), as sent.")
+    ] = None
+    button: Annotated[dict[str, Any] | None, _object("Meta's `button` object (a template quick reply), as sent.")] = (
+        None
+    )
+    order: Annotated[dict[str, Any] | None, _object("Meta's `order` object, as sent.")] = None
+    system: Annotated[
+        dict[str, Any] | None, _object("Meta's `system` object (e.g. the customer changed number), as sent.")
+    ] = None
+    raw: Annotated[
+        dict[str, Any] | None,
+        _object("The whole message object as Meta sent it, for types the inbox does not model."),
+    ] = None
+
+
+class MessagePage(_Closed):
+    messages: Annotated[list[Message], Field(description="Oldest to newest.")]
     next_cursor: Annotated[
         int | None,
         Field(
@@ -322,4 +499,8 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Template,
     ConversationSummary,
     MessagePage,
+    Message,
+    SentTemplate,
+    Media,
+    Location,
 )
