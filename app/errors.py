@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, Response, current_app, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from app.api.errors import error_response
 from app.extensions import db
 from app.metrics import DB_UNAVAILABLE, WEBHOOK_DELIVERIES
 from app.ratelimits import retry_after_seconds
@@ -28,7 +30,7 @@ def _rollback() -> None:
         log.warning("rollback failed", exc_info=True)
 
 
-def _database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+def _database_unavailable(exc: Exception) -> ResponseReturnValue:
     _rollback()
     DB_UNAVAILABLE.labels(reason="pool_timeout" if isinstance(exc, PoolTimeoutError) else "connection").inc()
     if request.path.startswith("/webhook/"):
@@ -48,11 +50,12 @@ def _wants_json() -> bool:
     return best == "application/json"
 
 
-def _answer(status: int, error: str, message: str):  # type: ignore[no-untyped-def]
+def _answer(status: int, error: str, message: str) -> Response:
+    """The one JSON error body (`app/api/errors.py`) for API clients, Meta and probes; the
+    error page for browsers."""
     if _wants_json():
-        response = jsonify(error=error, message=message)
-    else:
-        response = current_app.make_response((render_template("error.html", status=status, message=message), status))
+        return error_response(status, error, message)
+    response = current_app.make_response((render_template("error.html", status=status, message=message), status))
     response.status_code = status
     return response
 
@@ -77,27 +80,27 @@ def _is_connection_problem(exc: DBAPIError) -> bool:
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(PoolTimeoutError)
-    def pool_exhausted(exc: PoolTimeoutError):  # type: ignore[no-untyped-def]
+    def pool_exhausted(exc: PoolTimeoutError) -> ResponseReturnValue:
         return _database_unavailable(exc)
 
     @app.errorhandler(DisconnectionError)
-    def disconnected(exc: DisconnectionError):  # type: ignore[no-untyped-def]
+    def disconnected(exc: DisconnectionError) -> ResponseReturnValue:
         return _database_unavailable(exc)
 
     @app.errorhandler(DBAPIError)
-    def dbapi_error(exc: DBAPIError):  # type: ignore[no-untyped-def]
+    def dbapi_error(exc: DBAPIError) -> ResponseReturnValue:
         if _is_connection_problem(exc):
             return _database_unavailable(exc)
         return internal_error(exc)
 
     @app.errorhandler(RateLimitExceeded)
-    def rate_limited(exc: RateLimitExceeded):  # type: ignore[no-untyped-def]
+    def rate_limited(exc: RateLimitExceeded) -> ResponseReturnValue:
         response = _answer(429, "rate_limited", f"Too many requests ({exc.description}); slow down and retry.")
         response.headers["Retry-After"] = str(retry_after_seconds())
         return response
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         response = _answer(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"), exc.description or "")
         # Keep what the exception says about itself (Allow on 405, WWW-Authenticate on 401).
         for name, value in exc.get_headers():
@@ -106,7 +109,7 @@ def register_error_handlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(Exception)
-    def internal_error(exc: Exception):  # type: ignore[no-untyped-def]
+    def internal_error(exc: Exception) -> ResponseReturnValue:
         _rollback()
         if request.path.startswith("/webhook/"):
             WEBHOOK_DELIVERIES.labels(outcome="error").inc()

@@ -300,6 +300,37 @@ def test_non_ascii_digits_and_agent_zero_are_400_not_500(client, auth, params):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("params", "parameter"),
+    [
+        ({"page": "1.0"}, "page"),
+        ({"page": "+1"}, "page"),
+        ({"page": " 1"}, "page"),
+        ({"per_page": "1e2"}, "per_page"),
+        ({"unread": "on"}, "unread"),
+        ({"status": "open,closed"}, "status"),
+        ({"assignee": "2147483648"}, "assignee"),
+    ],
+)
+def test_query_integers_are_ascii_digits_and_booleans_are_words(client, auth, params, parameter):
+    response = client.get("/whatsapp/api/conversaciones", headers=auth, query_string=params)
+    assert response.status_code == 400
+    body = response.json
+    assert body["error"] == "invalid_parameter" and body["parameter"] == parameter
+    assert body["message"].startswith(f"'{parameter}' ")
+
+
+def test_empty_and_repeated_query_parameters_read_as_before(client, auth, post_webhook):
+    _conversation_with(post_webhook, "5491900000101", "Repetida")
+    empty = client.get("/whatsapp/api/conversaciones?page=&per_page=&status=&assignee=&unread=&q=", headers=auth)
+    assert empty.status_code == 200 and empty.json["pagination"]["per_page"] == 50
+    repeated = client.get("/whatsapp/api/conversaciones?per_page=1&per_page=500", headers=auth)
+    assert repeated.status_code == 200 and repeated.json["pagination"]["per_page"] == 1
+    conversation_id = empty.json["conversations"][0]["id"]
+    thread = client.get(f"/whatsapp/api/conversaciones/{conversation_id}/mensajes?limit=0", headers=auth)
+    assert thread.status_code == 400 and thread.json["parameter"] == "limit"
+
+
 def test_405_keeps_its_allow_header(client, auth):
     response = client.delete("/whatsapp/api/conversaciones", headers=auth)
     assert response.status_code == 405 and "GET" in response.headers["Allow"]

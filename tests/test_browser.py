@@ -119,7 +119,7 @@ def _seed_accounts(database_url: str, graph: fake_graph.FakeGraph) -> str:
             ("horario", "Abrimos de lunes a viernes de 9 a 18 h y los sábados de 10 a 14 h."),
             ("envio", "Los envíos dentro de la ciudad llegan en 24 a 48 h hábiles."),
         ):
-            conversation_actions.create_canned_response(admin.id, {"short_code": code, "text": reply})
+            conversation_actions.create_canned_response(admin.id, code, reply)
         token = agent_service.create_token(ADMIN)
         db.engine.dispose()
     return token

@@ -16,6 +16,7 @@ from app.services import agents as agent_service
 from app.services import conversation_actions
 from tests import meta
 from tests.conftest import PROJECT_ROOT, store_approved_template
+from tests.fake_graph import TEMPLATES, error
 from tests.test_pages import csrf_token, login
 
 
@@ -179,6 +180,20 @@ def test_template_sync_from_the_admin_page(client, agent, graph):
     token = csrf_token(client.get("/admin/").text)
     response = client.post("/admin/templates/sync", data={"csrf_token": token}, follow_redirects=True)
     assert "Plantillas sincronizadas: 1 añadidas" in response.text
+
+
+def test_a_template_sync_that_cannot_run_is_explained_in_the_pages_language(app, client, agent, graph, monkeypatch):
+    monkeypatch.setitem(app.config, "WHATSAPP_BUSINESS_ACCOUNT_ID", "")
+    login(client, agent.email)
+    token = csrf_token(client.get("/admin/").text)
+    response = client.post("/admin/templates/sync", data={"csrf_token": token}, follow_redirects=True)
+    assert "No se pudieron sincronizar las plantillas: WHATSAPP_BUSINESS_ACCOUNT_ID no está configurado." in (
+        response.text
+    )
+    monkeypatch.setitem(app.config, "WHATSAPP_BUSINESS_ACCOUNT_ID", meta.WABA_ID)
+    graph.script(TEMPLATES, error(190))
+    response = client.post("/admin/templates/sync", data={"csrf_token": token}, follow_redirects=True)
+    assert "No se pudieron sincronizar las plantillas: WhatsApp no devolvió la lista de plantillas." in response.text
 
 
 def test_english_catalogue_translates_every_string():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -104,6 +105,37 @@ def test_reply_to_sends_the_quoted_messages_wamid(client, auth, graph, conversat
 def test_bad_send_requests_are_400_and_store_nothing(client, auth, graph, conversation, body):
     response = _send(client, auth, conversation, body)
     assert response.status_code == 400 and response.json["message"]
+    assert _outbound() == [] and graph.sent() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "text", "text": "hola", "reply_to": True}, "reply_to"),
+        ({"type": "text", "text": "hola", "reply_to": 1.0}, "reply_to"),
+        ({"type": "text", "text": "a\x00b"}, "text"),
+        ({"type": "template", "template": {"name": "saludo", "parameters": {"body.1": True}}}, "template.parameters"),
+        ({"type": "template", "template": {"name": "saludo\x00"}}, "template.name"),
+        ({"type": "template", "template": {"name": "saludo", "language": {"code": ""}}}, "template.language"),
+    ],
+)
+def test_send_bodies_are_strict_and_name_the_field(client, auth, graph, conversation, body, field):
+    response = _send(client, auth, conversation, body)
+    assert response.status_code == 400 and response.json["error"] == "invalid_body"
+    assert f"'{field}" in response.json["message"]
+    assert _outbound() == [] and graph.sent() == []
+
+
+@pytest.mark.parametrize("body", ["hola", 5, None, [{"type": "text", "text": "hola"}]])
+def test_a_send_body_that_is_json_but_not_an_object_is_400(client, auth, graph, conversation, body):
+    response = client.post(
+        f"/whatsapp/api/conversaciones/{conversation}/mensajes",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers=auth,
+    )
+    assert response.status_code == 400 and response.json["error"] == "invalid_body"
+    assert "JSON" in response.json["message"]
     assert _outbound() == [] and graph.sent() == []
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-ROLE_CHOICES = [SelectChoice("agent", _l("Agent")), SelectChoice("admin", _l("Administrator"))]
+ROLE_CHOICES = [("agent", _l("Agent")), ("admin", _l("Administrator"))]
 
 
 class CreateAgentForm(FlaskForm):

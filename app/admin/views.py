@@ -9,6 +9,7 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
@@ -18,8 +19,7 @@ from app.extensions import db
 from app.models import Agent, MessageTemplate
 from app.services import agents as agent_service
 from app.services import templates as template_service
-from app.services.agents import AgentError
-from app.services.templates import TemplateSyncError
+from app.services.errors import DomainError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -42,7 +42,7 @@ def _agent_or_404(agent_id: int) -> Agent:
     return agent
 
 
-def _page(create_form: CreateAgentForm | None = None, status: int = 200, **extra: Any):  # type: ignore[no-untyped-def]
+def _page(create_form: CreateAgentForm | None = None, status: int = 200, **extra: Any) -> ResponseReturnValue:
     templates = db.session.execute(
         select(
             func.count(), func.count().filter(MessageTemplate.status == "APPROVED"), func.max(MessageTemplate.synced_at)
@@ -66,20 +66,20 @@ def _page(create_form: CreateAgentForm | None = None, status: int = 200, **extra
 
 @bp.get("/")
 @admin_required
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     return _page()
 
 
 @bp.post("/agents")
 @admin_required
-def create_agent():  # type: ignore[no-untyped-def]
+def create_agent() -> ResponseReturnValue:
     form = CreateAgentForm()
     if not form.validate_on_submit():
         return _page(form, 400)
     password = form.password.data or secrets.token_urlsafe(12)
     try:
         agent = agent_service.create_agent(form.email.data or "", form.name.data or "", password, role=form.role.data)
-    except AgentError as error:
+    except DomainError as error:
         form.email.errors = [*form.email.errors, _agent_error(error)]
         return _page(form, 400)
     if not form.password.data:
@@ -89,50 +89,60 @@ def create_agent():  # type: ignore[no-untyped-def]
     return redirect(url_for("admin.index"))
 
 
-def _agent_error(error: AgentError) -> str:
-    """The service's reasons, in the page's language."""
-    text = str(error)
-    if "already exists" in text:
+def _agent_error(error: DomainError) -> str:
+    """The service's reason, in the page's language, chosen by the error's code."""
+    if error.code == "email_taken":
         return _("An agent with this email already exists.")
-    if "not an email" in text:
+    if error.code == "invalid_email":
         return _("This is not an email address.")
-    if "last active admin" in text:
+    if error.code == "last_admin":
         return _("There must always be at least one active admin.")
-    if "at least 10" in text:
+    if error.code == "password_too_short":
         return _("The password must have at least 10 characters.")
-    return text
+    if error.code == "invalid_name":
+        return _("The name must not contain NUL characters.")
+    if error.code == "invalid_role":
+        return _("This role does not exist.")
+    return _("The change could not be made.")
 
 
-@bp.post("/agents/<int:agent_id>/role")
+def _sync_error(error: DomainError) -> str:
+    """Why the template sync could not run, in the page's language, chosen by the error's code."""
+    if error.code == "not_configured":
+        return _("%(setting)s is not set.", setting=error.extra.get("setting", ""))
+    return _("WhatsApp did not list the templates.")
+
+
+@bp.post("/agents/<id:agent_id>/role")
 @admin_required
-def change_role(agent_id: int):  # type: ignore[no-untyped-def]
+def change_role(agent_id: int) -> ResponseReturnValue:
     agent = _agent_or_404(agent_id)
     form = RoleForm()
     if not form.validate_on_submit():
         abort(400)
     try:
         agent_service.set_role(agent, form.role.data)
-    except AgentError as error:
+    except DomainError as error:
         flash(_agent_error(error), "error")
     else:
-        role = next(str(c.label) for c in ROLE_CHOICES if c.value == form.role.data)
+        role = next(str(label) for value, label in ROLE_CHOICES if value == form.role.data)
         flash(_("%(name)s is now %(role)s.", name=agent.name, role=role), "success")
     return redirect(url_for("admin.index"))
 
 
-@bp.post("/agents/<int:agent_id>/deactivate")
+@bp.post("/agents/<id:agent_id>/deactivate")
 @admin_required
-def deactivate(agent_id: int):  # type: ignore[no-untyped-def]
+def deactivate(agent_id: int) -> ResponseReturnValue:
     return _set_active(agent_id, False)
 
 
-@bp.post("/agents/<int:agent_id>/activate")
+@bp.post("/agents/<id:agent_id>/activate")
 @admin_required
-def activate(agent_id: int):  # type: ignore[no-untyped-def]
+def activate(agent_id: int) -> ResponseReturnValue:
     return _set_active(agent_id, True)
 
 
-def _set_active(agent_id: int, active: bool):  # type: ignore[no-untyped-def]
+def _set_active(agent_id: int, active: bool) -> ResponseReturnValue:
     agent = _agent_or_404(agent_id)
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -141,7 +151,7 @@ def _set_active(agent_id: int, active: bool):  # type: ignore[no-untyped-def]
         return redirect(url_for("admin.index"))
     try:
         agent_service.set_active(agent, active)
-    except AgentError as error:
+    except DomainError as error:
         flash(_agent_error(error), "error")
     else:
         if active:
@@ -151,9 +161,9 @@ def _set_active(agent_id: int, active: bool):  # type: ignore[no-untyped-def]
     return redirect(url_for("admin.index"))
 
 
-@bp.post("/agents/<int:agent_id>/password")
+@bp.post("/agents/<id:agent_id>/password")
 @admin_required
-def reset_password(agent_id: int):  # type: ignore[no-untyped-def]
+def reset_password(agent_id: int) -> ResponseReturnValue:
     agent = _agent_or_404(agent_id)
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -163,13 +173,13 @@ def reset_password(agent_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/templates/sync")
 @admin_required
-def sync_templates():  # type: ignore[no-untyped-def]
+def sync_templates() -> ResponseReturnValue:
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
         result = template_service.sync_templates()
-    except TemplateSyncError as error:
-        flash(_("The templates could not be synced: %(reason)s", reason=str(error)), "error")
+    except DomainError as error:
+        flash(_("The templates could not be synced: %(reason)s", reason=_sync_error(error)), "error")
     else:
         flash(
             _(

@@ -5,65 +5,64 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, request
+from flask import jsonify
 
 from app.api import serializers
-from app.api.views import MAX_QUERY_CHARS, BadParameter, bp
+from app.api.schemas import CannedResponseQuery, CannedResponseRequest, ConversationPatch, NoteRequest
+from app.api.validation import accepts
+from app.api.views import bp
 from app.auth.guards import api_auth_required, current_agent
 from app.extensions import db
 from app.services import conversation_actions as actions
 from app.services.conversations import get_conversation_summary, message_row
-from app.services.sending import Refused
 
 
-def _json_body() -> Any:
-    data = request.get_json(silent=True)
-    if data is None:
-        raise Refused(400, "invalid_body", "The body must be JSON (Content-Type: application/json).")
-    return data
-
-
-@bp.post("/conversaciones/<int:conversation_id>/leido")
+@bp.post("/conversaciones/<id:conversation_id>/leido")
 @api_auth_required
 def mark_read(conversation_id: int) -> Any:
     result = actions.mark_read(conversation_id)
     return jsonify(unread_count=result.unread_count, read_receipt=result.read_receipt)
 
 
-@bp.patch("/conversaciones/<int:conversation_id>")
+@bp.patch("/conversaciones/<id:conversation_id>")
 @api_auth_required
-def update_conversation(conversation_id: int) -> Any:
-    actions.update_conversation(conversation_id, _json_body())
+@accepts("updateConversation")
+def update_conversation(conversation_id: int, json: ConversationPatch) -> Any:
+    changes = actions.ConversationChanges(
+        status=json.status,
+        assign="assignee" in json.model_fields_set,
+        assignee=json.assignee,
+        mark_unread=json.unread is True,
+    )
+    actions.update_conversation(conversation_id, changes)
     return jsonify(serializers.conversation_summary(get_conversation_summary(db.session, conversation_id)))
 
 
-@bp.post("/conversaciones/<int:conversation_id>/notas")
+@bp.post("/conversaciones/<id:conversation_id>/notas")
 @api_auth_required
-def add_note(conversation_id: int) -> Any:
-    note_id = actions.add_note(conversation_id, current_agent().id, _json_body())
+@accepts("addNote")
+def add_note(conversation_id: int, json: NoteRequest) -> Any:
+    note_id = actions.add_note(conversation_id, current_agent().id, json.text)
     return jsonify(serializers.message(message_row(db.session, note_id), {})), 201
 
 
 @bp.get("/respuestas")
 @api_auth_required
-def canned_responses() -> Any:
-    q = request.args.get("q", "").strip() or None
-    if q is not None and len(q) > MAX_QUERY_CHARS:
-        raise BadParameter("q", f"'q' must be at most {MAX_QUERY_CHARS} characters.")
-    if q is not None and "\x00" in q:
-        raise BadParameter("q", "'q' must not contain NUL characters.")
-    rows = actions.list_canned_responses(q)
+@accepts("listCannedResponses")
+def canned_responses(query: CannedResponseQuery) -> Any:
+    rows = actions.list_canned_responses(query.q)
     return jsonify(canned_responses=[serializers.canned_response(row) for row in rows])
 
 
 @bp.post("/respuestas")
 @api_auth_required
-def create_canned_response() -> Any:
-    row = actions.create_canned_response(current_agent().id, _json_body())
+@accepts("createCannedResponse")
+def create_canned_response(json: CannedResponseRequest) -> Any:
+    row = actions.create_canned_response(current_agent().id, json.short_code, json.text)
     return jsonify(serializers.canned_response(row)), 201
 
 
-@bp.delete("/respuestas/<int:canned_id>")
+@bp.delete("/respuestas/<id:canned_id>")
 @api_auth_required
 def delete_canned_response(canned_id: int) -> Any:
     actions.delete_canned_response(canned_id)

@@ -8,10 +8,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from app.api import docs, serializers
+from app.api.errors import error_response, register_error_handlers
+from app.api.schemas import ConversationListQuery, ThreadQuery
+from app.api.validation import accepts
 from app.auth.guards import api_auth_required, current_agent
 from app.cache import cached_list
 from app.extensions import db
-from app.models.conversations import CONVERSATION_STATUSES
 from app.services.conversations import (
     ConversationFilters,
     UnknownCursor,
@@ -20,67 +22,11 @@ from app.services.conversations import (
     list_conversations,
     list_messages,
 )
+from app.services.errors import InvalidParameter
 
 bp = Blueprint("api", __name__, url_prefix="/whatsapp/api")
 
-MAX_PER_PAGE = 100
-DEFAULT_PER_PAGE = 50
-DEFAULT_MESSAGE_LIMIT = 30
-MAX_MESSAGE_LIMIT = 100
-MAX_QUERY_CHARS = 100
-
-
-class BadParameter(ValueError):
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
-
-
-@bp.errorhandler(BadParameter)
-def bad_parameter(exc: BadParameter):  # type: ignore[no-untyped-def]
-    return jsonify(error="invalid_parameter", parameter=exc.name, message=str(exc)), 400
-
-
-def _int_arg(name: str, default: int | None, minimum: int, maximum: int | None = None) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()):
-        raise BadParameter(name, f"'{name}' must be a whole number.")
-    value = int(raw)
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise BadParameter(name, f"'{name}' must be {bounds}.")
-    return value
-
-
-def _filters() -> ConversationFilters:
-    statuses: tuple[str, ...] = ()
-    raw_status = request.args.get("status", "").strip()
-    if raw_status and raw_status != "all":
-        statuses = tuple(s.strip() for s in raw_status.split(",") if s.strip())
-        unknown = [s for s in statuses if s not in CONVERSATION_STATUSES]
-        if unknown:
-            raise BadParameter("status", f"'status' must be one of {', '.join(CONVERSATION_STATUSES)} or all.")
-    assignee: str | int = request.args.get("assignee", "all").strip() or "all"
-    if assignee not in ("all", "me", "unassigned"):
-        if not (assignee.isascii() and assignee.isdigit()) or not 0 < int(assignee) < 2**31:
-            raise BadParameter("assignee", "'assignee' must be me, unassigned, all or an agent id.")
-        assignee = int(assignee)
-    q = request.args.get("q", "").strip() or None
-    if q is not None and len(q) > MAX_QUERY_CHARS:
-        raise BadParameter("q", f"'q' must be at most {MAX_QUERY_CHARS} characters.")
-    if q is not None and "\x00" in q:
-        raise BadParameter("q", "'q' must not contain NUL characters.")
-    unread_raw = request.args.get("unread", "").strip().lower()
-    unread: bool | None = None
-    if unread_raw in ("true", "1", "yes"):
-        unread = True
-    elif unread_raw in ("false", "0", "no"):
-        unread = False
-    elif unread_raw:
-        raise BadParameter("unread", "'unread' must be true or false.")
-    return ConversationFilters(statuses=statuses, assignee=assignee, q=q, unread=unread)
+register_error_handlers(bp)
 
 
 @bp.get("/openapi.json")
@@ -93,20 +39,20 @@ def _conditional(response: Response) -> Response:
     """ETag from the body; `If-None-Match` with the same tag answers 304 (cheap polling)."""
     response.headers["Cache-Control"] = "private, no-cache"
     response.add_etag()
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    return response
 
 
-def _not_found(what: str):  # type: ignore[no-untyped-def]
-    return jsonify(error="not_found", message=f"{what} not found."), 404
+def _not_found(what: str) -> Response:
+    return error_response(404, "not_found", f"{what} not found.")
 
 
 @bp.get("/conversaciones")
 @api_auth_required
-def conversations() -> Any:
-    page = _int_arg("page", 1, minimum=1, maximum=1_000_000)
-    per_page = _int_arg("per_page", DEFAULT_PER_PAGE, minimum=1, maximum=MAX_PER_PAGE)
-    assert page is not None and per_page is not None
-    filters = _filters()
+@accepts("listConversations")
+def conversations(query: ConversationListQuery) -> Any:
+    page, per_page = query.page, query.per_page
+    filters = ConversationFilters(statuses=query.status, assignee=query.assignee, q=query.q, unread=query.unread)
     agent_id = current_agent().id
 
     def build() -> dict[str, Any]:
@@ -122,31 +68,29 @@ def conversations() -> Any:
             "counts": result.counts,
         }
 
-    query = {"page": page, "per_page": per_page, "filters": asdict(filters)}
-    return _conditional(jsonify(cached_list(agent_id, query, build)))
+    key = {"page": page, "per_page": per_page, "filters": asdict(filters)}
+    return _conditional(jsonify(cached_list(agent_id, key, build)))
 
 
-@bp.get("/conversaciones/<int:conversation_id>")
+@bp.get("/conversaciones/<id:conversation_id>")
 @api_auth_required
 def conversation(conversation_id: int) -> Any:
-    row = get_conversation_summary(db.session, conversation_id) if conversation_id < 2**31 else None
+    row = get_conversation_summary(db.session, conversation_id)
     if row is None:
         return _not_found("Conversation")
     return _conditional(jsonify(serializers.conversation_summary(row)))
 
 
-@bp.get("/conversaciones/<int:conversation_id>/mensajes")
+@bp.get("/conversaciones/<id:conversation_id>/mensajes")
 @api_auth_required
-def messages(conversation_id: int) -> Any:
-    limit = _int_arg("limit", DEFAULT_MESSAGE_LIMIT, minimum=1, maximum=MAX_MESSAGE_LIMIT)
-    before = _int_arg("before", None, minimum=1, maximum=2**63 - 1)
-    assert limit is not None
-    if conversation_id >= 2**31 or not conversation_exists(db.session, conversation_id):
+@accepts("listMessages")
+def messages(conversation_id: int, query: ThreadQuery) -> Any:
+    if not conversation_exists(db.session, conversation_id):
         return _not_found("Conversation")
     try:
-        page = list_messages(db.session, conversation_id, before=before, limit=limit)
+        page = list_messages(db.session, conversation_id, before=query.before, limit=query.limit)
     except UnknownCursor:
-        raise BadParameter("before", "'before' must be the id of a message in this conversation.") from None
+        raise InvalidParameter("before", "'before' must be the id of a message in this conversation.") from None
     return _conditional(
         jsonify(
             messages=[serializers.message(row, page.reactions) for row in page.messages],

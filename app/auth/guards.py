@@ -6,11 +6,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import g, jsonify, request
+from flask import Response, g, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms.validators import ValidationError
 
+from app.api.errors import error_response
 from app.auth.tokens import agent_for_token
 from app.extensions import db
 from app.models import Agent
@@ -31,11 +32,8 @@ def current_agent() -> Agent:
     return g.agent
 
 
-def _unauthorized(message: str):  # type: ignore[no-untyped-def]
-    response = jsonify(error="unauthorized", message=message)
-    response.status_code = 401
-    response.headers["WWW-Authenticate"] = 'Bearer realm="whatsapp-inbox"'
-    return response
+def _unauthorized(message: str) -> Response:
+    return error_response(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="whatsapp-inbox"'})
 
 
 def api_auth_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,12 +53,11 @@ def api_auth_required(view: Callable[..., Any]) -> Callable[..., Any]:
             g.agent_id = agent.id
         elif current_user.is_authenticated:
             if request.method not in SAFE_METHODS and not _csrf_header_valid():
-                response = jsonify(
-                    error="csrf_failed",
-                    message="A request authenticated by the session cookie needs a valid X-CSRFToken header.",
+                return error_response(
+                    403,
+                    "csrf_failed",
+                    "A request authenticated by the session cookie needs a valid X-CSRFToken header.",
                 )
-                response.status_code = 403
-                return response
             g.agent = current_user
             g.agent_id = current_user.id
         else:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 
 from app.extensions import DbSession
 from app.models import Agent, ApiToken
@@ -38,9 +39,12 @@ def agent_for_token(session: DbSession, token: str) -> Agent | None:
 
 
 def revoke_tokens(session: DbSession, agent: Agent) -> int:
-    result = session.execute(
-        update(ApiToken)
-        .where(ApiToken.agent_id == agent.id, ApiToken.revoked_at.is_(None))
-        .values(revoked_at=datetime.now(UTC))
+    result = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(ApiToken)
+            .where(ApiToken.agent_id == agent.id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=datetime.now(UTC))
+        ),
     )
     return result.rowcount or 0

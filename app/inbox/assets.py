@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from flask import Blueprint, Flask, abort, current_app, send_from_directory, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.security import safe_join
 
 bp = Blueprint("assets", __name__)
@@ -54,7 +55,7 @@ def asset_url(filename: str) -> str:
 
 
 @bp.get("/assets/<version>/<path:filename>")
-def asset(version: str, filename: str):  # type: ignore[no-untyped-def]
+def asset(version: str, filename: str) -> ResponseReturnValue:
     current = digest(filename)
     if current is None:
         abort(404)

@@ -10,9 +10,10 @@ goes through the JSON API (/whatsapp/api), with the page's CSRF token in `X-CSRF
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from flask import Blueprint, Response, abort, make_response, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, Response, abort, make_response, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -35,7 +36,7 @@ from app.services.conversations import (
 )
 
 bp = Blueprint("inbox", __name__)
-bp.record_once(lambda state: init_formatting(state.app))
+bp.record_once(lambda state: init_formatting(cast(Flask, state.app)))
 
 TABS = ("mine", "unassigned", "all")
 STATUS_FILTERS = (*CONVERSATION_STATUSES, "all")
@@ -103,12 +104,13 @@ def _conditional(html: str) -> Response:
     response.headers["Cache-Control"] = "private, no-cache"
     response.headers["Vary"] = "Cookie"
     response.add_etag()
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    return response
 
 
 @bp.get("/")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     selected_id = _arg_int("c", 0) or None
     context = _list_context(_list_state(), selected_id)
     if selected_id:
@@ -119,7 +121,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.get("/inbox/fragments/list")
 @login_required
-def list_fragment():  # type: ignore[no-untyped-def]
+def list_fragment() -> ResponseReturnValue:
     """The list pane; `oob` adds its state (tab, page, open conversation) for htmx to swap in."""
     state = _list_state()
     context = _list_context(state, _arg_int("c", 0) or None)
@@ -140,7 +142,7 @@ def list_fragment():  # type: ignore[no-untyped-def]
 
 @bp.get("/inbox/fragments/conversations/<id:conversation_id>")
 @login_required
-def thread_fragment(conversation_id: int):  # type: ignore[no-untyped-def]
+def thread_fragment(conversation_id: int) -> ResponseReturnValue:
     """The open conversation; `oob` adds the composer's window line for htmx to swap in."""
     context = {**_list_state(), **_thread_context(conversation_id)}
     return _conditional(render_template("inbox/_thread.html", agents=_agents(), oob=True, **context))
@@ -148,7 +150,7 @@ def thread_fragment(conversation_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/inbox/fragments/conversations/<id:conversation_id>/older")
 @login_required
-def older_fragment(conversation_id: int):  # type: ignore[no-untyped-def]
+def older_fragment(conversation_id: int) -> ResponseReturnValue:
     before = _arg_int("before", 0, maximum=MAX_BIG_ID)
     if not before:
         abort(404)
@@ -171,7 +173,7 @@ def older_fragment(conversation_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/inbox/fragments/canned")
 @login_required
-def canned_fragment():  # type: ignore[no-untyped-def]
+def canned_fragment() -> ResponseReturnValue:
     """The first canned responses whose short code or text starts with `q` (the composer's "/")."""
     q = request.args.get("q", "").replace("\x00", "").strip()[:CANNED_QUERY_CHARS] or None
     canned = [row.CannedResponse for row in list_canned_responses(q)[:CANNED_SHOWN]]
@@ -179,7 +181,7 @@ def canned_fragment():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/preferences")
-def preferences():  # type: ignore[no-untyped-def]
+def preferences() -> ResponseReturnValue:
     """Language and time zone of the pages (CSRF-checked like every form); kept in the session."""
     lang = request.form.get("lang", "")
     if lang in LANGUAGES:

@@ -14,10 +14,26 @@ from app.extensions import db
 from app.models import Agent
 from app.models import agents as agent_models
 from app.models.agents import ROLES
+from app.services.errors import Conflict, DomainError, Invalid, NotFound
+
+# What the agent functions raise (the CLI catches it): every domain error, each with its code —
+# invalid_email, invalid_name, invalid_role, password_too_short, email_taken, agent_not_found,
+# last_admin.
+AgentError = DomainError
+
+PASSWORD_MIN_CHARS = 10
 
 
-class AgentError(ValueError):
-    pass
+def _password_too_short() -> Invalid:
+    return Invalid(
+        f"The password must have at least {PASSWORD_MIN_CHARS} characters.",
+        field="password",
+        code="password_too_short",
+    )
+
+
+def _invalid_role() -> Invalid:
+    return Invalid(f"role must be one of {', '.join(ROLES)}.", field="role", code="invalid_role")
 
 
 def find_agent(email: str) -> Agent | None:
@@ -29,15 +45,15 @@ def find_agent(email: str) -> Agent | None:
 def create_agent(email: str, name: str, password: str, role: str = "agent") -> Agent:
     email = email.strip()
     if "@" not in email or "\x00" in email or len(email) > 254:
-        raise AgentError(f"{email!r} is not an email address.")
+        raise Invalid(f"{email!r} is not an email address.", field="email", code="invalid_email")
     if "\x00" in name:
-        raise AgentError("The name must not contain NUL characters.")
+        raise Invalid("The name must not contain NUL characters.", field="name", code="invalid_name")
     if role not in ROLES:
-        raise AgentError(f"role must be one of {', '.join(ROLES)}.")
-    if len(password) < 10:
-        raise AgentError("The password must have at least 10 characters.")
+        raise _invalid_role()
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise _password_too_short()
     if find_agent(email) is not None:
-        raise AgentError(f"An agent with the email {email} already exists.")
+        raise Conflict(f"An agent with the email {email} already exists.", code="email_taken")
     agent = Agent(email=email, name=name.strip() or email, role=role, active=True)
     agent.set_password(password)
     db.session.add(agent)
@@ -56,7 +72,7 @@ def ensure_first_admin() -> tuple[Agent, str] | None:
 def create_token(email: str, name: str = "", ttl_days: int | None = None) -> str:
     agent = find_agent(email)
     if agent is None or not agent.active:
-        raise AgentError(f"No active agent with the email {email}.")
+        raise NotFound(f"No active agent with the email {email}.", code="agent_not_found")
     token = issue_token(db.session, agent, name=name, ttl=timedelta(days=ttl_days) if ttl_days else None)
     db.session.commit()
     return token
@@ -69,7 +85,7 @@ def list_agents() -> list[Agent]:
 def deactivate_agent(email: str) -> Agent:
     agent = find_agent(email)
     if agent is None:
-        raise AgentError(f"No agent with the email {email}.")
+        raise NotFound(f"No agent with the email {email}.", code="agent_not_found")
     agent.active = False
     revoke_tokens(db.session, agent)
     db.session.commit()
@@ -98,7 +114,7 @@ def authenticate(email: str, password: str) -> Agent | None:
 
 
 def get_agent(agent_id: int) -> Agent | None:
-    return db.session.get(Agent, agent_id) if 1 <= agent_id <= 2**31 - 1 else None
+    return db.session.get(Agent, agent_id)
 
 
 def _other_active_admins(agent: Agent) -> int:
@@ -112,9 +128,9 @@ def _other_active_admins(agent: Agent) -> int:
 def set_role(agent: Agent, role: str) -> Agent:
     """Change an agent's role; the last active admin cannot stop being one."""
     if role not in ROLES:
-        raise AgentError(f"role must be one of {', '.join(ROLES)}.")
+        raise _invalid_role()
     if agent.role == "admin" and role != "admin" and agent.active and _other_active_admins(agent) == 0:
-        raise AgentError("The last active admin cannot stop being an admin.")
+        raise Conflict("The last active admin cannot stop being an admin.", code="last_admin")
     agent.role = role
     db.session.commit()
     return agent
@@ -123,7 +139,7 @@ def set_role(agent: Agent, role: str) -> Agent:
 def set_active(agent: Agent, active: bool) -> Agent:
     """Deactivate (tokens revoked, sessions end on their next request) or reactivate an agent."""
     if not active and agent.role == "admin" and agent.active and _other_active_admins(agent) == 0:
-        raise AgentError("The last active admin cannot be deactivated.")
+        raise Conflict("The last active admin cannot be deactivated.", code="last_admin")
     agent.active = active
     if not active:
         revoke_tokens(db.session, agent)
@@ -134,8 +150,8 @@ def set_active(agent: Agent, active: bool) -> Agent:
 def reset_password(agent: Agent, password: str | None = None) -> str:
     """Set a new password (a generated one when none is given); returns it to be shown once."""
     password = password or secrets.token_urlsafe(12)
-    if len(password) < 10:
-        raise AgentError("The password must have at least 10 characters.")
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise _password_too_short()
     agent.set_password(password)
     db.session.commit()
     return password

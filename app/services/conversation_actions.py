@@ -2,7 +2,7 @@
 canned responses they answer with.
 
 Each function owns its transaction, as the sending service does: it validates, writes and
-commits, or raises `Refused` (the API's 4xx) before anything is written.
+commits, or raises a domain error (`app/services/errors.py`) before anything is written.
 
 Marking read commits first and tells Meta afterwards, with no database connection held while
 Graph is called. The read receipt is a courtesy (blue ticks on the customer's phone): when
@@ -13,12 +13,11 @@ counted (`inbox_read_receipts_total{result="failed"}`), and the local read stand
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.extensions import db
@@ -26,16 +25,14 @@ from app.metrics import READ_RECEIPTS
 from app.models import Agent, BusinessNumber, CannedResponse, Conversation, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.models.messages import HIDDEN_TYPES, NOTE_TYPE
+from app.services.conversations import escape_like
+from app.services.errors import Conflict, Invalid, NotFound
 from app.services.graph_factory import graph_client
-from app.services.sending import Refused
 from app.services.summaries import touch_conversation
 from app.whatsapp.graph_client import GraphError
-from app.whatsapp.rules import MAX_TEXT_CHARS
 
 log = logging.getLogger(__name__)
 
-MAX_ID = 2**31 - 1
-SHORT_CODE = re.compile(r"^[a-z0-9_-]{1,32}$")
 
 # --- read receipts ---------------------------------------------------------------------------
 
@@ -60,14 +57,12 @@ def _receipt_outcome(result: str) -> ReadResult:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _not_found(what: str = "Conversation") -> Refused:
-    return Refused(404, "not_found", f"{what} not found.")
+def _not_found(what: str = "Conversation") -> NotFound:
+    return NotFound(f"{what} not found.")
 
 
 def _lock_conversation(conversation_id: int) -> Conversation:
     """The conversation, locked until commit: marking read and unread serialise with ingest."""
-    if not 1 <= conversation_id <= MAX_ID:
-        raise _not_found()
     conversation = db.session.execute(
         select(Conversation).where(Conversation.id == conversation_id).with_for_update()
     ).scalar_one_or_none()
@@ -90,30 +85,6 @@ def _newest_customer_message(conversation_id: int) -> Any:
         .order_by(Message.sent_at.desc(), Message.id.desc())
         .limit(1)
     ).first()
-
-
-def _json_object(data: Any, allowed: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise Refused(400, "invalid_body", "The body must be a JSON object.")
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise Refused(
-            400,
-            "invalid_body",
-            f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}.",
-        )
-    return data
-
-
-def _text(data: dict[str, Any], name: str = "text") -> str:
-    text = data.get(name)
-    if not isinstance(text, str) or not text.strip():
-        raise Refused(400, "invalid_body", f"'{name}' must be a non-empty string.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise Refused(400, "invalid_body", f"'{name}' must be at most {MAX_TEXT_CHARS} characters.")
-    if "\x00" in text:
-        raise Refused(400, "invalid_body", f"'{name}' must not contain NUL characters.")
-    return text
 
 
 # --- marking read ---------------------------------------------------------------------------
@@ -163,52 +134,44 @@ def mark_read(conversation_id: int) -> ReadResult:
 
 # --- status, assignee, unread ---------------------------------------------------------------
 
-CONVERSATION_FIELDS = ("status", "assignee", "unread")
+
+@dataclass(frozen=True)
+class ConversationChanges:
+    """A triage of one conversation, already well-formed (the API's schema checked it)."""
+
+    status: str | None = None  # one of CONVERSATION_STATUSES, or None to leave it
+    assign: bool = False  # set the assignee to `assignee` (None unassigns)
+    assignee: int | None = None
+    mark_unread: bool = False
 
 
-def update_conversation(conversation_id: int, data: Any) -> None:
-    """Apply a PATCH: `status`, `assignee` (an active agent's id or null), `unread: true`.
+def update_conversation(conversation_id: int, changes: ConversationChanges) -> None:
+    """Apply a triage: status, assignee (an active agent or nobody), mark unread.
 
     All or nothing. `updated_at` moves; `last_activity_at` does not, so triage never reorders
     the list (it is sorted by the conversation's last message).
     """
-    body = _json_object(data, CONVERSATION_FIELDS)
-    if not body:
-        raise Refused(400, "invalid_body", f"Send at least one of: {', '.join(CONVERSATION_FIELDS)}.")
-    if "status" in body and body["status"] not in CONVERSATION_STATUSES:
-        raise Refused(400, "invalid_body", f"'status' must be one of {', '.join(CONVERSATION_STATUSES)}.")
-    assignee = body.get("assignee")
-    if assignee is not None and (not isinstance(assignee, int) or isinstance(assignee, bool) or assignee < 1):
-        raise Refused(400, "invalid_body", "'assignee' must be an agent's id, or null to unassign.")
-    if "unread" in body and body["unread"] is not True:
-        raise Refused(
-            400,
-            "invalid_body",
-            "'unread' can only be true (mark unread); POST …/leido marks the conversation read.",
-        )
-
+    if changes.status is not None and changes.status not in CONVERSATION_STATUSES:
+        raise Invalid(f"'status' must be one of {', '.join(CONVERSATION_STATUSES)}.", field="status")
+    assignee = changes.assignee if changes.assign else None
     conversation = _lock_conversation(conversation_id)
     if assignee is not None:
-        active = (
-            assignee <= MAX_ID
-            and db.session.execute(select(Agent.id).where(Agent.id == assignee, Agent.active.is_(True))).first()
-        )
-        if not active:
-            raise Refused(400, "invalid_body", f"'assignee' {assignee} is not an active agent.")
+        active = db.session.execute(select(Agent.id).where(Agent.id == assignee, Agent.active.is_(True))).first()
+        if active is None:
+            raise Invalid(f"'assignee' {assignee} is not an active agent.", field="assignee")
     newest = None
-    if body.get("unread"):
+    if changes.mark_unread:
         newest = _newest_customer_message(conversation_id)
         if newest is None:
-            raise Refused(
-                409,
-                "nothing_to_mark_unread",
+            raise Conflict(
                 "The customer has not written in this conversation: nothing to mark unread.",
+                code="nothing_to_mark_unread",
             )
 
     values: dict[str, Any] = {"updated_at": func.now()}
-    if "status" in body:
-        values["status"] = body["status"]
-    if "assignee" in body:
+    if changes.status is not None:
+        values["status"] = changes.status
+    if changes.assign:
         values["assignee_id"] = assignee
     if newest is not None and newest.is_read:
         db.session.execute(update(Message).where(Message.id == newest.id).values(is_read=False))
@@ -222,15 +185,12 @@ def update_conversation(conversation_id: int, data: Any) -> None:
 # --- private notes --------------------------------------------------------------------------
 
 
-def add_note(conversation_id: int, agent_id: int, data: Any) -> int:
+def add_note(conversation_id: int, agent_id: int, text: str) -> int:
     """Store a private note; returns its message id.
 
     Notes are shown to agents in the thread but never sent, never the conversation's last
     message or preview, and never touch the unread count or the 24-hour window.
     """
-    text = _text(_json_object(data, ("text",)))
-    if not 1 <= conversation_id <= MAX_ID:
-        raise _not_found()
     now = datetime.now(UTC)
     # Before the note is stored: a conversation that is not there is a 404, not a foreign key error.
     touched = touch_conversation(
@@ -257,14 +217,10 @@ def add_note(conversation_id: int, agent_id: int, data: Any) -> int:
 # --- canned responses -----------------------------------------------------------------------
 
 
-def _canned_select():  # type: ignore[no-untyped-def]
+def _canned_select() -> Select:
     return select(CannedResponse, Agent.name.label("created_by_name")).outerjoin(
         Agent, Agent.id == CannedResponse.created_by_id
     )
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def list_canned_responses(q: str | None) -> list[Any]:
@@ -272,7 +228,7 @@ def list_canned_responses(q: str | None) -> list[Any]:
     with it (case-insensitive)."""
     query = _canned_select().order_by(CannedResponse.short_code, CannedResponse.id)
     if q:
-        prefix = _escape_like(q.lower()) + "%"
+        prefix = escape_like(q.lower()) + "%"
         query = query.where(
             func.lower(CannedResponse.short_code).like(prefix, escape="\\")
             | func.lower(CannedResponse.text).like(prefix, escape="\\")
@@ -280,18 +236,9 @@ def list_canned_responses(q: str | None) -> list[Any]:
     return list(db.session.execute(query).all())
 
 
-def create_canned_response(agent_id: int, data: Any) -> Any:
+def create_canned_response(agent_id: int, short_code: str, text: str) -> Any:
     """Store a canned response; its short code is kept lower-case and unique regardless of case."""
-    body = _json_object(data, ("short_code", "text"))
-    short_code = body.get("short_code")
-    if not isinstance(short_code, str) or not SHORT_CODE.match(short_code.lower()):
-        raise Refused(
-            400,
-            "invalid_body",
-            "'short_code' must be 1–32 characters: letters, digits, '_' or '-'.",
-        )
     short_code = short_code.lower()
-    text = _text(body)
     new_id = db.session.execute(
         insert(CannedResponse)
         .values(short_code=short_code, text=text, created_by_id=agent_id)
@@ -300,14 +247,12 @@ def create_canned_response(agent_id: int, data: Any) -> Any:
     ).scalar()
     if new_id is None:
         db.session.rollback()
-        raise Refused(409, "duplicate_short_code", f"A canned response with short code '{short_code}' already exists.")
+        raise Conflict(f"A canned response with short code '{short_code}' already exists.", code="duplicate_short_code")
     db.session.commit()
     return db.session.execute(_canned_select().where(CannedResponse.id == new_id)).one()
 
 
 def delete_canned_response(canned_id: int) -> None:
-    if not 1 <= canned_id <= MAX_ID:
-        raise _not_found("Canned response")
     deleted = db.session.execute(
         delete(CannedResponse).where(CannedResponse.id == canned_id).returning(CannedResponse.id)
     ).scalar()

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, tuple_
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy.orm import aliased
 
+from app.extensions import DbSession
 from app.models import Agent, Contact, Conversation, Message
 from app.models.messages import HIDDEN_TYPES
 
@@ -46,11 +47,12 @@ class ConversationPage:
         return math.ceil(self.total / self.per_page) if self.total else 0
 
 
-def _escape_like(value: str) -> str:
+def escape_like(value: str) -> str:
+    """`value` matched literally inside a LIKE pattern (escape character: backslash)."""
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _search_expression():  # type: ignore[no-untyped-def]
+def _search_expression() -> ColumnElement[str]:
     # Must match the expression of the trigram index ix_contacts_search_trgm.
     return func.coalesce(Contact.profile_name, "") + " " + func.coalesce(Contact.wa_id, "")
 
@@ -64,7 +66,7 @@ def _base_conditions(filters: ConversationFilters) -> list[Any]:
     elif filters.unread is False:
         conditions.append(Conversation.unread_count == 0)
     if filters.q:
-        pattern = f"%{_escape_like(filters.q)}%"
+        pattern = f"%{escape_like(filters.q)}%"
         conditions.append(
             Conversation.contact_id.in_(select(Contact.id).where(_search_expression().ilike(pattern, escape="\\")))
         )
@@ -82,7 +84,7 @@ def _assignee_condition(assignee: str | int, agent_id: int) -> Any:
 
 
 @functools.cache
-def summary_select() -> Select[Any]:
+def summary_select() -> Select:
     """Columns of one conversation summary, joined by primary key only.
 
     Built once: constructing the aliased joins costs more than running the query.
@@ -130,7 +132,7 @@ def summary_select() -> Select[Any]:
 
 
 def list_conversations(
-    session: Session, *, agent_id: int, filters: ConversationFilters, page: int, per_page: int
+    session: DbSession, *, agent_id: int, filters: ConversationFilters, page: int, per_page: int
 ) -> ConversationPage:
     base = _base_conditions(filters)
     tab = _assignee_condition(filters.assignee, agent_id)
@@ -169,7 +171,7 @@ def list_conversations(
     return ConversationPage(rows=rows, page=page, per_page=per_page, total=total, counts=counts)
 
 
-def get_conversation_summary(session: Session, conversation_id: int) -> Any | None:
+def get_conversation_summary(session: DbSession, conversation_id: int) -> Any | None:
     return session.execute(summary_select().where(Conversation.id == conversation_id)).first()
 
 
@@ -204,11 +206,11 @@ def thread_select() -> Select[Any]:
     )
 
 
-def message_row(session: Session, message_id: int) -> Any:
+def message_row(session: DbSession, message_id: int) -> Any:
     return session.execute(thread_select().where(Message.id == message_id)).one()
 
 
-def list_messages(session: Session, conversation_id: int, *, before: int | None, limit: int) -> MessagePage:
+def list_messages(session: DbSession, conversation_id: int, *, before: int | None, limit: int) -> MessagePage:
     """One page of a thread, oldest to newest; `next_cursor` pages further back."""
     conditions: list[Any] = [Message.conversation_id == conversation_id, Message.type.not_in(HIDDEN_TYPES)]
     if before is not None:
@@ -234,7 +236,7 @@ def list_messages(session: Session, conversation_id: int, *, before: int | None,
     )
 
 
-def _reactions_for(session: Session, wamids: list[str]) -> dict[str, list[dict[str, Any]]]:
+def _reactions_for(session: DbSession, wamids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Current reactions per target: the latest reaction of each reactor; removals clear it."""
     if not wamids:
         return {}
@@ -266,5 +268,5 @@ def _reactions_for(session: Session, wamids: list[str]) -> dict[str, list[dict[s
     return reactions
 
 
-def conversation_exists(session: Session, conversation_id: int) -> bool:
+def conversation_exists(session: DbSession, conversation_id: int) -> bool:
     return session.execute(select(Conversation.id).where(Conversation.id == conversation_id)).first() is not None

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete
+from sqlalchemy import CursorResult, delete
 
 from app.extensions import db
 from app.models import WebhookDelivery
@@ -13,6 +14,9 @@ from app.models import WebhookDelivery
 def prune_deliveries(older_than_days: int) -> int:
     """Delete raw deliveries last received more than `older_than_days` ago. Messages stay."""
     cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
-    result = db.session.execute(delete(WebhookDelivery).where(WebhookDelivery.last_received_at < cutoff))
+    result = cast(
+        "CursorResult[Any]",
+        db.session.execute(delete(WebhookDelivery).where(WebhookDelivery.last_received_at < cutoff)),
+    )
     db.session.commit()
     return result.rowcount or 0

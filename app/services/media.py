@@ -18,7 +18,6 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -26,6 +25,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Message
+from app.services.errors import DomainError, Gone, NotFound, UpstreamFailed
 from app.services.graph_factory import graph_client
 from app.whatsapp.graph_client import GraphError, is_media_id
 from app.whatsapp.payloads import MEDIA_TYPES
@@ -45,15 +45,6 @@ MAX_FILENAME_CHARS = 180
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _MIME = re.compile(rf"^{_TOKEN}/{_TOKEN}(?:\s*;\s*{_TOKEN}=(?:{_TOKEN}|\"[^\"\\\x00-\x1f\x7f]*\"))*$")
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\\"]+")
-
-
-class MediaError(Exception):
-    """The media cannot be served: an HTTP status and a JSON body for the API."""
-
-    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"error": error, "message": message, **extra}
 
 
 @dataclass(frozen=True)
@@ -128,9 +119,9 @@ def media_source(message_id: int) -> MediaSource:
     # connection goes back to the pool before Graph is called.
     db.session.commit()
     if message is None:
-        raise MediaError(404, "not_found", "Message not found.")
+        raise NotFound("Message not found.")
     if source is None:
-        raise MediaError(404, "not_found", "This message has no media.")
+        raise NotFound("This message has no media.")
     return source
 
 
@@ -156,16 +147,14 @@ def open_media(source: MediaSource) -> MediaStream:
     return MediaStream(headers=headers, body=MediaBody(response, chunks, source.message_id))
 
 
-def _failure(source: MediaSource, error: GraphError) -> MediaError:
+def _failure(source: MediaSource, error: GraphError) -> DomainError:
     if error.code == GRAPH_UNKNOWN_OBJECT or (error.code is None and error.http_status in (404, 410)):
         log.info("media of message %s is gone from WhatsApp: %s", source.message_id, error)
-        return MediaError(410, "media_expired", EXPIRED_MESSAGE)
+        return Gone(EXPIRED_MESSAGE, code="media_expired")
     log.warning(
         "media of message %s could not be downloaded: %s (fbtrace_id=%s)", source.message_id, error, error.fbtrace_id
     )
-    return MediaError(
-        502,
-        "graph_error",
+    return UpstreamFailed(
         f"WhatsApp did not hand over the file: {error.title}",
         graph_error={
             "code": error.code,

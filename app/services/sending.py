@@ -17,22 +17,22 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from app.api import serializers
 from app.extensions import db
 from app.models import BusinessNumber, Contact, Conversation, IdempotencyKey, Message, MessageTemplate, SendAttempt
-from app.services.conversations import message_row
+from app.services.errors import Conflict, DomainError, Invalid, KeyReused, NotFound, WindowClosed
 from app.services.graph_factory import graph_client
 from app.services.statuses import apply_waiting_statuses
 from app.services.summaries import touch_conversation
 from app.whatsapp.graph_client import WINDOW_CLOSED, GraphError
-from app.whatsapp.rules import MAX_TEXT_CHARS, template_graph_payload, window_expires_at, window_open
+from app.whatsapp.rules import template_graph_payload, window_expires_at, window_open
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +41,47 @@ IDEMPOTENCY_WAIT_SECONDS = 20.0
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-@dataclass
-class Answer:
-    """What the API answers: an HTTP status and a JSON body (also what an idempotent replay returns)."""
+@dataclass(frozen=True)
+class SendOutcome:
+    """A message that was stored and handed to Graph: accepted (`error` is None) or failed
+    with Meta's error (the message is stored `failed`)."""
+
+    message_id: int
+    error: GraphError | None = None
+    # What the caller's renderer made of this outcome when an Idempotency-Key was given: the
+    # answer kept for replays, in the same transaction as the outcome.
+    kept: KeptAnswer | None = None
+
+    @property
+    def window_closed(self) -> bool:
+        """Meta refused free text because the 24-hour window had closed (131047)."""
+        return self.error is not None and self.error.code == WINDOW_CLOSED
+
+
+@dataclass(frozen=True)
+class KeptAnswer:
+    """The answer the caller rendered for the first request with an Idempotency-Key. The
+    service stores and returns it as it was given: it knows nothing of what it means."""
 
     status: int
     body: dict[str, Any]
-    replayed: bool = False
-    headers: dict[str, str] = field(default_factory=dict)
 
 
-class Refused(Exception):
-    """A request refused before anything was stored or sent."""
-
-    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.answer = Answer(status, {"error": error, "message": message, **extra})
+# The caller's renderer: how a send's outcome (or refusal) is answered, kept for replays.
+Render = Callable[[SendOutcome | DomainError], KeptAnswer]
 
 
-# --- validation (pure) ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Idempotency:
+    """An Idempotency-Key for one send: the key, a hash of the request it stands for, and how
+    the caller answers the outcome (rendered inside the transaction that records it)."""
+
+    key: str
+    request_hash: str
+    render: Render
+
+
+# --- what is sent (already well-formed: the API's schema checked it) -------------------------
 
 
 @dataclass
@@ -76,45 +98,6 @@ class OutgoingTemplate:
     reply_to: int | None = None
 
 
-def parse_send_request(data: Any) -> OutgoingText | OutgoingTemplate:
-    if not isinstance(data, dict):
-        raise Refused(400, "invalid_body", "The body must be a JSON object.")
-    reply_to = data.get("reply_to")
-    if reply_to is not None and (not isinstance(reply_to, int) or isinstance(reply_to, bool) or reply_to < 1):
-        raise Refused(400, "invalid_body", "'reply_to' must be the id of a message in this conversation.")
-    kind = data.get("type")
-    if kind == "text":
-        text = data.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise Refused(400, "invalid_body", "'text' must be a non-empty string.")
-        if len(text) > MAX_TEXT_CHARS:
-            raise Refused(400, "invalid_body", f"'text' must be at most {MAX_TEXT_CHARS} characters.")
-        if "\x00" in text:
-            raise Refused(400, "invalid_body", "'text' must not contain NUL characters.")
-        return OutgoingText(text=text, reply_to=reply_to)
-    if kind == "template":
-        template = data.get("template")
-        if not isinstance(template, dict):
-            raise Refused(400, "invalid_body", "'template' must be an object with name, language and parameters.")
-        name, language = template.get("name"), template.get("language", "es")
-        if isinstance(language, dict):  # Graph's own shape: {"code": "es"}
-            language = language.get("code")
-        if not isinstance(name, str) or not name or not isinstance(language, str) or not language:
-            raise Refused(400, "invalid_body", "'template.name' and 'template.language' must be strings.")
-        parameters = template.get("parameters", {})
-        if not isinstance(parameters, dict) or not all(
-            isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool)
-            for k, v in parameters.items()
-        ):
-            raise Refused(400, "invalid_body", "'template.parameters' must map placeholders to text.")
-        if any("\x00" in str(s) for s in (name, language, *parameters, *parameters.values())):
-            raise Refused(400, "invalid_body", "'template' must not contain NUL characters.")
-        return OutgoingTemplate(
-            name=name, language=language, parameters={k: str(v) for k, v in parameters.items()}, reply_to=reply_to
-        )
-    raise Refused(400, "invalid_body", "'type' must be 'text' or 'template'.")
-
-
 def _template_payload(template: MessageTemplate, parameters: dict[str, str]) -> tuple[dict[str, Any], str]:
     """Graph's template object and the body text as the customer will read it."""
     return template_graph_payload(template.name, template.language, template.components, parameters)
@@ -123,15 +106,20 @@ def _template_payload(template: MessageTemplate, parameters: dict[str, str]) -> 
 # --- idempotency ---------------------------------------------------------------------------
 
 
-def _request_hash(conversation_id: int, data: Any) -> str:
+def request_hash(conversation_id: int, data: Any) -> str:
+    """What an Idempotency-Key stands for: the conversation and the request body as sent."""
     canonical = json.dumps({"conversation": conversation_id, "body": data}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _claim_key(agent_id: int, key: str, request_hash: str) -> Answer | int:
+def _claim_key(agent_id: int, key: str, request_hash: str) -> KeptAnswer | int:
     """Claim `key` for this request (returns the key row id) or return the first request's answer."""
     if not _KEY_PATTERN.match(key):
-        raise Refused(400, "invalid_idempotency_key", "Idempotency-Key must be 1–255 visible ASCII characters.")
+        raise Invalid(
+            "Idempotency-Key must be 1–255 visible ASCII characters.",
+            field="Idempotency-Key",
+            code="invalid_idempotency_key",
+        )
     deadline = time.monotonic() + IDEMPOTENCY_WAIT_SECONDS
     while True:
         claimed = db.session.execute(
@@ -149,29 +137,35 @@ def _claim_key(agent_id: int, key: str, request_hash: str) -> Answer | int:
         if existing is None:
             continue  # expired and removed meanwhile: claim again
         if existing.created_at < datetime.now(UTC) - IDEMPOTENCY_TTL:
-            db.session.execute(IdempotencyKey.__table__.delete().where(IdempotencyKey.id == existing.id))
+            db.session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == existing.id))
             db.session.commit()
             continue
         if existing.request_hash != request_hash:
-            raise Refused(
-                422,
-                "idempotency_key_reused",
-                "This Idempotency-Key was used for a different request in the last 24 hours.",
-            )
+            raise KeyReused("This Idempotency-Key was used for a different request in the last 24 hours.")
         if existing.response_status is not None:
-            return Answer(existing.response_status, existing.response_body or {}, replayed=True)
+            return KeptAnswer(existing.response_status, existing.response_body or {})
         if time.monotonic() > deadline:
-            raise Refused(409, "request_in_progress", "A request with this Idempotency-Key is still being sent.")
+            raise Conflict("A request with this Idempotency-Key is still being sent.", code="request_in_progress")
         time.sleep(0.1)
 
 
-def _store_answer(key_id: int | None, answer: Answer) -> None:
-    if key_id is not None:
-        db.session.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.id == key_id)
-            .values(response_status=answer.status, response_body=answer.body)
-        )
+@dataclass(frozen=True)
+class _Claim:
+    key_id: int
+    render: Render
+
+
+def _keep(claim: _Claim | None, outcome: SendOutcome | DomainError) -> KeptAnswer | None:
+    """Store the caller's answer to `outcome` on the claimed key (inside the open transaction)."""
+    if claim is None:
+        return None
+    answer = claim.render(outcome)
+    db.session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.id == claim.key_id)
+        .values(response_status=answer.status, response_body=answer.body)
+    )
+    return answer
 
 
 # --- sending -------------------------------------------------------------------------------
@@ -195,37 +189,46 @@ def _load_target(conversation_id: int, *, lock: bool) -> _Target:
         query = query.with_for_update(of=Conversation)
     row = db.session.execute(query).first()
     if row is None:
-        raise Refused(404, "not_found", "Conversation not found.")
+        raise NotFound("Conversation not found.")
     return _Target(row.Conversation, row.wa_id, row.phone_number_id)
 
 
-def _window_refusal(conversation: Conversation) -> Refused:
+def _window_refusal(conversation: Conversation) -> WindowClosed:
     expired = window_expires_at(conversation.last_customer_message_at)
-    return Refused(
-        409,
-        "window_closed",
+    return WindowClosed(
         "More than 24 hours have passed since the customer last wrote: WhatsApp only accepts an approved "
         "template now. Send a template instead.",
         window_expires_at=expired.isoformat().replace("+00:00", "Z") if expired else None,
     )
 
 
-def send(conversation_id: int, agent_id: int, data: Any, idempotency_key: str | None) -> Answer:
-    """Validate, store as pending, call Graph, record the outcome. Returns the API's answer."""
-    request = parse_send_request(data)
-    key_id: int | None = None
-    if idempotency_key is not None:
-        claimed = _claim_key(agent_id, idempotency_key, _request_hash(conversation_id, data))
-        if isinstance(claimed, Answer):
+def send(
+    conversation_id: int,
+    agent_id: int,
+    request: OutgoingText | OutgoingTemplate,
+    idempotency: Idempotency | None = None,
+) -> SendOutcome | KeptAnswer:
+    """Store as pending, call Graph, record the outcome.
+
+    With an Idempotency-Key, the first request's kept answer is returned instead of sending
+    again (a `KeptAnswer`), and this request's outcome — or its refusal — is kept on the key
+    in the transaction that records it.
+    """
+    claim: _Claim | None = None
+    if idempotency is not None:
+        claimed = _claim_key(agent_id, idempotency.key, idempotency.request_hash)
+        if isinstance(claimed, KeptAnswer):
             return claimed
-        key_id = claimed
+        claim = _Claim(claimed, idempotency.render)
     try:
-        message_id, phone_number_id, payload = _store_pending(conversation_id, agent_id, request, key_id)
-    except Refused as refused:
-        _store_answer(key_id, refused.answer)
+        message_id, phone_number_id, payload = _store_pending(
+            conversation_id, agent_id, request, claim.key_id if claim else None
+        )
+    except DomainError as refused:
+        _keep(claim, refused)
         db.session.commit()
         raise
-    return _deliver(message_id, agent_id, phone_number_id, payload, key_id)
+    return _deliver(message_id, agent_id, phone_number_id, payload, claim)
 
 
 def _store_pending(
@@ -234,10 +237,9 @@ def _store_pending(
     target = _load_target(conversation_id, lock=True)
     conversation = target.conversation
     if not target.wa_id:
-        raise Refused(
-            409,
-            "contact_unreachable",
+        raise Conflict(
             "This contact has no WhatsApp number (only a username id); replying to it is not supported yet.",
+            code="contact_unreachable",
         )
     payload: dict[str, Any] = {"to": target.wa_id}
     reply_wamid = None
@@ -246,7 +248,7 @@ def _store_pending(
             select(Message.wamid).where(Message.id == request.reply_to, Message.conversation_id == conversation.id)
         ).scalar()
         if not reply_wamid:
-            raise Refused(400, "invalid_body", "'reply_to' must be the id of a message in this conversation.")
+            raise Invalid("'reply_to' must be the id of a message in this conversation.", field="reply_to")
         payload["context"] = {"message_id": reply_wamid}
 
     template_name = template_language = None
@@ -264,18 +266,18 @@ def _store_pending(
             )
         ).scalar_one_or_none()
         if template is None:
-            raise Refused(
-                400,
-                "unknown_template",
+            raise Invalid(
                 f"No approved template '{request.name}' in language '{request.language}'. "
                 "Sync templates with `flask --app wsgi templates sync`.",
+                field="template",
+                code="unknown_template",
             )
         missing = [p for p in template.placeholders if not str(request.parameters.get(p, "")).strip()]
         if missing:
-            raise Refused(
-                400,
-                "missing_parameters",
+            raise Invalid(
                 "Fill every placeholder of the template: " + ", ".join(missing),
+                field="template.parameters",
+                code="missing_parameters",
                 missing=missing,
             )
         template_payload, text = _template_payload(template, request.parameters)
@@ -309,8 +311,8 @@ def _store_pending(
 
 
 def _deliver(
-    message_id: int, agent_id: int, phone_number_id: str, payload: dict[str, Any], key_id: int | None
-) -> Answer:
+    message_id: int, agent_id: int, phone_number_id: str, payload: dict[str, Any], claim: _Claim | None
+) -> SendOutcome:
     attempt = SendAttempt(message_id=message_id, agent_id=agent_id)
     db.session.add(attempt)
     db.session.commit()  # the attempt is on record before Graph is called
@@ -318,11 +320,11 @@ def _deliver(
     try:
         wamid = graph_client().send_message(phone_number_id, payload)
     except GraphError as error:
-        return _record_failure(message_id, attempt_id, error, key_id)
-    return _record_success(message_id, attempt_id, wamid, key_id)
+        return _record_failure(message_id, attempt_id, error, claim)
+    return _record_success(message_id, attempt_id, wamid, claim)
 
 
-def _record_success(message_id: int, attempt_id: int, wamid: str, key_id: int | None) -> Answer:
+def _record_success(message_id: int, attempt_id: int, wamid: str, claim: _Claim | None) -> SendOutcome:
     db.session.execute(
         update(Message)
         .where(Message.id == message_id, Message.status == "pending")
@@ -334,13 +336,13 @@ def _record_success(message_id: int, attempt_id: int, wamid: str, key_id: int | 
         .values(outcome="accepted", wamid=wamid, http_status=200, finished_at=datetime.now(UTC))
     )
     apply_waiting_statuses(db.session, wamid)
-    answer = Answer(201, {"message": _message_body(message_id)})
-    _store_answer(key_id, answer)
+    outcome = SendOutcome(message_id)
+    kept = _keep(claim, outcome)
     db.session.commit()
-    return answer
+    return SendOutcome(message_id, kept=kept)
 
 
-def _record_failure(message_id: int, attempt_id: int, error: GraphError, key_id: int | None) -> Answer:
+def _record_failure(message_id: int, attempt_id: int, error: GraphError, claim: _Claim | None) -> SendOutcome:
     log.warning("send of message %s failed: %s (fbtrace_id=%s)", message_id, error, error.fbtrace_id)
     now = datetime.now(UTC)
     db.session.execute(
@@ -367,40 +369,23 @@ def _record_failure(message_id: int, attempt_id: int, error: GraphError, key_id:
             finished_at=now,
         )
     )
-    body: dict[str, Any] = {
-        "error": "window_closed" if error.code == WINDOW_CLOSED else "graph_error",
-        "message": (
-            "WhatsApp refused free text: more than 24 hours have passed since the customer last wrote. "
-            "Send a template instead."
-            if error.code == WINDOW_CLOSED
-            else f"WhatsApp did not accept the message: {error.title}"
-        ),
-        "graph_error": {
-            "code": error.code,
-            "title": error.title,
-            "details": error.details,
-            "fbtrace_id": error.fbtrace_id,
-        },
-        "message_id": message_id,
-    }
     db.session.flush()
-    body["stored_message"] = _message_body(message_id)
-    answer = Answer(409 if error.code == WINDOW_CLOSED else 502, body)
-    _store_answer(key_id, answer)
+    outcome = SendOutcome(message_id, error)
+    kept = _keep(claim, outcome)
     db.session.commit()
-    return answer
+    return SendOutcome(message_id, error, kept=kept)
 
 
-def retry(conversation_id: int, message_id: int, agent_id: int) -> Answer:
+def retry(conversation_id: int, message_id: int, agent_id: int) -> SendOutcome:
     """Send a failed message again, as a new recorded attempt."""
     target = _load_target(conversation_id, lock=True)
     message = db.session.execute(
         select(Message).where(Message.id == message_id, Message.conversation_id == conversation_id)
     ).scalar_one_or_none()
     if message is None:
-        raise Refused(404, "not_found", "Message not found.")
+        raise NotFound("Message not found.")
     if message.direction != "out" or message.type not in ("text", "template") or message.status != "failed":
-        raise Refused(409, "not_retryable", "Only failed text or template messages sent by an agent can be retried.")
+        raise Conflict("Only failed text or template messages sent by an agent can be retried.", code="not_retryable")
     if message.type == "text" and not window_open(target.conversation.last_customer_message_at):
         raise _window_refusal(target.conversation)
     # Claim the message for this attempt: a second click finds it no longer failed.
@@ -411,11 +396,6 @@ def retry(conversation_id: int, message_id: int, agent_id: int) -> Answer:
         .returning(Message.id)
     ).scalar()
     if claimed is None:
-        raise Refused(409, "not_retryable", "This message is already being retried.")
+        raise Conflict("This message is already being retried.", code="not_retryable")
     db.session.commit()
     return _deliver(message_id, agent_id, target.phone_number_id, dict(message.payload), None)
-
-
-def _message_body(message_id: int) -> dict[str, Any]:
-    row = message_row(db.session, message_id)
-    return serializers.message(row, {})

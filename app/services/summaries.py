@@ -24,9 +24,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Table, Update, bindparam, case, func, update
+from sqlalchemy import BigInteger, CursorResult, DateTime, Table, Update, bindparam, case, func, update
 
 from app.extensions import DbSession
 from app.models import Conversation
@@ -100,4 +100,4 @@ def touch_conversation(
     result = session.execute(
         statement, {"p_conversation_id": conversation_id, "p_message_id": message_id, "p_sent_at": sent_at}
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(cast("CursorResult[Any]", result).rowcount)

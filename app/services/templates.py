@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 
 from app.extensions import db
 from app.models import MessageTemplate
+from app.services.errors import DomainError, NotConfigured, UpstreamFailed
 from app.services.graph_factory import graph_client
 from app.whatsapp.graph_client import GraphError
 from app.whatsapp.rules import template_placeholders
@@ -29,8 +30,9 @@ APPROVED = "APPROVED"
 _SYNC_LOCK = 0x7E3A_0001
 
 
-class TemplateSyncError(Exception):
-    """The sync could not run; nothing was changed."""
+# What a sync that could not run raises (nothing was changed): `NotConfigured` (its `setting`
+# is missing) or `UpstreamFailed` (Graph did not list the templates). The CLI catches it.
+TemplateSyncError = DomainError
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ def fetch_templates(waba_id: str) -> tuple[dict[tuple[str, str], _Remote], int]:
     try:
         raw_templates = graph_client().message_templates(waba_id)
     except GraphError as error:
-        raise TemplateSyncError(f"WhatsApp did not list the templates: {error}") from error
+        raise UpstreamFailed(f"WhatsApp did not list the templates: {error}") from error
     remote: dict[tuple[str, str], _Remote] = {}
     skipped = 0
     for raw in raw_templates:
@@ -96,12 +98,16 @@ def sync_templates(waba_id: str | None = None) -> SyncResult:
     """Make the local templates those of the business account on Meta."""
     waba_id = (waba_id if waba_id is not None else current_app.config.get("WHATSAPP_BUSINESS_ACCOUNT_ID", "")).strip()
     if not waba_id:
-        raise TemplateSyncError(
+        raise NotConfigured(
             "WHATSAPP_BUSINESS_ACCOUNT_ID is not set: it is the WhatsApp Business Account id "
-            "(Meta's WhatsApp Manager → Account tools), whose templates are synced."
+            "(Meta's WhatsApp Manager → Account tools), whose templates are synced.",
+            setting="WHATSAPP_BUSINESS_ACCOUNT_ID",
         )
     if not current_app.config.get("WHATSAPP_ACCESS_TOKEN"):
-        raise TemplateSyncError("WHATSAPP_ACCESS_TOKEN is not set: Graph cannot be asked for the templates.")
+        raise NotConfigured(
+            "WHATSAPP_ACCESS_TOKEN is not set: Graph cannot be asked for the templates.",
+            setting="WHATSAPP_ACCESS_TOKEN",
+        )
     db.session.commit()  # no transaction open while Graph answers (it may page for a while)
     remote, skipped = fetch_templates(waba_id)
     try:

@@ -12,6 +12,7 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from app.api.errors import error_response
 from app.services import inbound
 from app.whatsapp.payloads import PayloadError, SignatureCheck, decode_body, verify_signature
 
@@ -44,16 +45,16 @@ def receive() -> ResponseReturnValue:
     if check is SignatureCheck.MISSING:
         log.warning("webhook refused: no X-Hub-Signature-256 header")
         inbound.refused("missing_signature")
-        return jsonify(error="signature_missing", message="X-Hub-Signature-256 header is required."), 401
+        return error_response(401, "signature_missing", "X-Hub-Signature-256 header is required.")
     if check is SignatureCheck.INVALID:
         log.warning("webhook refused: signature does not match")
         inbound.refused("bad_signature")
-        return jsonify(error="signature_invalid", message="X-Hub-Signature-256 does not match the body."), 403
+        return error_response(403, "signature_invalid", "X-Hub-Signature-256 does not match the body.")
     try:
         data = decode_body(body)
     except PayloadError as exc:
         inbound.refused("invalid_body")
-        return jsonify(error="invalid_body", message=str(exc)), 400
+        return error_response(400, "invalid_body", str(exc))
     result = inbound.receive_delivery(body, data)
     return jsonify(
         status="ok",

@@ -234,7 +234,7 @@ class GraphClient:
                 )
             except requests.ConnectTimeout as exc:
                 error = GraphError(code=None, title="Graph did not accept the connection in time", retryable=True)
-                cause: Exception = exc
+                cause: Exception | None = exc
             except requests.ReadTimeout as exc:
                 error = GraphError(
                     code=None,
@@ -256,7 +256,7 @@ class GraphClient:
                 except ValueError:
                     body = None
                 error = parse_error(response.status_code, body)
-                cause = None  # type: ignore[assignment]
+                cause = None
             self._observe(operation, _result_label(error))
             if not error.retryable or attempt > self.max_retries:
                 raise error from cause

@@ -7,6 +7,7 @@ reported in `ParsedDelivery.problems` and the raw body is kept by the caller.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -262,8 +263,9 @@ class ParsedChange:
     phone_number_id: str | None
     display_phone_number: str | None
     waba_id: str | None
-    messages: list[ParsedMessage] = field(default_factory=list)
-    statuses: list[ParsedStatus] = field(default_factory=list)
+    # `field` is a column of this class, so the dataclass helper is named in full here.
+    messages: list[ParsedMessage] = dataclasses.field(default_factory=list)
+    statuses: list[ParsedStatus] = dataclasses.field(default_factory=list)
 
 
 @dataclass

@@ -1,0 +1,506 @@
+"""What the app answers in JSON, declared as pydantic models (so far: the errors and the
+conversations and messages).
+
+`app/api/errors.py` builds the error bodies (the one `error_response()`), `app/api/sending.py`
+the send failure, the serialisers and views the rest; the models describe those dicts exactly
+and are the OpenAPI schemas of the same names (`app/api/docs.py`). They are documentation and
+type, not a second serialiser.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from app.models.conversations import CONVERSATION_STATUSES
+from app.models.messages import DIRECTIONS
+from app.whatsapp.payloads import MEDIA_TYPES
+
+
+def _component(name: str) -> WithJsonSchema:
+    """A schema still written in openapi.yaml; app/api/docs.py turns the marker into its $ref."""
+    return WithJsonSchema({"x-component": name})
+
+
+class _Closed(BaseModel):
+    # Closed objects: a renamed or added field fails tests/test_openapi.py.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Error(_Closed):
+    """Every error answer in JSON (the webhook handshake's 403 is plain text)."""
+
+    error: Annotated[
+        str,
+        Field(
+            description="A stable code: `invalid_parameter`, `unauthorized`, `not_found`, `database_unavailable`, "
+            "`internal_error`, `invalid_body`, `signature_missing`, `signature_invalid`, `rate_limited`, "
+            "`media_expired`, or Werkzeug's HTTP reason in snake_case such as `request_entity_too_large` or "
+            "`method_not_allowed`."
+        ),
+    ]
+    message: Annotated[str, Field(description="A sentence for people; may change.")]
+    parameter: Annotated[
+        str | None,
+        WithJsonSchema(
+            {"type": "string", "description": "With `invalid_parameter` only, the name of the query parameter."}
+        ),
+    ] = None
+
+
+class MissingParametersError(_Closed):
+    """A template's placeholders that were not filled (`missing_parameters`)."""
+
+    error: Literal["missing_parameters"]
+    message: str
+    missing: Annotated[
+        list[str],
+        Field(min_length=1, description="Placeholder names as in `template.parameters`, e.g. `body.2`."),
+    ]
+
+
+class WindowClosedError(_Closed):
+    """Free text refused before calling Graph because the 24-hour window is closed."""
+
+    error: Literal["window_closed"]
+    message: str
+    window_expires_at: Annotated[
+        datetime | None, Field(description="When the window closed; null when the customer never wrote.")
+    ]
+
+
+class GraphErrorDetail(_Closed):
+    """Meta's error, as Graph gave it."""
+
+    code: Annotated[
+        int | None,
+        Field(
+            description="Meta's error code (190 expired token, 131047 window closed, …); null when Graph could "
+            "not be reached or answered no error object."
+        ),
+    ]
+    title: str
+    details: str | None
+    fbtrace_id: Annotated[str | None, Field(description="Meta's trace id, for Meta's support.")]
+
+
+class SendFailure(_Closed):
+    """Graph did not accept the message; it is stored as `failed`."""
+
+    error: Annotated[
+        Literal["window_closed", "graph_error"],
+        Field(description="`window_closed` for Meta's error 131047 (send a template instead)."),
+    ]
+    message: str
+    graph_error: GraphErrorDetail
+    message_id: Annotated[int, Field(description="The failed message's id, for `/reintentar`.")]
+    stored_message: Annotated[dict[str, Any], _component("Message")]  # Message, declared below
+
+
+class MediaFailure(_Closed):
+    """Graph did not hand over the file."""
+
+    error: Literal["graph_error"]
+    message: str
+    graph_error: GraphErrorDetail
+
+
+class WebhookReceipt(_Closed):
+    """What the webhook answers Meta once a delivery is committed."""
+
+    status: Literal["ok"]
+    outcome: Annotated[
+        Literal["stored", "partial", "duplicate"],
+        Field(
+            description="`stored`: everything usable was stored. `partial`: stored what could be parsed; the "
+            "problems are kept with the raw delivery. `duplicate`: this exact body was already committed, "
+            "nothing was applied again (all counters are 0)."
+        ),
+    ]
+    messages_stored: Annotated[int, Field(ge=0, description="Messages new to the database.")]
+    messages_duplicate: Annotated[
+        int, Field(ge=0, description="Messages whose `wamid` was already stored (Meta's redeliveries).")
+    ]
+    statuses_applied: Annotated[
+        int,
+        Field(ge=0, description="Statuses for a stored message (applied unless they would move it backwards)."),
+    ]
+    statuses_waiting: Annotated[
+        int, Field(ge=0, description="Statuses for a message not stored yet; applied when it arrives.")
+    ]
+
+
+class Pagination(_Closed):
+    page: Annotated[int, Field(ge=1)]
+    per_page: Annotated[int, Field(ge=1, le=100)]
+    total: Annotated[
+        int, Field(ge=0, description="Conversations in the chosen `assignee` tab under the other filters.")
+    ]
+    pages: Annotated[int, Field(ge=0, description="ceil(total / per_page); 0 when there is nothing.")]
+
+
+class Counts(_Closed):
+    """The size of each tab under the `status`, `unread` and `q` filters (not `assignee`)."""
+
+    mine: Annotated[int, Field(ge=0, description="Assigned to the caller.")]
+    unassigned: Annotated[int, Field(ge=0)]
+    all: Annotated[int, Field(ge=0)]
+
+
+class ReadResult(_Closed):
+    unread_count: Literal[0]
+    read_receipt: Annotated[
+        Literal["sent", "failed", "not_needed"],
+        Field(
+            description="`sent`: Meta accepted the read receipt; `failed`: Graph refused it or could not be "
+            "reached (logged; the local read stands); `not_needed`: nothing the customer wrote was unread, so "
+            "no receipt was sent."
+        ),
+    ]
+
+
+class AgentRef(_Closed):
+    id: int
+    name: str
+
+
+class CannedResponse(_Closed):
+    id: int
+    short_code: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]
+    text: str
+    created_by: Annotated[
+        AgentRef | None, Field(description="The agent who saved it; null once that agent is deleted.")
+    ]
+    created_at: datetime
+
+
+class CannedResponseList(_Closed):
+    canned_responses: list[CannedResponse]
+
+
+Preview = Annotated[str | None, Field(max_length=160)]
+DeliveryStatus = Annotated[str | None, _component("DeliveryStatus")]
+
+
+class Contact(_Closed):
+    wa_id: Annotated[str | None, Field(description="The phone number without `+`, when Meta shares it.")]
+    user_id: Annotated[str | None, Field(description="Meta's business-scoped user id (BSUID), when sent.")]
+    name: Annotated[str | None, Field(description="The WhatsApp profile name.")]
+
+
+class LastMessage(_Closed):
+    """The newest message shown in the thread (reactions, edits and revokes excluded)."""
+
+    id: int
+    direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
+    type: str
+    preview: Annotated[
+        Preview,
+        Field(
+            description="The first 160 characters of the text or caption; null when none or when the message "
+            "was deleted."
+        ),
+    ]
+    sent_at: datetime
+    status: DeliveryStatus
+    deleted: bool
+
+
+class LastAgentMessage(_Closed):
+    """The newest outbound message."""
+
+    id: int
+    type: str
+    preview: Preview
+    sent_at: datetime
+    status: DeliveryStatus
+    agent: Annotated[
+        AgentRef | None,
+        Field(description="The agent who sent it; null for messages sent from the WhatsApp Business app."),
+    ]
+
+
+class ConversationSummary(_Closed):
+    """A conversation as the list, the detail and a triage answer show it."""
+
+    id: int
+    display_name: Annotated[
+        str, Field(description="The contact's profile name, else `+<wa_id>`, else the business-scoped user id.")
+    ]
+    contact: Contact
+    status: Annotated[
+        Literal[CONVERSATION_STATUSES],  # type: ignore[valid-type]
+        Field(description="A new customer message reopens a resolved conversation."),
+    ]
+    assignee: AgentRef | None
+    unread_count: Annotated[int, Field(ge=0, description="Unread customer messages, exact (not capped).")]
+    last_message: Annotated[
+        LastMessage | None,
+        Field(
+            description="The newest message shown in the thread (reactions, edits and revokes excluded); null "
+            "when none."
+        ),
+    ]
+    last_agent_message: Annotated[
+        LastAgentMessage | None,
+        Field(description="The newest outbound message; null when the business never wrote."),
+    ]
+    last_customer_message_at: Annotated[
+        datetime | None,
+        Field(description="The newest customer message, by Meta's clock; null when the customer never wrote."),
+    ]
+    window_expires_at: Annotated[
+        datetime | None,
+        Field(
+            description="`last_customer_message_at` + 24 hours: WhatsApp's customer service window. Until then "
+            "free-form replies are allowed; afterwards only approved templates. Null when the customer never wrote."
+        ),
+    ]
+    last_activity_at: Annotated[
+        datetime, Field(description="The newest message or event of any kind; the list's sort key.")
+    ]
+    updated_at: datetime
+
+
+class SenderCustomer(_Closed):
+    type: Literal["customer"]
+
+
+class SenderAgent(_Closed):
+    type: Literal["agent"]
+    agent: Annotated[
+        AgentRef | None, Field(description="Null for messages sent from the WhatsApp Business app (echoes).")
+    ]
+
+
+class SenderSystem(_Closed):
+    type: Literal["system"]
+
+
+Sender = Annotated[
+    SenderCustomer | SenderAgent | SenderSystem, Field(discriminator="type", description="Who wrote the message.")
+]
+
+
+class ReplyTo(_Closed):
+    """The quoted message. All but `wamid` are null when the quoted message is not stored."""
+
+    id: int | None
+    wamid: str
+    direction: Literal[DIRECTIONS] | None  # type: ignore[valid-type]
+    type: str | None
+    preview: Preview
+
+
+class Reaction(_Closed):
+    """The current reaction of one reactor (a later reaction replaces it; a removal clears it)."""
+
+    emoji: str
+    from_: Annotated[Literal["customer", "agent"], Field(alias="from")]
+    agent_id: int | None
+    sent_at: datetime
+
+
+class MessageError(_Closed):
+    """Meta's error for a failed or unsupported message."""
+
+    code: int | None
+    title: str | None
+    details: str | None
+
+
+class Media(_Closed):
+    """The media of an image, video, audio, document or sticker (its caption is `text`)."""
+
+    id: Annotated[
+        str | None,
+        Field(description="Meta's media id; download the file with `GET /whatsapp/api/media/{message_id}`."),
+    ]
+    mime_type: str | None
+    sha256: str | None
+    filename: Annotated[str | None, Field(description="Documents only.")]
+    voice: Annotated[bool, Field(description="An audio recorded as a voice note.")]
+    animated: Annotated[bool, Field(description="An animated sticker.")]
+
+
+class Location(_Closed):
+    latitude: float | None
+    longitude: float | None
+    name: str | None
+    address: str | None
+    url: str | None
+
+
+class SentTemplate(_Closed):
+    """The template an agent sent (its text, placeholders filled, is `text`)."""
+
+    name: str
+    language: str | None
+
+
+# Types whose content is a field of its own, present only for that type and while not deleted.
+_OWN_FIELD_TYPES = ("location", "contacts", "interactive", "button", "order", "system")
+_MODELED_TYPES = ["text", "unsupported", "template", "note", *MEDIA_TYPES, *_OWN_FIELD_TYPES]
+
+
+def _present(field: str) -> dict[str, Any]:
+    """A type-specific field, documented as an object that is present (never null) or absent."""
+    return {"x-component": field}
+
+
+def _object(description: str) -> Any:
+    return WithJsonSchema({"type": "object", "description": description})
+
+
+def _message_rules() -> dict[str, Any]:
+    """Which type-specific field goes with which `type` (JSON Schema 2020-12 conditionals)."""
+    live = {"deleted": {"const": False}}
+    kinds: dict[str, dict[str, Any]] = {
+        "media": {"enum": list(MEDIA_TYPES)},
+        **{name: {"const": name} for name in _OWN_FIELD_TYPES},
+        "raw": {"not": {"enum": _MODELED_TYPES}},
+    }
+    return {
+        "dependentSchemas": {
+            "template": {"properties": {"type": {"const": "template"}}},
+            **{field: {"properties": {"type": kind, **live}} for field, kind in kinds.items()},
+        },
+        "allOf": [
+            {"if": {"properties": {"type": kind, **live}}, "then": {"required": [field]}}
+            for field, kind in kinds.items()
+        ],
+    }
+
+
+class Message(_Closed):
+    """One message of the thread. The fields up to `received_at` are always present. The type-specific
+    field (`media`, `location`, `contacts`, `interactive`, `button`, `order`, `system`, or `raw` for types
+    the inbox does not model) is present only for its type and only while the message is not deleted.
+    `template` is present on templates sent by agents; `referral` when the customer came from an ad."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_message_rules())
+
+    id: Annotated[int, Field(ge=1, description="The message's id in the inbox; the thread's cursor.")]
+    wamid: Annotated[str | None, Field(description="WhatsApp's message id.")]
+    direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
+    sender: Sender
+    type: Annotated[
+        str,
+        Field(
+            description="Meta's message type: `text`, `image`, `video`, `audio`, `document`, `sticker`, "
+            "`location`, `contacts`, `interactive`, `button`, `order`, `system`, `unsupported`, or any type "
+            "Meta adds later; `template` for templates sent by agents and `note` for agents' private notes."
+        ),
+    ]
+    text: Annotated[
+        str | None,
+        Field(description="The text, caption, chosen reply or contact names; null when none or when deleted."),
+    ]
+    reply_to: ReplyTo | None
+    forwarded: bool
+    reactions: list[Reaction]
+    status: DeliveryStatus
+    error: MessageError | None
+    edited_at: Annotated[
+        datetime | None, Field(description="When the customer last edited the message; `text` is the edited text.")
+    ]
+    deleted: Annotated[
+        bool,
+        Field(description="The customer deleted the message; `text` is null and no type-specific field is sent."),
+    ]
+    sent_at: Annotated[
+        datetime, Field(description="Meta's timestamp (the customer's clock for inbound); orders the thread.")
+    ]
+    received_at: Annotated[datetime, Field(description="When the inbox stored it.")]
+    template: Annotated[SentTemplate | None, WithJsonSchema(_present("SentTemplate"))] = None
+    referral: Annotated[
+        dict[str, Any] | None,
+        _object("Meta's click-to-WhatsApp ad referral (`source_url`, `source_type`, `headline`, …), as sent."),
+    ] = None
+    media: Annotated[Media | None, WithJsonSchema(_present("Media"))] = None
+    location: Annotated[Location | None, WithJsonSchema(_present("Location"))] = None
+    contacts: Annotated[
+        list[dict[str, Any]] | None,
+        WithJsonSchema(
+            {"type": "array", "description": "Meta's shared contact cards, as sent.", "items": {"type": "object"}}
+        ),
+    ] = None
+    interactive: Annotated[
+        dict[str, Any] | None, _object("Meta's `interactive` object (button or list reply), as sent.")
+    ] = None
+    button: Annotated[dict[str, Any] | None, _object("Meta's `button` object (a template quick reply), as sent.")] = (
+        None
+    )
+    order: Annotated[dict[str, Any] | None, _object("Meta's `order` object, as sent.")] = None
+    system: Annotated[
+        dict[str, Any] | None, _object("Meta's `system` object (e.g. the customer changed number), as sent.")
+    ] = None
+    raw: Annotated[
+        dict[str, Any] | None,
+        _object("The whole message object as Meta sent it, for types the inbox does not model."),
+    ] = None
+
+
+class MessagePage(_Closed):
+    messages: Annotated[list[Message], Field(description="Oldest to newest.")]
+    next_cursor: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Pass as `before` for the previous (older) page; null when this is the oldest page.",
+        ),
+    ]
+
+
+class ConversationList(_Closed):
+    conversations: list[ConversationSummary]
+    pagination: Pagination
+    counts: Counts
+
+
+class Template(_Closed):
+    """A message template of the business account, as Meta describes it."""
+
+    id: int
+    name: Annotated[str, Field(examples=["pedido_listo"])]
+    language: Annotated[str, Field(description="Meta's language code, e.g. `es` or `en_US`.")]
+    category: Annotated[str | None, Field(description="`UTILITY`, `MARKETING` or `AUTHENTICATION`.")]
+    status: Literal["APPROVED"]
+    components: Annotated[
+        list[dict[str, Any]],
+        Field(
+            description="Meta's components (`HEADER`, `BODY`, `FOOTER`, `BUTTONS`) as synced, with `{{1}}` "
+            "placeholders."
+        ),
+    ]
+    placeholders: Annotated[
+        list[str],
+        Field(
+            description="Every placeholder an agent must fill, as the keys of `template.parameters` when "
+            "sending: `header.<n>`, `body.<n>`, `button.<index>.<n>`.",
+            examples=[["header.1", "body.1", "body.2", "button.0.1"]],
+        ),
+    ]
+
+
+# Documented under `components/schemas` by their class names (with the models they use).
+RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    Error,
+    MissingParametersError,
+    WindowClosedError,
+    SendFailure,
+    MediaFailure,
+    WebhookReceipt,
+    ConversationList,
+    ReadResult,
+    CannedResponseList,
+    Template,
+    ConversationSummary,
+    MessagePage,
+    Message,
+    SentTemplate,
+    Media,
+    Location,
+)

@@ -1,0 +1,388 @@
+"""What the API accepts, declared once: pydantic models for query strings and JSON bodies.
+
+The models are the validation (spectree runs them before a view, see `app/api/validation.py`),
+the documentation (they are the OpenAPI schemas) and the types the views receive. They are
+strict where the API always was: integers in a query string are ASCII digits only ("²",
+"1.0", "+1" are refused), booleans are not integers in bodies, text never holds NUL
+characters, and unknown body fields are refused where they always were.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError, PydanticUseDefault
+
+from app.converters import MAX_BIG_ID, MAX_ID
+from app.models.conversations import CONVERSATION_STATUSES
+from app.whatsapp.rules import MAX_TEXT_CHARS
+
+MAX_PAGE = 1_000_000
+MAX_PER_PAGE = 100
+DEFAULT_PER_PAGE = 50
+DEFAULT_MESSAGE_LIMIT = 30
+MAX_MESSAGE_LIMIT = 100
+MAX_QUERY_CHARS = 100
+
+
+# --- building blocks -----------------------------------------------------------------------
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "must not contain NUL characters.")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must be a non-empty string.")
+    return value
+
+
+def _first_value(value: Any) -> Any:
+    """A parameter given twice counts once, by its first value (as `request.args.get` reads it)."""
+    return value[0] if isinstance(value, list) and value else value
+
+
+def _query_digits(value: Any) -> Any:
+    """A query integer: ASCII digits only; empty means the default."""
+    value = _first_value(value)
+    if value is None or value == "":
+        raise PydanticUseDefault()
+    if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+        raise PydanticCustomError("whole_number", "must be a whole number.")
+    return int(value)
+
+
+def _query_text(value: Any) -> Any:
+    """Query text: trimmed; empty means not given."""
+    value = _first_value(value)
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            raise PydanticUseDefault()
+    return value
+
+
+def _query_int(default: int | None, minimum: int, maximum: int, description: str) -> Any:
+    """An integer query parameter, documented as `{type: integer, minimum, maximum, default}`."""
+    documented: dict[str, Any] = {"type": "integer", "minimum": minimum, "maximum": maximum}
+    if default is not None:
+        documented["default"] = default
+    bounded = Annotated[int, Field(ge=minimum, le=maximum)]
+    return Annotated[
+        bounded if default is not None else bounded | None,
+        BeforeValidator(_query_digits),
+        WithJsonSchema(documented),
+        Field(default=default, description=description),
+    ]
+
+
+# Text an agent writes: a string (never a number), not blank, within WhatsApp's limit, no NUL.
+AgentText = Annotated[
+    StrictStr,
+    Field(
+        min_length=1,
+        max_length=MAX_TEXT_CHARS,
+        json_schema_extra={"pattern": r"\S", "not": {"pattern": r"\u0000"}},
+        description=f"Not blank, at most {MAX_TEXT_CHARS} characters, no NUL characters.",
+    ),
+    AfterValidator(_not_blank),
+    AfterValidator(_no_nul),
+]
+# A short, non-empty name without NUL (template names, languages, placeholders).
+Name = Annotated[StrictStr, Field(min_length=1), AfterValidator(_no_nul)]
+AgentId = Annotated[StrictInt, Field(ge=1, le=MAX_ID, description="An active agent's id.")]
+MessageId = Annotated[StrictInt, Field(ge=1, le=MAX_BIG_ID)]
+
+
+# --- query strings -------------------------------------------------------------------------
+
+
+def _statuses(value: Any) -> Any:
+    value = _first_value(value)
+    if not isinstance(value, str):
+        return value
+    value = value.strip()
+    if not value or value == "all":
+        return ()
+    statuses = tuple(s.strip() for s in value.split(",") if s.strip())
+    if any(s not in CONVERSATION_STATUSES for s in statuses):
+        raise PydanticCustomError("status", f"must be one of {', '.join(CONVERSATION_STATUSES)} or all.")
+    return statuses
+
+
+def _assignee(value: Any) -> Any:
+    value = _first_value(value)
+    if not isinstance(value, str):
+        return value
+    value = value.strip() or "all"
+    if value in ("all", "me", "unassigned"):
+        return value
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= MAX_ID:
+        raise PydanticCustomError("assignee", "must be me, unassigned, all or an agent id.")
+    return int(value)
+
+
+def _unread(value: Any) -> Any:
+    value = _first_value(value)
+    if not isinstance(value, str):
+        return value
+    value = value.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    if value:
+        raise PydanticCustomError("boolean", "must be true or false.")
+    raise PydanticUseDefault()
+
+
+SearchText = Annotated[
+    Annotated[str, Field(max_length=MAX_QUERY_CHARS), AfterValidator(_no_nul)] | None,
+    BeforeValidator(_query_text),
+    WithJsonSchema({"type": "string", "maxLength": MAX_QUERY_CHARS, "pattern": r"^[^\u0000]*$"}),
+    Field(default=None),
+]
+
+
+class ConversationListQuery(BaseModel):
+    """`GET /conversaciones`: paging and the list's filters."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    page: _query_int(1, 1, MAX_PAGE, "1-based page number. Digits only; empty means the default.")  # type: ignore[valid-type]
+    per_page: _query_int(  # type: ignore[valid-type]
+        DEFAULT_PER_PAGE, 1, MAX_PER_PAGE, "Conversations per page. Digits only; empty means the default."
+    )
+    status: Annotated[
+        tuple[str, ...],
+        BeforeValidator(_statuses),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "pattern": r"^\s*(all|\s*(open|pending|resolved)?\s*(,\s*(open|pending|resolved)?\s*)*)\s*$",
+                "default": "all",
+                "examples": ["open", "open,pending"],
+            }
+        ),
+        Field(
+            default="all",
+            validate_default=True,
+            description="`all` (the default, same as empty), or a comma-separated list of `open`, `pending`, "
+            "`resolved` (spaces around items and empty items are ignored; `all` cannot be mixed with statuses).",
+        ),
+    ]
+    assignee: Annotated[
+        str | int,
+        BeforeValidator(_assignee),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "enum": ["all", "me", "unassigned"]},
+                    {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                ],
+                "default": "all",
+            }
+        ),
+        Field(
+            default="all",
+            description="The tab: `all` (the default, same as empty), `me` (assigned to the caller), "
+            "`unassigned`, or the numeric id of an agent. Surrounding spaces are ignored.",
+        ),
+    ]
+    q: Annotated[
+        SearchText,
+        Field(
+            description="Case-insensitive substring of the contact's name or phone number (`%` and `_` match "
+            "themselves). Surrounding spaces are trimmed first; empty means no search. At most 100 characters "
+            "after trimming, no NUL characters."
+        ),
+    ]
+    unread: Annotated[
+        bool | None,
+        BeforeValidator(_unread),
+        WithJsonSchema({"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}),
+        Field(
+            default=None,
+            description="`true`/`1`/`yes`: only conversations with unread customer messages; `false`/`0`/`no`: "
+            "only fully read ones; empty or absent: both. Case-insensitive, surrounding spaces ignored.",
+        ),
+    ]
+
+
+class ThreadQuery(BaseModel):
+    """`GET /conversaciones/{id}/mensajes`: a page of the thread, backwards from `before`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    limit: _query_int(  # type: ignore[valid-type]
+        DEFAULT_MESSAGE_LIMIT, 1, MAX_MESSAGE_LIMIT, "Messages per page. Digits only; empty means the default."
+    )
+    before: _query_int(  # type: ignore[valid-type]
+        None,
+        1,
+        MAX_BIG_ID,
+        "A message id from `next_cursor`: the page ends just before that message. It must be a message of "
+        "this conversation (else 400 with `parameter: before`).",
+    )
+
+
+class CannedResponseQuery(BaseModel):
+    """`GET /respuestas`: optionally those whose short code or text starts with `q`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    q: Annotated[
+        SearchText,
+        Field(
+            description="Keep those whose short code or text starts with this (case-insensitive; `%` and `_` are "
+            "literal). At most 100 characters, no NUL."
+        ),
+    ]
+
+
+# --- bodies --------------------------------------------------------------------------------
+
+
+class SendText(BaseModel):
+    """Free text: only while the customer's 24-hour window is open."""
+
+    type: Literal["text"]
+    text: AgentText
+    reply_to: Annotated[MessageId | None, Field(description="The `id` of a message of this conversation to quote.")] = (
+        None
+    )
+
+
+class LanguageCode(BaseModel):
+    """Graph's own shape for a template language."""
+
+    code: Name
+
+
+class TemplateRef(BaseModel):
+    name: Annotated[Name, Field(description="An approved template (`flask --app wsgi templates sync`).")]
+    language: Annotated[
+        Name | LanguageCode, Field(description='A language code (default `es`) or Graph\'s own `{"code": "es"}`.')
+    ] = "es"
+    parameters: Annotated[
+        dict[Name, Annotated[StrictStr | StrictInt | StrictFloat, AfterValidator(lambda v: _no_nul(str(v)))]],
+        Field(
+            description="Every placeholder of the template, as `header.<n>`, `body.<n>` or `button.<index>.<n>` "
+            "(names as in the template), to non-blank text.",
+            examples=[{"body.1": "Ana", "body.2": "#123"}],
+        ),
+    ] = {}
+
+    @property
+    def language_code(self) -> str:
+        return self.language if isinstance(self.language, str) else self.language.code
+
+
+class SendTemplate(BaseModel):
+    """An approved template (synced from Meta): at any time."""
+
+    type: Literal["template"]
+    template: TemplateRef
+    reply_to: Annotated[MessageId | None, Field(description="The `id` of a message of this conversation to quote.")] = (
+        None
+    )
+
+
+class SendRequest(RootModel[Annotated[SendText | SendTemplate, Field(discriminator="type")]]):
+    """A free-text message or an approved template, optionally quoting a message of the conversation."""
+
+
+class ConversationPatch(BaseModel):
+    """`PATCH /conversaciones/{id}`: any of the fields, all or nothing."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    status: Annotated[
+        Literal[CONVERSATION_STATUSES] | None,  # type: ignore[valid-type]
+        WithJsonSchema({"type": "string", "enum": list(CONVERSATION_STATUSES)}),
+    ] = None
+    assignee: Annotated[
+        AgentId | None,
+        WithJsonSchema(
+            {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "maximum": MAX_ID,
+                "description": "An active agent's id, or null to unassign.",
+            }
+        ),
+    ] = None
+    unread: Annotated[
+        StrictBool | None,
+        AfterValidator(lambda v: _only_true(v)),
+        WithJsonSchema({"const": True, "description": "Mark unread again (POST …/leido marks read)."}),
+    ] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ConversationPatch:
+        if not self.model_fields_set:
+            raise PydanticCustomError("empty", "Send at least one of: status, assignee, unread.")
+        if "status" in self.model_fields_set and self.status is None:
+            raise PydanticCustomError("status", f"'status' must be one of {', '.join(CONVERSATION_STATUSES)}.")
+        return self
+
+
+def _only_true(value: bool | None) -> bool | None:
+    if value is not True:
+        raise PydanticCustomError("unread", "can only be true (mark unread); POST …/leido marks the conversation read.")
+    return value
+
+
+class NoteRequest(BaseModel):
+    """`POST /conversaciones/{id}/notas`: a private note for agents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: AgentText
+
+
+class CannedResponseRequest(BaseModel):
+    """`POST /respuestas`: a canned response."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    short_code: Annotated[
+        StrictStr,
+        Field(
+            pattern=r"^[A-Za-z0-9_-]{1,32}$",
+            description="1–32 letters, digits, `_` or `-`; stored lower-case, unique whatever the case.",
+        ),
+    ]
+    text: AgentText
+
+
+# --- where each model is used --------------------------------------------------------------
+
+# Each validated operation (by its OpenAPI operationId) and its (query, body) models. The views
+# declare `@accepts("<operationId>")`; app/api/docs.py documents the same models.
+INPUTS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
+    "listConversations": (ConversationListQuery, None),
+    "listMessages": (ThreadQuery, None),
+    "sendMessage": (None, SendRequest),
+    "updateConversation": (None, ConversationPatch),
+    "addNote": (None, NoteRequest),
+    "listCannedResponses": (CannedResponseQuery, None),
+    "createCannedResponse": (None, CannedResponseRequest),
+}
