@@ -268,8 +268,8 @@ def test_template_fields_and_preview_are_rendered_on_the_server(client, agent, c
 
 
 def test_canned_responses_fragment_offers_the_matching_ones_escaped(client, agent, conversation_id):
-    conversation_actions.create_canned_response(agent.id, {"short_code": "envio", "text": "Llega en <48 h>"})
-    conversation_actions.create_canned_response(agent.id, {"short_code": "horario", "text": "De 9 a 18"})
+    conversation_actions.create_canned_response(agent.id, "envio", "Llega en <48 h>")
+    conversation_actions.create_canned_response(agent.id, "horario", "De 9 a 18")
     login(client, agent.email)
     found = client.get("/inbox/fragments/canned?q=env").text
     assert 'role="option"' in found and "/envio" in found and "Llega en &lt;48 h&gt;" in found

@@ -5,9 +5,12 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
+
+# types-WTForms lags wtforms 3.3, where SelectChoice replaced (value, label) tuples.
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]
 from wtforms.validators import DataRequired, Length, Optional
 
-ROLE_CHOICES = [("agent", _l("Agent")), ("admin", _l("Administrator"))]
+ROLE_CHOICES = [SelectChoice("agent", _l("Agent")), SelectChoice("admin", _l("Administrator"))]
 
 
 class CreateAgentForm(FlaskForm):

@@ -125,7 +125,7 @@ def change_role(agent_id: int) -> ResponseReturnValue:
     except DomainError as error:
         flash(_agent_error(error), "error")
     else:
-        role = next(str(label) for value, label in ROLE_CHOICES if value == form.role.data)
+        role = next(str(c.label) for c in ROLE_CHOICES if c.value == form.role.data)
         flash(_("%(name)s is now %(role)s.", name=agent.name, role=role), "success")
     return redirect(url_for("admin.index"))
 
