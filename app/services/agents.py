@@ -71,6 +71,7 @@ def deactivate_agent(email: str) -> Agent:
     if agent is None:
         raise AgentError(f"No agent with the email {email}.")
     agent.active = False
+    agent.end_sessions()
     revoke_tokens(db.session, agent)
     db.session.commit()
     return agent
@@ -116,6 +117,7 @@ def set_role(agent: Agent, role: str) -> Agent:
     if agent.role == "admin" and role != "admin" and agent.active and _other_active_admins(agent) == 0:
         raise AgentError("The last active admin cannot stop being an admin.")
     agent.role = role
+    agent.end_sessions()
     db.session.commit()
     return agent
 
@@ -125,6 +127,7 @@ def set_active(agent: Agent, active: bool) -> Agent:
     if not active and agent.role == "admin" and agent.active and _other_active_admins(agent) == 0:
         raise AgentError("The last active admin cannot be deactivated.")
     agent.active = active
+    agent.end_sessions()
     if not active:
         revoke_tokens(db.session, agent)
     db.session.commit()
@@ -137,5 +140,6 @@ def reset_password(agent: Agent, password: str | None = None) -> str:
     if len(password) < 10:
         raise AgentError("The password must have at least 10 characters.")
     agent.set_password(password)
+    revoke_tokens(db.session, agent)
     db.session.commit()
     return password
