@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 from werkzeug.exceptions import TooManyRequests
@@ -29,7 +30,7 @@ def safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     form = LoginForm()
     if form.validate_on_submit():
         email = form.email.data or ""
@@ -48,7 +49,7 @@ def login():  # type: ignore[no-untyped-def]
     return render_template("auth/login.html", form=form), 400 if form.errors else 200
 
 
-def _end_sessions_and_log_out():  # type: ignore[no-untyped-def]
+def _end_sessions_and_log_out() -> ResponseReturnValue:
     agent: Agent = current_user._get_current_object()
     end_all_sessions(agent)
     logout_user()
@@ -57,7 +58,7 @@ def _end_sessions_and_log_out():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout")
 @login_required
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     """Ends the agent's session — every copy of the cookie, and so every session of theirs:
     a signed cookie cannot be revoked one by one (see README, Security)."""
     return _end_sessions_and_log_out()
@@ -65,6 +66,6 @@ def logout():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout/everywhere")
 @login_required
-def logout_everywhere():  # type: ignore[no-untyped-def]
+def logout_everywhere() -> ResponseReturnValue:
     """Log out everywhere: every browser and device where the agent is logged in."""
     return _end_sessions_and_log_out()
