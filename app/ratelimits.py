@@ -169,7 +169,7 @@ class LoginThrottle:
 
         def clear(strategy: RateLimiter) -> None:
             for item in self.pair_limits:
-                strategy.clear(item, "login-pair", self.account, self.address)
+                strategy.clear(item, *self._pair_key)
 
         _guarded(clear, None)
 
