@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -203,9 +204,15 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_HEADERS_ENABLED": False,  # Retry-After is set on 429 answers only
         "RATELIMIT_WEBHOOK_BAD_SIGNATURE": env.get("RATELIMIT_WEBHOOK_BAD_SIGNATURE") or "30 per minute",
-        "RATELIMIT_LOGIN_ACCOUNT": env.get("RATELIMIT_LOGIN_ACCOUNT") or "5 per 5 minutes",
-        "RATELIMIT_LOGIN_ADDRESS": env.get("RATELIMIT_LOGIN_ADDRESS") or "30 per 5 minutes",
+        # Failed logins (app/ratelimits.py, LoginThrottle): per account *from one address*, with
+        # longer windows behind the short one (the backoff); per address whatever the account;
+        # and a ceiling per account from everywhere that only addresses which failed for it meet.
+        "RATELIMIT_LOGIN_ACCOUNT": env.get("RATELIMIT_LOGIN_ACCOUNT") or "5 per 5 minutes;20 per hour;50 per day",
+        "RATELIMIT_LOGIN_ADDRESS": env.get("RATELIMIT_LOGIN_ADDRESS") or "30 per 5 minutes;100 per hour",
+        "RATELIMIT_LOGIN_ACCOUNT_CEILING": env.get("RATELIMIT_LOGIN_ACCOUNT_CEILING") or "50 per hour",
         "RATELIMIT_API": env.get("RATELIMIT_API") or "600 per minute",
+        # API requests answered 401 (no, malformed, unknown, revoked or expired credentials), per address.
+        "RATELIMIT_API_AUTH_FAILURES": env.get("RATELIMIT_API_AUTH_FAILURES") or "30 per minute",
         "RATELIMIT_PAGES": env.get("RATELIMIT_PAGES") or "300 per minute",
         "RAW_DELIVERY_RETENTION_DAYS": _int(env, "RAW_DELIVERY_RETENTION_DAYS", 30, minimum=1),
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 5, minimum=1),
@@ -213,6 +220,14 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
         # CSRF tokens live as long as the session: agents keep the inbox open all day.
         "WTF_CSRF_TIME_LIMIT": None,
+        # Sessions end after this long without a request, and this long after logging in whatever
+        # happens (app/auth/sessions.py); Flask also refuses a cookie signed longer ago than that.
+        "SESSION_IDLE_SECONDS": _int(env, "SESSION_IDLE_HOURS", 12, minimum=1) * 3600,
+        "SESSION_MAX_SECONDS": _int(env, "SESSION_MAX_DAYS", 7, minimum=1) * 86400,
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=_int(env, "SESSION_MAX_DAYS", 7, minimum=1)),
+        # Proxies in front of the app that append to X-Forwarded-For / set X-Forwarded-Proto:
+        # Render's one in production, none otherwise (then those headers are ignored).
+        "TRUSTED_PROXY_HOPS": _int(env, "TRUSTED_PROXY_HOPS", 1 if production else 0),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Browsers then refuse plain http for a year; in development it would lock them out of

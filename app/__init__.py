@@ -9,6 +9,7 @@ from flask import Flask, g
 from flask_babel import get_locale
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.admin.views import bp as admin_bp
 from app.api import actions as _action_routes  # noqa: F401  (its routes join the api blueprint)
@@ -16,6 +17,7 @@ from app.api import media as _media_routes  # noqa: F401  (its routes join the a
 from app.api import sending as _sending_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import templates as _templates_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api.views import bp as api_bp
+from app.auth.sessions import forget_session, session_is_current
 from app.auth.views import bp as auth_bp
 from app.cache import init_cache
 from app.cli import register as register_cli
@@ -48,6 +50,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_config())
     if overrides:
         app.config.update(overrides)
+    trust_proxies(app)
     init_converters(app)  # before any blueprint registers its routes
     configure_logging(app)
     configure_database(app)
@@ -56,6 +59,17 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     register_commands(app)
     return app
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind Render's proxy every connection comes from the proxy: take the client's address
+    and scheme from the last TRUSTED_PROXY_HOPS entries it appends to X-Forwarded-For and sets in
+    X-Forwarded-Proto. Entries a client wrote itself lie further left and are never used. The Host
+    header is the public one already (Render passes it through), so X-Forwarded-Host is not trusted.
+    """
+    hops = int(app.config.get("TRUSTED_PROXY_HOPS") or 0)
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)  # type: ignore[method-assign]
 
 
 def configure_database(app: Flask) -> None:
@@ -86,8 +100,10 @@ def register_extensions(app: Flask) -> None:
         agent = db.session.execute(
             select(Agent).where(Agent.id == int(agent_id), Agent.active.is_(True))
         ).scalar_one_or_none()
-        if agent is not None:
-            g.agent_id = agent.id  # for the access log, without reloading the row later
+        if agent is None or not session_is_current(agent):
+            forget_session()  # ended (logout elsewhere, reset, deactivation, role change) or expired
+            return None
+        g.agent_id = agent.id  # for the access log, without reloading the row later
         return agent
 
 
@@ -103,7 +119,7 @@ def register_blueprints(app: Flask) -> None:
     # Meta signs its POSTs (no browser session); API clients send a bearer token.
     csrf.exempt(webhook_bp)
     csrf.exempt(api_bp)
-    init_rate_limits(app, webhook=webhook_bp, api=api_bp, auth=auth_bp, inbox=inbox_bp)
+    init_rate_limits(app, webhook=webhook_bp, api=api_bp, inbox=inbox_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from app.auth.sessions import GENERATION_KEY, LOGIN_AT_KEY, SEEN_AT_KEY
 from app.extensions import db
 from app.models import ApiToken, Conversation, Message
 from app.services import agents as agent_service
@@ -67,9 +68,11 @@ def test_tokens_are_stored_hashed(token):
 
 
 def test_logged_in_session_is_accepted(client, agent):
+    now = int(time.time())
     with client.session_transaction() as session:
         session["_user_id"] = str(agent.id)
         session["_fresh"] = True
+        session.update({GENERATION_KEY: agent.session_generation, LOGIN_AT_KEY: now, SEEN_AT_KEY: now})
     assert client.get("/whatsapp/api/conversaciones").status_code == 200
 
 

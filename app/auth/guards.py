@@ -19,6 +19,17 @@ from app.models import Agent
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (the scheme in any case, spaces
+    around the token ignored), or None when the header is not that. The API guard and the rate
+    limits both read the header through this, so they agree on what one token is."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
 def _csrf_header_valid() -> bool:
     """The browser pages send the page's CSRF token in `X-CSRFToken`; a bearer token needs none."""
     try:
@@ -43,10 +54,10 @@ def api_auth_required(view: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         header = request.headers.get("Authorization", "")
         if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
+            token = bearer_token(header)
+            if token is None:
                 return _unauthorized("Authorization must be 'Bearer <token>'.")
-            agent = agent_for_token(db.session, token.strip())
+            agent = agent_for_token(db.session, token)
             if agent is None:
                 return _unauthorized("The token is unknown, revoked or expired.")
             g.agent = agent

@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, func
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -34,11 +34,20 @@ class Agent(UserMixin, Model):
     role: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Put into the session cookie at login and compared on every request (app/auth/sessions.py):
+    # bumping it ends every session of the agent at once, wherever its cookie is.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="agent", lazy="raise")
 
     def set_password(self, password: str) -> None:
+        """A new password also ends every session opened with the old one."""
         self.password_hash = generate_password_hash(password, method=PASSWORD_HASH_METHOD)
+        self.end_sessions()
+
+    def end_sessions(self) -> None:
+        """Every session cookie issued to this agent so far stops working (committed by the caller)."""
+        self.session_generation = (self.session_generation or 0) + 1
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

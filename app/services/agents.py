@@ -87,6 +87,7 @@ def deactivate_agent(email: str) -> Agent:
     if agent is None:
         raise NotFound(f"No agent with the email {email}.", code="agent_not_found")
     agent.active = False
+    agent.end_sessions()
     revoke_tokens(db.session, agent)
     db.session.commit()
     return agent
@@ -132,6 +133,7 @@ def set_role(agent: Agent, role: str) -> Agent:
     if agent.role == "admin" and role != "admin" and agent.active and _other_active_admins(agent) == 0:
         raise Conflict("The last active admin cannot stop being an admin.", code="last_admin")
     agent.role = role
+    agent.end_sessions()
     db.session.commit()
     return agent
 
@@ -141,6 +143,7 @@ def set_active(agent: Agent, active: bool) -> Agent:
     if not active and agent.role == "admin" and agent.active and _other_active_admins(agent) == 0:
         raise Conflict("The last active admin cannot be deactivated.", code="last_admin")
     agent.active = active
+    agent.end_sessions()
     if not active:
         revoke_tokens(db.session, agent)
     db.session.commit()
@@ -153,5 +156,6 @@ def reset_password(agent: Agent, password: str | None = None) -> str:
     if len(password) < PASSWORD_MIN_CHARS:
         raise _password_too_short()
     agent.set_password(password)
+    revoke_tokens(db.session, agent)
     db.session.commit()
     return password

@@ -1,0 +1,67 @@
+"""Agent sessions that can be ended: a generation per agent, and an idle and an absolute lifetime.
+
+The session stays Flask's signed cookie. At login it gets the agent's `session_generation`
+and the login time; on every request the user loader (app/__init__.py) accepts it only while
+the generation still matches the agent's row (the row it loads anyway: no extra query), the
+login is younger than SESSION_MAX_SECONDS and the last request younger than
+SESSION_IDLE_SECONDS. Bumping the generation (`Agent.end_sessions()`: logout, log out
+everywhere, a password reset, deactivation, a role change) ends every copy of every cookie
+issued to that agent before, in every browser and every worker at once.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import current_app, g, session
+from flask_login import login_user
+
+from app.models import Agent
+
+GENERATION_KEY = "_gen"
+LOGIN_AT_KEY = "_login_at"
+SEEN_AT_KEY = "_seen_at"
+# The last-seen time is rewritten at most this often: not every poll needs a new cookie.
+SEEN_AT_GRANULARITY = 60
+# Preferences chosen before logging in (the login page has the language menu) survive it.
+KEPT_ACROSS_LOGIN = ("lang", "tz")
+FLASK_LOGIN_KEYS = ("_user_id", "_fresh", "_id", "_remember", "_remember_seconds")
+
+
+def start_session(agent: Agent) -> None:
+    """Log the agent in with a fresh session (nothing of the anonymous one but its preferences)."""
+    kept = {key: session[key] for key in KEPT_ACROSS_LOGIN if key in session}
+    session.clear()  # the CSRF token too: one known before logging in is worth nothing after
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)  # Flask-WTF's cached copy
+    session.update(kept)
+    login_user(agent)
+    now = int(time.time())
+    session[GENERATION_KEY] = agent.session_generation
+    session[LOGIN_AT_KEY] = now
+    session[SEEN_AT_KEY] = now
+
+
+def session_is_current(agent: Agent) -> bool:
+    """Whether the session cookie of this request may still act as `agent`; refreshes last-seen."""
+    generation, login_at, seen_at = (session.get(k) for k in (GENERATION_KEY, LOGIN_AT_KEY, SEEN_AT_KEY))
+    if not (isinstance(generation, int) and isinstance(login_at, int) and isinstance(seen_at, int)):
+        return False  # a cookie from before sessions could be ended, or not one we issued
+    now = int(time.time())
+    config = current_app.config
+    if generation != agent.session_generation:
+        return False
+    if now - login_at > config["SESSION_MAX_SECONDS"] or now - seen_at > config["SESSION_IDLE_SECONDS"]:
+        return False
+    if now - seen_at >= SEEN_AT_GRANULARITY:
+        session[SEEN_AT_KEY] = now
+    return True
+
+
+def forget_session() -> None:
+    """Drop the login a rejected cookie carried, so this browser is plainly logged out.
+
+    Only the login: a page being rendered may already have put the session's CSRF token in
+    its forms (the login form among them), which must keep working.
+    """
+    for key in (*FLASK_LOGIN_KEYS, GENERATION_KEY, LOGIN_AT_KEY, SEEN_AT_KEY):
+        session.pop(key, None)
