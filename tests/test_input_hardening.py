@@ -139,6 +139,18 @@ def test_the_body_checks_leave_ordinary_nesting_alone(client, auth, conversation
     assert "nested too deeply" not in response.get_json()["message"]
 
 
+@pytest.mark.parametrize("encoded", ["%ED%A0%80", "%ED%BF%BF", "a%ED%A0%80b", "%F0%9F"])
+def test_surrogates_and_broken_utf8_in_query_strings_are_not_a_500(client, auth, agent, conversation_id, encoded):
+    """A query string is bytes: what is not UTF-8 (an encoded surrogate is not) reaches the views
+    as U+FFFD, a search like any other."""
+    for path in (f"{API}/conversaciones?q={encoded}", f"{API}/respuestas?q={encoded}"):
+        response = client.get(path, headers=auth)
+        assert response.status_code == 200, (path, response.status_code)
+    login(client, agent.email)
+    for path in (f"/?q={encoded}", f"/inbox/fragments/list?q={encoded}", f"/inbox/fragments/canned?q={encoded}"):
+        assert client.get(path).status_code == 200, path
+
+
 # --- integer parameters: ASCII digits only --------------------------------------------------
 
 # All `str.isdigit()`; `int()` refuses the first three, and the others are not ASCII digits. The
