@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import CannedResponse, Conversation, Message, WebhookDelivery
+from app.models import Agent, CannedResponse, Conversation, Message, WebhookDelivery
 from tests import meta
-from tests.test_pages import login
+from tests.test_pages import csrf_token, login
 
 API = "/whatsapp/api"
 DEEP = 100_000
@@ -141,14 +141,30 @@ def test_the_body_checks_leave_ordinary_nesting_alone(client, auth, conversation
 
 @pytest.mark.parametrize("encoded", ["%ED%A0%80", "%ED%BF%BF", "a%ED%A0%80b", "%F0%9F"])
 def test_surrogates_and_broken_utf8_in_query_strings_are_not_a_500(client, auth, agent, conversation_id, encoded):
-    """A query string is bytes: what is not UTF-8 (an encoded surrogate is not) reaches the views
-    as U+FFFD, a search like any other."""
+    """A query string is bytes: what is not UTF-8 (an encoded surrogate is not) never reaches the
+    views as a surrogate; it is a search like any other."""
     for path in (f"{API}/conversaciones?q={encoded}", f"{API}/respuestas?q={encoded}"):
         response = client.get(path, headers=auth)
         assert response.status_code == 200, (path, response.status_code)
     login(client, agent.email)
     for path in (f"/?q={encoded}", f"/inbox/fragments/list?q={encoded}", f"/inbox/fragments/canned?q={encoded}"):
         assert client.get(path).status_code == 200, path
+
+
+def test_an_encoded_surrogate_in_a_form_is_not_a_500(client, agent):
+    """Form bodies are decoded like query strings: bytes that are not UTF-8 never become a
+    surrogate (Werkzeug keeps such an escape as its text)."""
+    login(client, agent.email)
+    token = csrf_token(client.get("/admin/").text)
+    response = client.post(
+        "/admin/agents",
+        data=f"csrf_token={token}&name=Carla%ED%A0%80&email=carla%40example.com&role=agent".encode(),
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200, response.status_code  # the page with the new password
+    db.session.expire_all()
+    name = db.session.execute(select(Agent.name).where(Agent.email == "carla@example.com")).scalar_one()
+    assert name.startswith("Carla") and name.encode("utf-8")  # would raise on a surrogate
 
 
 # --- integer parameters: ASCII digits only --------------------------------------------------
@@ -274,3 +290,11 @@ def test_a_signed_body_nested_around_the_parsers_limits_is_200_or_400_never_500(
     if response.status_code == 400:
         assert response.get_json()["error"] == "invalid_body"
         assert _count(WebhookDelivery) == 0
+
+
+def test_a_signed_body_with_a_surrogate_encoded_as_raw_bytes_is_400(post_webhook):
+    """Encoded in the bytes themselves (CESU-8 style) rather than escaped, it is not UTF-8."""
+    body = meta.encode(meta.delivery(meta.value(messages=[meta.message(content={"body": "__s__"})])))
+    response = post_webhook(body.replace(b"__s__", b"a\xed\xa0\x80b"))
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_body"
+    assert _count(WebhookDelivery) == 0
