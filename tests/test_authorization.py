@@ -50,6 +50,29 @@ PUBLIC = {
     "webhook.receive": "Meta's deliveries: 401 unsigned, 403 wrongly signed",
     "inbox.preferences": "page language and time zone, kept in the visitor's own session",
 }
+# The role matrix (README, Security): who may do each write. Every agent, admin or not, reads
+# everything an agent reads (conversations, messages, media, templates, canned responses). A
+# write route added without a row here fails `test_every_write_has_a_row_in_the_role_matrix`.
+EVERY_AGENT = "every agent"
+AUTHOR_OR_ADMIN = "its author or an admin"
+ADMIN = "admins only"
+WRITES = {
+    "api.mark_read": EVERY_AGENT,
+    "api.update_conversation": EVERY_AGENT,  # status, assignee (any active agent), mark unread
+    "api.send_message": EVERY_AGENT,
+    "api.retry_message": EVERY_AGENT,
+    "api.add_note": EVERY_AGENT,
+    "api.create_canned_response": EVERY_AGENT,
+    "api.delete_canned_response": AUTHOR_OR_ADMIN,
+    "auth.logout": EVERY_AGENT,
+    "admin.create_agent": ADMIN,
+    "admin.change_role": ADMIN,
+    "admin.deactivate": ADMIN,
+    "admin.activate": ADMIN,
+    "admin.reset_password": ADMIN,
+    "admin.sync_templates": ADMIN,
+}
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 DENIED = {302, 401, 403}
 SECRET = "Mensaje privado 7f3c"  # in the seeded conversation: must never show in a refusal
 PASSWORD = "correct horse battery"
@@ -258,10 +281,13 @@ def _works(app: Flask, token: str) -> bool:
 
 
 def test_a_valid_token_passes_every_api_route(app, seeded, other_token):
-    """The sweeps below would prove nothing if the API refused everyone anyway."""
+    """The sweeps below would prove nothing if the API refused everyone anyway. Beto is not an
+    admin: the canned response he deletes is his own (another's is a 403, see the role tests)."""
     headers = {"Authorization": f"Bearer {other_token}"}
+    own = _create_canned(app, headers, "beto_propia")
     served = set(range(200, 500)) - DENIED
-    assert sweep(app, seeded.values, headers=headers, only=_is_api, allowed=served) == []
+    values = {**seeded.values, "canned_id": own}
+    assert sweep(app, values, headers=headers, only=_is_api, allowed=served) == []
 
 
 @pytest.mark.parametrize("how", ["expired", "revoked", "agent deactivated", "agent set inactive, token kept"])
@@ -326,3 +352,100 @@ def test_the_admin_sweep_covers_the_admin_routes(app):
     admin_rules = [rule.rule for rule in _rules(app) if rule.endpoint.startswith("admin.")]
     assert admin_rules, "no admin routes: the admin sweep would prove nothing"
     assert all(re.match(r"^/admin(/|$)", rule) for rule in admin_rules)
+
+
+# --- roles: who may do what (the matrix is WRITES) ------------------------------------------------
+
+
+def _create_canned(app: Flask, headers: dict[str, str], short_code: str) -> int:
+    response = app.test_client().post(
+        "/whatsapp/api/respuestas", json={"short_code": short_code, "text": "Hola"}, headers=headers
+    )
+    assert response.status_code == 201, response.get_json()
+    return int(response.get_json()["id"])
+
+
+def _canned_exists(canned_id: int) -> bool:
+    db.session.expire_all()
+    return db.session.get(CannedResponse, canned_id) is not None
+
+
+def test_every_write_has_a_row_in_the_role_matrix(app):
+    writes = {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint not in PUBLIC and (rule.methods or set()) & WRITE_METHODS
+    }
+    assert writes - set(WRITES) == set(), "a write route without a role: add it to WRITES (and the README's matrix)"
+    assert set(WRITES) - writes == set(), f"stale entries in WRITES: {sorted(set(WRITES) - writes)}"
+
+
+def test_a_non_admin_agent_is_refused_every_admin_only_write(app, other_agent, seeded):
+    """Template sync and agent management: 403 for an agent's session, nothing changes."""
+    browser = _log_in(app, other_agent.email, OTHER_PASSWORD)
+    before = _counts()
+    admin_only = lambda rule: WRITES.get(rule.endpoint) == ADMIN  # noqa: E731
+    assert sweep(app, seeded.values, browser, allowed={403}, only=admin_only) == []
+    assert _counts() == before
+    # With his API token the admin pages are not even reachable (they are pages: to the login).
+    headers = {"Authorization": f"Bearer {agent_service.create_token(other_agent.email)}"}
+    assert sweep(app, seeded.values, _visitor(app), headers=headers, allowed={302}, only=admin_only) == []
+    assert _counts() == before
+
+
+def test_an_agent_cannot_delete_another_agents_canned_response(app, agent, other_agent, seeded, other_token):
+    """Ana (an admin) wrote the seeded one; Beto is refused 403 `forbidden` and it stays."""
+    assert agent.is_admin and not other_agent.is_admin
+    canned_id = seeded.values["canned_id"]
+    response = app.test_client().delete(
+        f"/whatsapp/api/respuestas/{canned_id}", headers={"Authorization": f"Bearer {other_token}"}
+    )
+    assert response.status_code == 403, response.get_json()
+    assert response.get_json() == {
+        "error": "forbidden",
+        "message": "Only its author or an admin can delete a canned response.",
+    }
+    assert _canned_exists(canned_id)
+
+
+def test_an_agents_session_cannot_delete_another_agents_canned_response_either(app, other_agent, seeded):
+    browser = _log_in(app, other_agent.email, OTHER_PASSWORD)
+    canned_id = seeded.values["canned_id"]
+    response = app.test_client(use_cookies=False).delete(
+        f"/whatsapp/api/respuestas/{canned_id}",
+        headers={"Cookie": f"session={browser.cookie}", "X-CSRFToken": browser.csrf or ""},
+    )
+    assert response.status_code == 403 and response.get_json()["error"] == "forbidden"
+    assert _canned_exists(canned_id)
+
+
+def test_an_agent_deletes_their_own_canned_response(app, other_agent, seeded, other_token):
+    headers = {"Authorization": f"Bearer {other_token}"}
+    own = _create_canned(app, headers, "beto_saludo")
+    response = app.test_client().delete(f"/whatsapp/api/respuestas/{own}", headers=headers)
+    assert response.status_code == 204 and response.get_data() == b""
+    assert not _canned_exists(own)
+    # A canned response that is not there is a 404 for anyone, not a 403.
+    again = app.test_client().delete(f"/whatsapp/api/respuestas/{own}", headers=headers)
+    assert again.status_code == 404 and again.get_json()["error"] == "not_found"
+
+
+def test_an_admin_deletes_any_canned_response(app, agent, other_agent, seeded, other_token):
+    betos = _create_canned(app, {"Authorization": f"Bearer {other_token}"}, "beto_horario")
+    admin = {"Authorization": f"Bearer {agent_service.create_token(agent.email)}"}
+    response = app.test_client().delete(f"/whatsapp/api/respuestas/{betos}", headers=admin)
+    assert response.status_code == 204
+    assert not _canned_exists(betos)
+
+
+def test_a_canned_response_without_an_author_is_an_admins_to_delete(app, agent, other_agent, seeded, other_token):
+    """`created_by_id` is NULL once its author's row is gone (ON DELETE SET NULL)."""
+    canned_id = seeded.values["canned_id"]
+    db.session.execute(update(CannedResponse).where(CannedResponse.id == canned_id).values(created_by_id=None))
+    db.session.commit()
+    url = f"/whatsapp/api/respuestas/{canned_id}"
+    refused = app.test_client().delete(url, headers={"Authorization": f"Bearer {other_token}"})
+    assert refused.status_code == 403 and _canned_exists(canned_id)
+    admin = {"Authorization": f"Bearer {agent_service.create_token(agent.email)}"}
+    assert app.test_client().delete(url, headers=admin).status_code == 204
+    assert not _canned_exists(canned_id)

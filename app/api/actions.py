@@ -65,5 +65,5 @@ def create_canned_response(json: CannedResponseRequest) -> Any:
 @bp.delete("/respuestas/<id:canned_id>")
 @api_auth_required
 def delete_canned_response(canned_id: int) -> Any:
-    actions.delete_canned_response(canned_id)
+    actions.delete_canned_response(canned_id, current_agent())
     return "", 204

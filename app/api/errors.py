@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify
 from app.services.errors import (
     Conflict,
     DomainError,
+    Forbidden,
     Gone,
     Invalid,
     KeyReused,
@@ -25,6 +26,7 @@ from app.services.errors import (
 # Most specific class first is not needed: the lookup walks each error's MRO.
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     Invalid: 400,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     Gone: 410,

@@ -10,11 +10,17 @@ Refusals keep the API's answers: a bad query parameter is 400
 `{"error": "invalid_parameter", "parameter", "message"}`; a body that is not JSON, not an
 object or not valid is 400 `invalid_body` — raised as domain errors, so the blueprint's one
 error handler (`app/api/errors.py`) answers them.
+
+Before any model sees a body, `checked_body()` refuses what no model could hold and what
+would otherwise break further down: JSON nested deeper than `MAX_BODY_DEPTH` (the parser, the
+validation and the error answers all recurse) and lone surrogates such as `"\\ud800"`, which
+JSON may escape but UTF-8 — PostgreSQL, the logs, Graph — cannot carry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from functools import wraps
 from typing import Any
 
@@ -36,6 +42,54 @@ spec = SpecTree(
     version="1.0.0",
     openapi_version="3.1.0",
 )
+
+
+# The API's own bodies nest four levels at most (a template's parameters); this leaves room
+# for anything a client may add by mistake, and stays far below the recursion limit.
+MAX_BODY_DEPTH = 32
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _strings(data: Any) -> Iterator[tuple[list[str], str, bool]]:
+    """Every string of a parsed JSON value, keys included: (path, text, is_key). Iterative:
+    the value may be nested as deep as the parser allowed. Refuses a value nested deeper than
+    `MAX_BODY_DEPTH`."""
+    stack: list[tuple[list[str], Any]] = [([], data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            yield path, value, False
+        elif isinstance(value, dict | list):
+            if len(path) >= MAX_BODY_DEPTH:
+                raise Invalid(f"The body is nested too deeply (at most {MAX_BODY_DEPTH} levels).")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    yield path, key, True
+                stack.append(([*path, str(key)], item))
+
+
+def checked_body() -> Any:
+    """The request's JSON body (None when it is not JSON), once it is known to be safe to
+    validate, store and log: `Invalid` for JSON nested deeper than `MAX_BODY_DEPTH` or
+    holding a lone surrogate (in a value or a key)."""
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # deeper than the parser can go: the value is never built
+        raise Invalid(f"The body is nested too deeply (at most {MAX_BODY_DEPTH} levels).") from None
+    for path, text, is_key in _strings(data):
+        if _LONE_SURROGATE.search(text) is None:
+            continue
+        name = ".".join(path)
+        if is_key:
+            where = f"A field name in '{name}'" if name else "A field name"
+        else:
+            where = f"'{name}'" if name else "The body"
+        raise Invalid(
+            f"{where} holds a lone surrogate (such as \\ud800 without its pair): text must be valid Unicode.",
+            field=name if name and not is_key else None,
+        )
+    return data
 
 
 def _reason(error: Mapping[str, Any]) -> str:
@@ -121,7 +175,7 @@ def accepts(operation: str, **options: Any) -> Callable[[Callable[..., Any]], Ca
                 kwargs["json"] = request.context.json  # type: ignore[attr-defined]
             return view(*args, **kwargs)
 
-        return spec.validate(
+        validated = spec.validate(
             query=query,
             json=json,
             before=_before_hook(query, json),
@@ -129,5 +183,16 @@ def accepts(operation: str, **options: Any) -> Callable[[Callable[..., Any]], Ca
             operation_id=operation,
             **options,
         )(with_input)
+        if json is None:
+            return validated
+
+        @wraps(validated)  # keeps spectree's marks on the view (the OpenAPI document reads them)
+        def body_checked_first(*args: Any, **kwargs: Any) -> Any:
+            # spectree parses the body itself before any hook runs: check it first. The parsed
+            # body is cached on the request, so it is parsed once.
+            checked_body()
+            return validated(*args, **kwargs)
+
+        return body_checked_first
 
     return decorate

@@ -48,8 +48,14 @@ LIST_POLLER = "list"  # the id of the element that polls the list (htmx sends it
 
 
 def _arg_int(name: str, default: int, maximum: int = MAX_ID) -> int:
+    """The pages' one reading of an integer query parameter (`page`, `c`, `before`): ASCII
+    digits within 1..`maximum`, else `default` — a bad value is ignored, as if it were absent.
+    (`str.isdigit()` alone would let "²" or "①" through to `int()`, which refuses them.)"""
     raw = request.args.get(name, "")
-    return int(raw) if raw.isdigit() and 0 < int(raw) <= maximum else default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(maximum)):
+        return default
+    value = int(raw)
+    return value if 0 < value <= maximum else default
 
 
 def _list_state() -> dict[str, Any]:

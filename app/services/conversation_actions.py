@@ -26,7 +26,7 @@ from app.models import Agent, BusinessNumber, CannedResponse, Conversation, Mess
 from app.models.conversations import CONVERSATION_STATUSES
 from app.models.messages import HIDDEN_TYPES, NOTE_TYPE
 from app.services.conversations import escape_like
-from app.services.errors import Conflict, Invalid, NotFound
+from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.graph_factory import graph_client
 from app.services.summaries import touch_conversation
 from app.whatsapp.graph_client import GraphError
@@ -252,10 +252,17 @@ def create_canned_response(agent_id: int, short_code: str, text: str) -> Any:
     return db.session.execute(_canned_select().where(CannedResponse.id == new_id)).one()
 
 
-def delete_canned_response(canned_id: int) -> None:
-    deleted = db.session.execute(
-        delete(CannedResponse).where(CannedResponse.id == canned_id).returning(CannedResponse.id)
-    ).scalar()
-    if deleted is None:
+def delete_canned_response(canned_id: int, by: Agent) -> None:
+    """Remove a canned response: its author or an admin may; anyone else is `Forbidden`
+    (nothing is removed). One whose author's account is gone (`created_by_id` NULL) is an
+    admin's to remove."""
+    author = db.session.execute(
+        select(CannedResponse.created_by_id).where(CannedResponse.id == canned_id).with_for_update()
+    ).first()
+    if author is None:
         raise _not_found("Canned response")
+    if not by.is_admin and author.created_by_id != by.id:
+        db.session.rollback()
+        raise Forbidden("Only its author or an admin can delete a canned response.")
+    db.session.execute(delete(CannedResponse).where(CannedResponse.id == canned_id))
     db.session.commit()

@@ -31,6 +31,13 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class Forbidden(DomainError):
+    """The caller's role does not allow it (see the role matrix in the README's Security
+    section): an agent removing a canned response someone else wrote."""
+
+    code = "forbidden"
+
+
 class Invalid(DomainError):
     """The input is wrong; `field` names what is wrong when one field is to blame."""
 
