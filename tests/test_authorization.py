@@ -65,6 +65,7 @@ WRITES = {
     "api.create_canned_response": EVERY_AGENT,
     "api.delete_canned_response": AUTHOR_OR_ADMIN,
     "auth.logout": EVERY_AGENT,
+    "auth.logout_everywhere": EVERY_AGENT,  # ends only their own sessions
     "admin.create_agent": ADMIN,
     "admin.change_role": ADMIN,
     "admin.deactivate": ADMIN,
