@@ -1,9 +1,10 @@
 """Schemathesis against the OpenAPI document: generated requests to every documented operation.
 
-The document is the one the app serves at /whatsapp/api/openapi.json (`openapi_document()`,
-checked below to be what is served), and every request goes to the Flask app in-process
-(schemathesis' WSGI transport), inside the test's rolled-back transaction. Requests carry
-valid credentials: an agent's bearer token for the API, `METRICS_TOKEN` for /metrics, and a
+The document is the one the app serves at /whatsapp/api/openapi.json (`openapi_document(app)`
+of an app with the tests' configuration, checked below to be what is served), and every
+request goes to the Flask app in-process (schemathesis' WSGI transport), inside the test's
+rolled-back transaction. Requests carry valid credentials: an agent's bearer token for the
+API, `METRICS_TOKEN` for /metrics, and a
 logged-in session cookie for the HTML pages. Before generation, the webhook stores a text
 and an image, an agent sends a message that Graph refuses, and a canned response and a
 template are saved; half of the generated path ids are replaced by the ids of those rows, so
@@ -51,13 +52,14 @@ from schemathesis.generation.meta import negated_parameters
 from schemathesis.specs.openapi import checks
 from sqlalchemy import select
 
+from app import create_app
 from app.api.docs import openapi_document
 from app.extensions import db
 from app.models import ApiToken, Message
 from app.models.agents import hash_token
 from app.ratelimits import rate_limiter
 from tests import meta
-from tests.conftest import store_approved_template
+from tests.conftest import TEST_CONFIG, store_approved_template
 from tests.fake_graph import POST_MESSAGES, error
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "200"))
@@ -66,7 +68,11 @@ METRICS_TOKEN = "schemathesis-metrics-token"
 PASSWORD = "correct horse battery"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) + b"\xff\xd9"
 
-schema = schemathesis.openapi.from_dict(openapi_document()).exclude(method="POST", path="/webhook/whatsapp")
+# Generated from the routes, so it needs an app; building it never connects to the database.
+DOCUMENT = openapi_document(
+    create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": "postgresql://unused@127.0.0.1/unused"})
+)
+schema = schemathesis.openapi.from_dict(DOCUMENT).exclude(method="POST", path="/webhook/whatsapp")
 
 CHECKS = [
     not_a_server_error,
@@ -216,7 +222,7 @@ def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webho
 
 
 def test_the_document_tested_is_the_one_served(client):
-    assert client.get(OPENAPI_URL).get_json() == openapi_document()
+    assert client.get(OPENAPI_URL).get_json() == DOCUMENT
 
 
 def _use_existing_ids(case: Any, ids: dict[str, list[int]]) -> None:
@@ -311,6 +317,6 @@ def test_an_empty_list_parameter_means_its_default_as_documented(client, seeded,
         "/whatsapp/api/conversaciones", query_string={name: ""}, headers={"Authorization": f"Bearer {API_TOKEN}"}
     )
     assert response.status_code == 200
-    operation = openapi_document()["paths"]["/whatsapp/api/conversaciones"]["get"]
+    operation = DOCUMENT["paths"]["/whatsapp/api/conversaciones"]["get"]
     [documented] = [p for p in operation["parameters"] if p.get("name") == name]
     assert documented.get("allowEmptyValue") is True
