@@ -4,11 +4,11 @@ The document is the one the app serves at /whatsapp/api/openapi.json (`openapi_d
 of an app with the tests' configuration, checked below to be what is served), and every
 request goes to the Flask app in-process (schemathesis' WSGI transport), inside the test's
 rolled-back transaction. Requests carry valid credentials: an agent's bearer token for the
-API, `METRICS_TOKEN` for /metrics, and a
-logged-in session cookie for the HTML pages. Before generation, the webhook stores a text
-and an image, an agent sends a message that Graph refuses, and a canned response and a
-template are saved; half of the generated path ids are replaced by the ids of those rows, so
-operations are exercised on things that exist, not only on 404s.
+API, `METRICS_TOKEN` for /metrics, and a logged-in session cookie for the HTML pages. Before
+generation, the webhook stores a text and an image, an agent sends a message that Graph
+refuses, and a canned response and a template are saved; half of the generated path ids are
+replaced by the ids of those rows, so operations are exercised on things that exist, not only
+on 404s.
 
 Checks on every answer: no 5xx; a documented status code, content type and headers; a body
 that validates against the documented schema. Schemathesis also generates requests that

@@ -424,7 +424,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
     document = app.extensions.get(EXTENSION_KEY)
     if document is None:
         document = app.extensions[EXTENSION_KEY] = build_document(app)
-    return document  # type: ignore[no-any-return]
+    return document
 
 
 def build_document(app: Flask) -> dict[str, Any]:
@@ -488,7 +488,8 @@ class _Builder:
             operation["description"] = description
         operation["security"] = [dict(s) for s in declared.security]
 
-        parameters = [*_path_parameters(rule, declared), *map(copy.deepcopy, declared.parameters)]
+        parameters: list[dict[str, Any]] = [*_path_parameters(rule, declared)]
+        parameters += [copy.deepcopy(dict(p)) for p in declared.parameters]
         query_model, body_model = INPUTS.get(declared.operation_id, (None, None))
         if query_model is not None:
             parameters = [p for p in parameters if p.get("in") != "query"] + query_parameters(query_model)
