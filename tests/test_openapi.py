@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from flask import Flask
 from jsonschema import Draft202012Validator, FormatChecker
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from openapi_spec_validator import validate as validate_openapi
@@ -26,7 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
 from app import create_app
-from app.api.docs import openapi_document
+from app.api.docs import build_document, openapi_document
 from app.api.schemas import INPUTS
 from app.converters import MAX_BIG_ID, MAX_ID
 from app.extensions import db
@@ -203,6 +204,13 @@ def test_documented_routes_and_methods_are_exactly_the_apps(app):
     documented = {(path, method) for path, item in SPEC["paths"].items() for method in item if method in HTTP_METHODS}
     assert sorted(registered - documented) == [], "registered but not documented"
     assert sorted(documented - registered) == [], "documented but not registered"
+
+
+def test_a_route_without_a_declaration_stops_the_document_from_being_built():
+    undeclared = Flask(__name__)
+    undeclared.add_url_rule("/undocumented", "undocumented", lambda: "")
+    with pytest.raises(LookupError, match="undocumented"):
+        build_document(undeclared)
 
 
 def test_path_parameters_match_the_rules(app):
