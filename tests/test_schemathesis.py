@@ -1,9 +1,9 @@
 """Schemathesis against the OpenAPI document: generated requests to every documented operation.
 
 The document is the one the app serves at /whatsapp/api/openapi.json (`openapi_document(app)`
-of an app with the tests' configuration, checked below to be what is served), and every
-request goes to the Flask app in-process (schemathesis' WSGI transport), inside the test's
-rolled-back transaction. Requests carry valid credentials: an agent's bearer token for the
+of an app with the tests' configuration, built in a child process and checked below to be
+what is served), and every request goes to the Flask app in-process (schemathesis' WSGI
+transport), inside the test's rolled-back transaction. Requests carry valid credentials: an agent's bearer token for the
 API, `METRICS_TOKEN` for /metrics, and a logged-in session cookie for the HTML pages. Before
 generation, the webhook stores a text and an image, an agent sends a message that Graph
 refuses, and a canned response and a template are saved; half of the generated path ids are
@@ -34,16 +34,20 @@ quarter on 2 cores), 1000 in `make drills`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import schemathesis
-from flask import Flask
 from hypothesis import HealthCheck, settings
 from jsonschema import Draft202012Validator
 from schemathesis.checks import not_a_server_error
@@ -51,16 +55,14 @@ from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.meta import negated_parameters
 from schemathesis.specs.openapi import checks
-from schemathesis.specs.openapi.schemas import OpenApiSchema
 from sqlalchemy import select
 
-from app.api.docs import openapi_document
 from app.extensions import db
 from app.models import ApiToken, Message
 from app.models.agents import hash_token
 from app.ratelimits import rate_limiter
 from tests import meta
-from tests.conftest import store_approved_template
+from tests.conftest import PROJECT_ROOT, store_approved_template
 from tests.fake_graph import POST_MESSAGES, error
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "200"))
@@ -69,10 +71,33 @@ METRICS_TOKEN = "schemathesis-metrics-token"
 PASSWORD = "correct horse battery"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) + b"\xff\xd9"
 
-# The document is generated from the app's routes, so it is loaded from the session's app (the
-# `documented_api` fixture below) rather than at import time: a second app created at import
-# would take the process's request metrics from the session's app (see app/metrics.py).
-schema = schemathesis.pytest.from_fixture("documented_api")
+
+def _document_of_a_test_app() -> dict[str, Any]:
+    """The document (generated from the routes) of an app with the tests' configuration.
+
+    Schemathesis needs it to collect the tests, before any fixture runs, so it is built in a
+    child process: the first app a process creates takes its request metrics (see
+    app/metrics.py), and that must stay the session's `app`. The database named is never
+    connected to.
+    """
+    script = (
+        "import json, sys\n"
+        "from app import create_app\n"
+        "from app.api.docs import openapi_document\n"
+        "from tests.conftest import TEST_CONFIG\n"
+        "app = create_app({**TEST_CONFIG, 'SQLALCHEMY_DATABASE_URI': 'postgresql://unused@127.0.0.1/unused'})\n"
+        "with open(sys.argv[1], 'w', encoding='utf-8') as out:\n"
+        "    json.dump(openapi_document(app), out)\n"
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "openapi.json"
+        subprocess.run([sys.executable, "-c", script, str(path)], cwd=PROJECT_ROOT, check=True, capture_output=True)
+        document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+DOCUMENT = _document_of_a_test_app()
+schema = schemathesis.openapi.from_dict(DOCUMENT).exclude(method="POST", path="/webhook/whatsapp")
 
 CHECKS = [
     not_a_server_error,
@@ -113,6 +138,7 @@ def _documented_query_value(operation: Any, name: str, value: str) -> bool:
     return Draft202012Validator(parameter["schema"]).is_valid(instance)
 
 
+@schema.hook
 def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
     """Keep every failure but an accepted 'negative' query value that is a documented spelling."""
     if not isinstance(failure, AcceptedNegativeData):
@@ -126,14 +152,6 @@ def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool
         if not values or not all(_documented_query_value(case.operation, name, LENIENT_QUERY[name](v)) for v in values):
             return True
     return False
-
-
-@pytest.fixture(scope="session")
-def documented_api(app: Flask) -> OpenApiSchema:
-    """The document the app serves, for schemathesis (the webhook's POST left out, see above)."""
-    loaded = schemathesis.openapi.from_dict(openapi_document(app)).exclude(method="POST", path="/webhook/whatsapp")
-    loaded.hook(filter_failure)
-    return loaded
 
 
 # The agent's API token is this fixed value (`seeded` stores its hash), because schemathesis
@@ -229,7 +247,7 @@ def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webho
 
 
 def test_the_document_tested_is_the_one_served(client):
-    assert client.get(OPENAPI_URL).get_json() == openapi_document(client.application)
+    assert client.get(OPENAPI_URL).get_json() == DOCUMENT
 
 
 def _use_existing_ids(case: Any, ids: dict[str, list[int]]) -> None:
@@ -324,6 +342,6 @@ def test_an_empty_list_parameter_means_its_default_as_documented(client, seeded,
         "/whatsapp/api/conversaciones", query_string={name: ""}, headers={"Authorization": f"Bearer {API_TOKEN}"}
     )
     assert response.status_code == 200
-    operation = openapi_document(client.application)["paths"]["/whatsapp/api/conversaciones"]["get"]
+    operation = DOCUMENT["paths"]["/whatsapp/api/conversaciones"]["get"]
     [documented] = [p for p in operation["parameters"] if p.get("name") == name]
     assert documented.get("allowEmptyValue") is True
