@@ -26,6 +26,7 @@ from referencing.jsonschema import DRAFT202012
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
+from app import create_app
 from app.api.docs import build_document, openapi_document
 from app.api.schemas import INPUTS
 from app.converters import MAX_BIG_ID, MAX_ID
@@ -34,12 +35,12 @@ from app.models import Contact, Conversation, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.models.messages import DELIVERY_STATUSES, DIRECTIONS
 from tests import meta
-from tests.conftest import store_approved_template
+from tests.conftest import TEST_CONFIG, store_approved_template
 from tests.fake_graph import POST_MESSAGES, error
 
-# The document the tests' app serves, generated from its routes; filled in by `_document` below
-# (no app exists at import time: a second app created here would take the process's request
-# metrics from the session's app, see app/metrics.py).
+# The document the tests' app serves, generated from its routes; filled in by `_document` below,
+# not at import: the first app a process creates takes its request metrics (app/metrics.py),
+# and that must stay the session's `app`.
 SPEC: dict[str, Any] = {}
 DOCUMENT_URI = "urn:whatsapp-inbox:openapi"
 REGISTRY: Registry[Any] = Registry()
@@ -59,11 +60,27 @@ CUSTOMER = "5491188880001"
 # --- helpers ----------------------------------------------------------------------------------
 
 
+def _load(document: dict[str, Any]) -> None:
+    global REGISTRY
+    SPEC.update(document)
+    REGISTRY = Registry().with_resource(DOCUMENT_URI, DRAFT202012.create_resource(SPEC))
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _document(app: Flask) -> None:
-    global REGISTRY
-    SPEC.update(openapi_document(app))
-    REGISTRY = Registry().with_resource(DOCUMENT_URI, DRAFT202012.create_resource(SPEC))
+    _load(openapi_document(app))
+
+
+def _load_for_another_module() -> None:
+    """Other modules use `assert_documented` without `_document`: their tests have a `client`,
+    so the session's app exists by then and an app made here with the same configuration (its
+    document, checked above to be the one served) no longer takes the request metrics."""
+    if not SPEC:
+        _load(
+            openapi_document(
+                create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": "postgresql://unused@127.0.0.1/unused"})
+            )
+        )
 
 
 def _escape(part: str) -> str:
@@ -108,6 +125,7 @@ def _operation_pointer(path: str, method: str) -> str:
 
 def assert_documented(response, path: str, method: str = "get") -> Any:  # type: ignore[no-untyped-def]
     """The answer's status, media type, body and headers are as documented; returns the body."""
+    _load_for_another_module()
     operation = _operation_pointer(path, method)
     status = str(response.status_code)
     responses = _lookup(f"{operation}/responses")
