@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 from werkzeug.datastructures import WWWAuthenticate
 
-from app.api.docs import METRICS_AUTH, Response, documented, error
+from app.api.docs import METRICS_AUTH, Response, documented, error_answer
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -143,8 +143,8 @@ def init_metrics(app: Flask, engine: Engine) -> None:
                 }
             },
         ),
-        401: error("unauthorized", "No `Authorization: Bearer <METRICS_TOKEN>` header, or another token."),
-        404: error("not_found", "`METRICS_TOKEN` is not set: metrics are not served."),
+        401: error_answer("unauthorized", "No `Authorization: Bearer <METRICS_TOKEN>` header, or another token."),
+        404: error_answer("not_found", "`METRICS_TOKEN` is not set: metrics are not served."),
     },
 )
 def _metrics_view() -> tuple[bytes, int, dict[str, str]]:

@@ -24,8 +24,8 @@ from app.api.docs import (
     SESSION,
     documented,
     empty,
-    form,
     html,
+    html_form,
 )
 from app.extensions import db
 from app.models import Agent, MessageTemplate
@@ -94,7 +94,7 @@ def index() -> ResponseReturnValue:
     "adminCreateAgent",
     tag="pages",
     security=SESSION,
-    body=form(
+    body=html_form(
         {
             "name": {"type": "string"},
             "email": {"type": "string"},
@@ -158,7 +158,7 @@ def _sync_error(error: DomainError) -> str:
     "adminChangeRole",
     tag="pages",
     security=SESSION,
-    body=form({"role": {"type": "string", "enum": ["agent", "admin"]}}, required=["role"]),
+    body=html_form({"role": {"type": "string", "enum": ["agent", "admin"]}}, required=["role"]),
     responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN, 404: html("No such agent.")},
 )
 @admin_required
@@ -183,7 +183,7 @@ def change_role(agent_id: int) -> ResponseReturnValue:
     "adminDeactivateAgent",
     tag="pages",
     security=SESSION,
-    body=form(),
+    body=html_form(),
     responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN, 404: html("No such agent.")},
 )
 @admin_required
@@ -197,7 +197,7 @@ def deactivate(agent_id: int) -> ResponseReturnValue:
     "adminActivateAgent",
     tag="pages",
     security=SESSION,
-    body=form(),
+    body=html_form(),
     responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN, 404: html("No such agent.")},
 )
 @admin_required
@@ -230,7 +230,7 @@ def _set_active(agent_id: int, active: bool) -> ResponseReturnValue:
     "adminResetPassword",
     tag="pages",
     security=SESSION,
-    body=form(),
+    body=html_form(),
     responses={
         200: html("The admin page with the new password."),
         400: CSRF_FAILED_PAGE,
@@ -253,7 +253,7 @@ def reset_password(agent_id: int) -> ResponseReturnValue:
     "adminSyncTemplates",
     tag="pages",
     security=SESSION,
-    body=form(),
+    body=html_form(),
     responses={
         302: empty(
             "Synced, or the reason it could not be, as a message on the admin page.", headers={"Location": LOCATION}

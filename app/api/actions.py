@@ -16,7 +16,7 @@ from app.api.docs import (
     NOT_FOUND,
     documented,
     empty,
-    error,
+    error_answer,
     json_response,
 )
 from app.api.responses import CannedResponse, CannedResponseList, ConversationSummary, Message, ReadResult
@@ -64,7 +64,7 @@ def mark_read(conversation_id: int) -> Any:
         200: json_response("The conversation's summary after the change.", ConversationSummary),
         400: INVALID_BODY,
         404: NOT_FOUND,
-        409: error(
+        409: error_answer(
             "nothing_to_mark_unread",
             "`unread: true` in a conversation where the customer never wrote (`nothing_to_mark_unread`).",
         ),
@@ -143,7 +143,7 @@ def canned_responses(query: CannedResponseQuery) -> Any:
     responses={
         201: json_response("The stored canned response.", CannedResponse),
         400: INVALID_BODY,
-        409: error(
+        409: error_answer(
             "duplicate_short_code",
             "Another canned response has this short code, in any case (`duplicate_short_code`).",
         ),
@@ -169,7 +169,7 @@ def create_canned_response(json: CannedResponseRequest) -> Any:
     path={"canned_id": "The canned response's `id`. Unknown ids answer 404."},
     responses={
         204: empty("Removed."),
-        404: error("not_found", "No canned response with that id."),
+        404: error_answer("not_found", "No canned response with that id."),
         **API_ERRORS,
     },
 )

@@ -163,7 +163,7 @@ def error_schema(code: str) -> dict[str, Any]:
     return {"allOf": [{"$ref": REF_TEMPLATE.format(model="Error")}, {"properties": {"error": {"const": code}}}]}
 
 
-def error(code: str, description: str, *, headers: Mapping[str, Mapping[str, Any]] | None = None) -> Response:
+def error_answer(code: str, description: str, *, headers: Mapping[str, Mapping[str, Any]] | None = None) -> Response:
     """A JSON error answer with the stable code `code`."""
     return json_response(description, error_schema(code), headers=headers)
 
@@ -204,7 +204,7 @@ def _parameter(
     return parameter
 
 
-def form(
+def html_form(
     properties: Mapping[str, Mapping[str, Any]] | None = None,
     *,
     required: Sequence[str] = (),

@@ -52,11 +52,11 @@ from app.services.errors import DomainError
                 },
             },
         ),
-        404: docs.error(
+        404: docs.error_answer(
             "not_found",
             "No message with that id, or it has no media (not a media message, or deleted by the customer).",
         ),
-        410: docs.error(
+        410: docs.error_answer(
             "media_expired",
             "Graph no longer knows the media id (`media_expired`): WhatsApp keeps media for 7 days; this file is "
             "no longer available.",

@@ -19,7 +19,7 @@ from app.api.docs import (
     GRAPH_FAILURE,
     IDEMPOTENT_REPLAYED,
     documented,
-    error,
+    error_answer,
     error_schema,
     header,
     json_response,
@@ -115,7 +115,9 @@ def outgoing(request: SendText | SendTemplate) -> sending.OutgoingText | sending
             {"oneOf": [Error, MissingParametersError]},
             headers={"Idempotent-Replayed": IDEMPOTENT_REPLAYED},
         ),
-        404: error("not_found", "No conversation with that id.", headers={"Idempotent-Replayed": IDEMPOTENT_REPLAYED}),
+        404: error_answer(
+            "not_found", "No conversation with that id.", headers={"Idempotent-Replayed": IDEMPOTENT_REPLAYED}
+        ),
         409: json_response(
             "Free text outside the 24-hour window (`window_closed`, before Graph is called, with "
             "`window_expires_at`; or Meta's 131047 after the call, with `graph_error` and the failed "
@@ -169,7 +171,7 @@ def send_message(conversation_id: int, json: SendRequest) -> Any:
     path={"message_id": "The failed message's id (`id` in the thread). Unknown ids answer 404."},
     responses={
         201: json_response("Graph accepted the message this time.", SendResult),
-        404: error("not_found", "No such conversation, or no such message in it."),
+        404: error_answer("not_found", "No such conversation, or no such message in it."),
         409: json_response(
             "The message is not a failed agent text or template, or is already being retried "
             "(`not_retryable`); or free text outside the 24-hour window (`window_closed`).",

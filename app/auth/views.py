@@ -17,8 +17,8 @@ from app.api.docs import (
     SESSION,
     documented,
     empty,
-    form,
     html,
+    html_form,
     query,
 )
 from app.auth.forms import LoginForm
@@ -52,7 +52,7 @@ def safe_next(target: str | None) -> str:
     tag="pages",
     security=PUBLIC,
     parameters=[query("next", {"type": "string"}, "Where to go after logging in; only local paths are followed.")],
-    body=form({"email": {"type": "string"}, "password": {"type": "string"}}, required=["email", "password"]),
+    body=html_form({"email": {"type": "string"}, "password": {"type": "string"}}, required=["email", "password"]),
     responses={
         302: empty("Logged in; redirect to `next` or `/`.", headers={"Location": LOCATION}),
         400: html("The form is incomplete or its CSRF token is missing or stale."),
@@ -82,7 +82,7 @@ def login() -> ResponseReturnValue:
     "logout",
     tag="pages",
     security=SESSION,
-    body=form(body_required=False),
+    body=html_form(body_required=False),
     responses={
         302: empty("Logged out (or not logged in); redirect to the login page.", headers={"Location": LOCATION}),
         400: CSRF_FAILED_PAGE,

@@ -32,8 +32,8 @@ from app.api.docs import (
     SESSION,
     documented,
     empty,
-    form,
     html,
+    html_form,
     query,
 )
 from app.auth.views import safe_next
@@ -289,7 +289,7 @@ def canned_fragment() -> ResponseReturnValue:
     "setPreferences",
     tag="pages",
     security=PUBLIC,
-    body=form(
+    body=html_form(
         {
             "lang": {"type": "string", "enum": ["es", "en"]},
             "tz": {"type": "string", "description": "An IANA time zone, or `auto` for the browser's own."},

@@ -19,7 +19,7 @@ from app.api.docs import (
     RATE_LIMITED,
     Body,
     documented,
-    error,
+    error_answer,
     header,
     json_response,
     query,
@@ -106,13 +106,13 @@ def verify() -> ResponseReturnValue:
     ),
     responses={
         200: json_response("The delivery is committed (or was already, for `outcome` `duplicate`).", WebhookReceipt),
-        400: error("invalid_body", "The body is not UTF-8, not JSON, or not a JSON object (`invalid_body`)."),
-        401: error("signature_missing", "No `X-Hub-Signature-256` header (`signature_missing`)."),
-        403: error(
+        400: error_answer("invalid_body", "The body is not UTF-8, not JSON, or not a JSON object (`invalid_body`)."),
+        401: error_answer("signature_missing", "No `X-Hub-Signature-256` header (`signature_missing`)."),
+        403: error_answer(
             "signature_invalid",
             "The signature does not match the body, or no app secret is configured (`signature_invalid`).",
         ),
-        413: error(
+        413: error_answer(
             "request_entity_too_large",
             "The body is larger than 4 MB (`MAX_CONTENT_LENGTH`); refused before it is read "
             "(`request_entity_too_large`).",
