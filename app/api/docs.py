@@ -235,8 +235,8 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "http",
         "scheme": "bearer",
         "description": "An API token (`flask --app wsgi agents token EMAIL`), sent as `Authorization: Bearer "
-        "<token>`.\nTokens are stored hashed and stop working when revoked, expired, or when their agent\nis "
-        "deactivated. A malformed `Authorization` header is refused even if a session cookie\nis also sent.\n",
+        "<token>`. Tokens are stored hashed and stop working when revoked, expired, or when their agent is "
+        "deactivated. A malformed `Authorization` header is refused even if a session cookie is also sent.",
     },
     "metricsToken": {
         "type": "http",
@@ -247,9 +247,9 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "apiKey",
         "in": "cookie",
         "name": "session",
-        "description": "The Flask session cookie of an agent logged in to the inbox. A POST, PATCH or DELETE\nto the "
-        "API authenticated by this cookie (not by a bearer token) must also send the\npage's CSRF token (its "
-        '`<meta name="csrf-token">`) in `X-CSRFToken`; without it the\nanswer is 403 `{"error": "csrf_failed"}`.\n',
+        "description": "The Flask session cookie of an agent logged in to the inbox. A POST, PATCH or DELETE to the "
+        "API authenticated by this cookie (not by a bearer token) must also send the page's CSRF token (its "
+        '`<meta name="csrf-token">`) in `X-CSRFToken`; without it the answer is 403 `{"error": "csrf_failed"}`.',
     },
 }
 
@@ -292,8 +292,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "IfNoneMatch": header(
         "If-None-Match",
         {"type": "string"},
-        "The `ETag` of an earlier answer: when the answer would be the same, it is a 304\nwithout a body (cheap "
-        "polling).\n",
+        "The `ETag` of an earlier answer: when the answer would be the same, it is a 304 without a body (cheap "
+        "polling).",
     ),
 }
 IF_NONE_MATCH = _ref("parameters", "IfNoneMatch")
@@ -331,32 +331,32 @@ NOT_FOUND = Response(
     "No conversation with that id.", {"application/json": error_schema("not_found")}, component="NotFound"
 )
 DATABASE_UNAVAILABLE = Response(
-    "The database is unreachable or its connection pool is exhausted; nothing was written.\nRetry after "
-    "`Retry-After` seconds (Meta does so by itself for the webhook).\n",
+    "The database is unreachable or its connection pool is exhausted; nothing was written. Retry after "
+    "`Retry-After` seconds (Meta does so by itself for the webhook).",
     {"application/json": error_schema("database_unavailable")},
     {"Retry-After": RETRY_AFTER},
     component="DatabaseUnavailable",
 )
 GRAPH_FAILURE = Response(
-    "Graph refused the message or could not be reached (`graph_error`). The message is kept\nas `failed` with "
-    "Meta's code and reason (`stored_message`) and can be retried.\n",
+    "Graph refused the message or could not be reached (`graph_error`). The message is kept as `failed` with "
+    "Meta's code and reason (`stored_message`) and can be retried.",
     {"application/json": SendFailure},
     {"Idempotent-Replayed": IDEMPOTENT_REPLAYED},
     component="GraphFailure",
 )
 RATE_LIMITED = Response(
-    "Too many requests (`rate_limited`): wait `Retry-After` seconds. The API allows\n`RATELIMIT_API` (600 per "
-    "minute) per token, agent or address; the webhook counts only\nfailed signature checks, "
-    "`RATELIMIT_WEBHOOK_BAD_SIGNATURE` (30 per minute) per\naddress, so validly signed deliveries are never "
-    "limited.\n",
+    "Too many requests (`rate_limited`): wait `Retry-After` seconds. The API allows `RATELIMIT_API` (600 per "
+    "minute) per token, agent or address; the webhook counts only failed signature checks, "
+    "`RATELIMIT_WEBHOOK_BAD_SIGNATURE` (30 per minute) per address, so validly signed deliveries are never "
+    "limited.",
     {"application/json": error_schema("rate_limited")},
     {"Retry-After": RETRY_AFTER},
     component="RateLimited",
 )
 RATE_LIMITED_PAGE = Response(
-    "Too many requests, as an HTML page with `Retry-After`: pages allow `RATELIMIT_PAGES`\n(300 per minute) per "
-    "agent or address; failed logins are limited per account\n(`RATELIMIT_LOGIN_ACCOUNT`, 5 per 5 minutes) and per "
-    "address (`RATELIMIT_LOGIN_ADDRESS`,\n30 per 5 minutes), which also holds back `/logout` from that address.\n",
+    "Too many requests, as an HTML page with `Retry-After`: pages allow `RATELIMIT_PAGES` (300 per minute) per "
+    "agent or address; failed logins are limited per account (`RATELIMIT_LOGIN_ACCOUNT`, 5 per 5 minutes) and per "
+    "address (`RATELIMIT_LOGIN_ADDRESS`, 30 per 5 minutes), which also holds back `/logout` from that address.",
     {"text/html": {"type": "string"}},
     {"Retry-After": RETRY_AFTER},
     component="RateLimitedPage",
