@@ -31,6 +31,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 from werkzeug.datastructures import WWWAuthenticate
 
+from app.api.docs import METRICS_AUTH, Response, documented, error_answer
+
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 WEBHOOK_DELIVERIES = Counter(
@@ -125,7 +127,34 @@ def init_metrics(app: Flask, engine: Engine) -> None:
     _update_memory(force=True)
 
 
+@documented(
+    "metrics",
+    tag="health",
+    security=METRICS_AUTH,
+    responses={
+        200: Response(
+            "The metrics.",
+            {"text/plain": {"type": "string"}, "application/openmetrics-text": {"type": "string"}},
+            {
+                "Cache-Control": {
+                    "description": "Always `no-store`.",
+                    "required": True,
+                    "schema": {"type": "string", "const": "no-store"},
+                }
+            },
+        ),
+        401: error_answer("unauthorized", "No `Authorization: Bearer <METRICS_TOKEN>` header, or another token."),
+        404: error_answer("not_found", "`METRICS_TOKEN` is not set: metrics are not served."),
+    },
+)
 def _metrics_view() -> tuple[bytes, int, dict[str, str]]:
+    """Prometheus metrics
+
+    Request latency and counts per endpoint, database unavailability, webhook outcomes,
+    Graph calls, connection pool and memory, in Prometheus' text format (OpenMetrics when
+    the `Accept` header asks for it). Under gunicorn every worker serves the sum of all
+    workers. Disabled (404) unless `METRICS_TOKEN` is set.
+    """
     token = current_app.config.get("METRICS_TOKEN")
     if not token:
         abort(404)

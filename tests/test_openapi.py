@@ -1,5 +1,6 @@
-"""The OpenAPI document (app/api/openapi.yaml) is valid 3.1, lists exactly the app's routes,
-and real answers validate against the documented response schemas.
+"""The OpenAPI document (generated from the routes and their declarations by app/api/docs.py)
+is valid 3.1, lists exactly the app's routes, and real answers validate against the documented
+response schemas.
 
 Schemas are checked with jsonschema (Draft 2020-12, formats checked), with the whole document
 registered as one resource so `#/components/...` references resolve as in the document.
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from flask import Flask
 from jsonschema import Draft202012Validator, FormatChecker
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from openapi_spec_validator import validate as validate_openapi
@@ -24,19 +26,24 @@ from referencing.jsonschema import DRAFT202012
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
-from app.api.docs import openapi_document
+from app import create_app
+from app.api.docs import build_document, openapi_document
 from app.api.schemas import INPUTS
+from app.converters import MAX_BIG_ID, MAX_ID
 from app.extensions import db
 from app.models import Contact, Conversation, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.models.messages import DELIVERY_STATUSES, DIRECTIONS
 from tests import meta
-from tests.conftest import store_approved_template
+from tests.conftest import TEST_CONFIG, store_approved_template
 from tests.fake_graph import POST_MESSAGES, error
 
-SPEC = openapi_document()
+# The document the tests' app serves, generated from its routes; filled in by `_document` below,
+# not at import: the first app a process creates takes its request metrics (app/metrics.py),
+# and that must stay the session's `app`.
+SPEC: dict[str, Any] = {}
 DOCUMENT_URI = "urn:whatsapp-inbox:openapi"
-REGISTRY = Registry().with_resource(DOCUMENT_URI, DRAFT202012.create_resource(SPEC))
+REGISTRY: Registry[Any] = Registry()
 FORMATS = FormatChecker()
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}  # added by Flask to every rule
@@ -51,6 +58,29 @@ CUSTOMER = "5491188880001"
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _load(document: dict[str, Any]) -> None:
+    global REGISTRY
+    SPEC.update(document)
+    REGISTRY = Registry().with_resource(DOCUMENT_URI, DRAFT202012.create_resource(SPEC))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _document(app: Flask) -> None:
+    _load(openapi_document(app))
+
+
+def _load_for_another_module() -> None:
+    """Other modules use `assert_documented` without `_document`: their tests have a `client`,
+    so the session's app exists by then and an app made here with the same configuration (its
+    document, checked above to be the one served) no longer takes the request metrics."""
+    if not SPEC:
+        _load(
+            openapi_document(
+                create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": "postgresql://unused@127.0.0.1/unused"})
+            )
+        )
 
 
 def _escape(part: str) -> str:
@@ -95,6 +125,7 @@ def _operation_pointer(path: str, method: str) -> str:
 
 def assert_documented(response, path: str, method: str = "get") -> Any:  # type: ignore[no-untyped-def]
     """The answer's status, media type, body and headers are as documented; returns the body."""
+    _load_for_another_module()
     operation = _operation_pointer(path, method)
     status = str(response.status_code)
     responses = _lookup(f"{operation}/responses")
@@ -161,7 +192,7 @@ def test_every_reference_resolves():
 
 
 def test_generated_schemas_link_to_the_written_ones():
-    # app/api/responses.py marks schemas still written in openapi.yaml; every mark became a $ref.
+    # app/api/responses.py marks schemas it cannot reference directly; every mark became a $ref.
     assert "x-component" not in json.dumps(SPEC)
     schemas = SPEC["components"]["schemas"]
     assert schemas["LastMessage"]["properties"]["status"] == {"$ref": "#/components/schemas/DeliveryStatus"}
@@ -183,6 +214,7 @@ def test_the_document_is_served_as_json_without_credentials(client):
     response = client.get(f"{API}/openapi.json")
     assert response.status_code == 200 and response.mimetype == "application/json"
     assert response.get_json() == SPEC
+    assert build_document(client.application) == SPEC  # built afresh, the same document
     assert_documented(response, f"{API}/openapi.json")
 
 
@@ -200,6 +232,13 @@ def test_documented_routes_and_methods_are_exactly_the_apps(app):
     assert sorted(documented - registered) == [], "documented but not registered"
 
 
+def test_a_route_without_a_declaration_stops_the_document_from_being_built():
+    undeclared = Flask(__name__)
+    undeclared.add_url_rule("/undocumented", "undocumented", lambda: "")
+    with pytest.raises(LookupError, match="undocumented"):
+        build_document(undeclared)
+
+
 def test_path_parameters_match_the_rules(app):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
@@ -215,6 +254,14 @@ def test_path_parameters_match_the_rules(app):
                 assert in_path[name]["required"] is True
                 if converter == "int":
                     assert in_path[name]["schema"]["type"] == "integer", (path, name)
+                bounds = {"id": MAX_ID, "bigid": MAX_BIG_ID}
+                if converter in bounds:
+                    schema = in_path[name]["schema"]
+                    assert (schema["type"], schema["minimum"], schema["maximum"]) == ("integer", 1, bounds[converter])
+                elif converter in ("", "string", "path"):
+                    assert in_path[name]["schema"]["type"] == "string", (path, name)
+                else:
+                    raise AssertionError(f"{path}: no rule for the converter {converter}")
 
 
 def test_api_operations_require_the_documented_credentials(client):

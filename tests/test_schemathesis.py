@@ -1,13 +1,14 @@
 """Schemathesis against the OpenAPI document: generated requests to every documented operation.
 
-The document is the one the app serves at /whatsapp/api/openapi.json (`openapi_document()`,
-checked below to be what is served), and every request goes to the Flask app in-process
-(schemathesis' WSGI transport), inside the test's rolled-back transaction. Requests carry
-valid credentials: an agent's bearer token for the API, `METRICS_TOKEN` for /metrics, and a
-logged-in session cookie for the HTML pages. Before generation, the webhook stores a text
-and an image, an agent sends a message that Graph refuses, and a canned response and a
-template are saved; half of the generated path ids are replaced by the ids of those rows, so
-operations are exercised on things that exist, not only on 404s.
+The document is the one the app serves at /whatsapp/api/openapi.json (`openapi_document(app)`
+of an app with the tests' configuration, built in a child process and checked below to be
+what is served), and every request goes to the Flask app in-process (schemathesis' WSGI
+transport), inside the test's rolled-back transaction. Requests carry valid credentials: an agent's bearer token for the
+API, `METRICS_TOKEN` for /metrics, and a logged-in session cookie for the HTML pages. Before
+generation, the webhook stores a text and an image, an agent sends a message that Graph
+refuses, and a canned response and a template are saved; half of the generated path ids are
+replaced by the ids of those rows, so operations are exercised on things that exist, not only
+on 404s.
 
 Checks on every answer: no 5xx; a documented status code, content type and headers; a body
 that validates against the documented schema. Schemathesis also generates requests that
@@ -33,10 +34,15 @@ quarter on 2 cores), 1000 in `make drills`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -51,13 +57,12 @@ from schemathesis.generation.meta import negated_parameters
 from schemathesis.specs.openapi import checks
 from sqlalchemy import select
 
-from app.api.docs import openapi_document
 from app.extensions import db
 from app.models import ApiToken, Message
 from app.models.agents import hash_token
 from app.ratelimits import rate_limiter
 from tests import meta
-from tests.conftest import store_approved_template
+from tests.conftest import PROJECT_ROOT, store_approved_template
 from tests.fake_graph import POST_MESSAGES, error
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "200"))
@@ -66,7 +71,33 @@ METRICS_TOKEN = "schemathesis-metrics-token"
 PASSWORD = "correct horse battery"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) + b"\xff\xd9"
 
-schema = schemathesis.openapi.from_dict(openapi_document()).exclude(method="POST", path="/webhook/whatsapp")
+
+def _document_of_a_test_app() -> dict[str, Any]:
+    """The document (generated from the routes) of an app with the tests' configuration.
+
+    Schemathesis needs it to collect the tests, before any fixture runs, so it is built in a
+    child process: the first app a process creates takes its request metrics (see
+    app/metrics.py), and that must stay the session's `app`. The database named is never
+    connected to.
+    """
+    script = (
+        "import json, sys\n"
+        "from app import create_app\n"
+        "from app.api.docs import openapi_document\n"
+        "from tests.conftest import TEST_CONFIG\n"
+        "app = create_app({**TEST_CONFIG, 'SQLALCHEMY_DATABASE_URI': 'postgresql://unused@127.0.0.1/unused'})\n"
+        "with open(sys.argv[1], 'w', encoding='utf-8') as out:\n"
+        "    json.dump(openapi_document(app), out)\n"
+    )
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "openapi.json"
+        subprocess.run([sys.executable, "-c", script, str(path)], cwd=PROJECT_ROOT, check=True, capture_output=True)
+        document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+DOCUMENT = _document_of_a_test_app()
+schema = schemathesis.openapi.from_dict(DOCUMENT).exclude(method="POST", path="/webhook/whatsapp")
 
 CHECKS = [
     not_a_server_error,
@@ -216,7 +247,7 @@ def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webho
 
 
 def test_the_document_tested_is_the_one_served(client):
-    assert client.get(OPENAPI_URL).get_json() == openapi_document()
+    assert client.get(OPENAPI_URL).get_json() == DOCUMENT
 
 
 def _use_existing_ids(case: Any, ids: dict[str, list[int]]) -> None:
@@ -311,6 +342,6 @@ def test_an_empty_list_parameter_means_its_default_as_documented(client, seeded,
         "/whatsapp/api/conversaciones", query_string={name: ""}, headers={"Authorization": f"Bearer {API_TOKEN}"}
     )
     assert response.status_code == 200
-    operation = openapi_document()["paths"]["/whatsapp/api/conversaciones"]["get"]
+    operation = DOCUMENT["paths"]["/whatsapp/api/conversaciones"]["get"]
     [documented] = [p for p in operation["parameters"] if p.get("name") == name]
     assert documented.get("allowEmptyValue") is True

@@ -15,6 +15,18 @@ from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
 from app.admin.forms import ROLE_CHOICES, ActionForm, CreateAgentForm, RoleForm
+from app.api.docs import (
+    BACK_TO_ADMIN,
+    CSRF_FAILED_PAGE,
+    LOCATION,
+    LOGIN_REDIRECT,
+    NOT_ADMIN,
+    SESSION,
+    documented,
+    empty,
+    html,
+    html_form,
+)
 from app.extensions import db
 from app.models import Agent, MessageTemplate
 from app.services import agents as agent_service
@@ -65,14 +77,42 @@ def _page(create_form: CreateAgentForm | None = None, status: int = 200, **extra
 
 
 @bp.get("/")
+@documented(
+    "adminPage",
+    tag="pages",
+    security=SESSION,
+    responses={200: html("The page."), 302: LOGIN_REDIRECT, 403: NOT_ADMIN},
+)
 @admin_required
 def index() -> ResponseReturnValue:
+    """The admin page (HTML, admins only): agents and the template sync"""
     return _page()
 
 
 @bp.post("/agents")
+@documented(
+    "adminCreateAgent",
+    tag="pages",
+    security=SESSION,
+    body=html_form(
+        {
+            "name": {"type": "string"},
+            "email": {"type": "string"},
+            "role": {"type": "string", "enum": ["agent", "admin"]},
+            "password": {"type": "string", "description": "At least 10 characters; empty to generate one."},
+        },
+        required=["name", "email", "role"],
+    ),
+    responses={
+        200: html("Created; the page shows the generated password once."),
+        302: empty("Created with the password given.", headers={"Location": LOCATION}),
+        400: html("Invalid form, duplicate email or missing CSRF token."),
+        403: NOT_ADMIN,
+    },
+)
 @admin_required
 def create_agent() -> ResponseReturnValue:
+    """Create an agent (a generated password is shown once, in the answer)"""
     form = CreateAgentForm()
     if not form.validate_on_submit():
         return _page(form, 400)
@@ -114,8 +154,16 @@ def _sync_error(error: DomainError) -> str:
 
 
 @bp.post("/agents/<id:agent_id>/role")
+@documented(
+    "adminChangeRole",
+    tag="pages",
+    security=SESSION,
+    body=html_form({"role": {"type": "string", "enum": ["agent", "admin"]}}, required=["role"]),
+    responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN, 404: html("No such agent.")},
+)
 @admin_required
 def change_role(agent_id: int) -> ResponseReturnValue:
+    """Change an agent's role (the last active admin stays admin)"""
     agent = _agent_or_404(agent_id)
     form = RoleForm()
     if not form.validate_on_submit():
@@ -131,14 +179,30 @@ def change_role(agent_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/agents/<id:agent_id>/deactivate")
+@documented(
+    "adminDeactivateAgent",
+    tag="pages",
+    security=SESSION,
+    body=html_form(),
+    responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN, 404: html("No such agent.")},
+)
 @admin_required
 def deactivate(agent_id: int) -> ResponseReturnValue:
+    """Deactivate an agent (tokens revoked; not oneself, not the last admin)"""
     return _set_active(agent_id, False)
 
 
 @bp.post("/agents/<id:agent_id>/activate")
+@documented(
+    "adminActivateAgent",
+    tag="pages",
+    security=SESSION,
+    body=html_form(),
+    responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN, 404: html("No such agent.")},
+)
 @admin_required
 def activate(agent_id: int) -> ResponseReturnValue:
+    """Let a deactivated agent log in again"""
     return _set_active(agent_id, True)
 
 
@@ -162,8 +226,21 @@ def _set_active(agent_id: int, active: bool) -> ResponseReturnValue:
 
 
 @bp.post("/agents/<id:agent_id>/password")
+@documented(
+    "adminResetPassword",
+    tag="pages",
+    security=SESSION,
+    body=html_form(),
+    responses={
+        200: html("The admin page with the new password."),
+        400: CSRF_FAILED_PAGE,
+        403: NOT_ADMIN,
+        404: html("No such agent."),
+    },
+)
 @admin_required
 def reset_password(agent_id: int) -> ResponseReturnValue:
+    """Give an agent a new generated password, shown once in the answer"""
     agent = _agent_or_404(agent_id)
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -172,8 +249,22 @@ def reset_password(agent_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/templates/sync")
+@documented(
+    "adminSyncTemplates",
+    tag="pages",
+    security=SESSION,
+    body=html_form(),
+    responses={
+        302: empty(
+            "Synced, or the reason it could not be, as a message on the admin page.", headers={"Location": LOCATION}
+        ),
+        400: CSRF_FAILED_PAGE,
+        403: NOT_ADMIN,
+    },
+)
 @admin_required
 def sync_templates() -> ResponseReturnValue:
+    """Sync the message templates from WhatsApp (as `flask templates sync`)"""
     if not ActionForm().validate_on_submit():
         abort(400)
     try:

@@ -1,5 +1,5 @@
-"""What the app answers in JSON, declared as pydantic models (so far: the errors and the
-conversations and messages).
+"""What the app answers in JSON, declared as pydantic models (and the two schemas pydantic
+cannot state as wanted, `JSON_SCHEMAS`).
 
 `app/api/errors.py` builds the error bodies (the one `error_response()`), `app/api/sending.py`
 the send failure, the serialisers and views the rest; the models describe those dicts exactly
@@ -15,12 +15,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app.models.conversations import CONVERSATION_STATUSES
-from app.models.messages import DIRECTIONS
+from app.models.messages import DELIVERY_STATUSES, DIRECTIONS
 from app.whatsapp.payloads import MEDIA_TYPES
 
 
 def _component(name: str) -> WithJsonSchema:
-    """A schema still written in openapi.yaml; app/api/docs.py turns the marker into its $ref."""
+    """A schema of `JSON_SCHEMAS` or a model declared further down; app/api/docs.py turns the
+    marker into its $ref."""
     return WithJsonSchema({"x-component": name})
 
 
@@ -485,7 +486,36 @@ class Template(_Closed):
     ]
 
 
-# Documented under `components/schemas` by their class names (with the models they use).
+class SendResult(_Closed):
+    """A message Graph accepted."""
+
+    message: Message
+
+
+class Liveness(_Closed):
+    status: Literal["ok"]
+
+
+class Readiness(_Closed):
+    status: Literal["ready"]
+
+
+# Schemas written as JSON Schema: pydantic would spell the nullable enum as `anyOf`, and the
+# media download is bytes, not JSON.
+JSON_SCHEMAS: dict[str, dict[str, Any]] = {
+    "MediaBytes": {"type": "string", "description": "The file's bytes, as WhatsApp stores them."},
+    "DeliveryStatus": {
+        "type": ["string", "null"],
+        "enum": [*DELIVERY_STATUSES, None],
+        "description": "The delivery status of an outbound message; null for inbound ones. `pending`: stored, "
+        "the Graph API has not answered yet; `accepted`: the Graph API gave it a `wamid`; then Meta's ticks. It "
+        "only moves forward: `pending` → `accepted` → `sent` → `delivered` → `read` → `played`; `failed` "
+        "outranks `sent` but never replaces `delivered` or `read`.",
+    },
+}
+
+# Documented under `components/schemas` by their class names (with the models they use), also
+# when no operation names them directly.
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
     MissingParametersError,

@@ -5,10 +5,24 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.api import docs, serializers
+from app.api.docs import (
+    API_AUTH,
+    API_ERRORS,
+    BAD_PARAMETER,
+    CONDITIONAL,
+    IF_NONE_MATCH,
+    NOT_FOUND,
+    NOT_MODIFIED,
+    PUBLIC,
+    RATE_LIMITED,
+    documented,
+    json_response,
+)
 from app.api.errors import error_response, register_error_handlers
+from app.api.responses import ConversationList, ConversationSummary, MessagePage
 from app.api.schemas import ConversationListQuery, ThreadQuery
 from app.api.validation import accepts
 from app.auth.guards import api_auth_required, current_agent
@@ -30,9 +44,22 @@ register_error_handlers(bp)
 
 
 @bp.get("/openapi.json")
+@documented(
+    "getOpenApiDocument",
+    tag="docs",
+    security=PUBLIC,
+    responses={
+        200: json_response("The OpenAPI 3.1 document.", {"type": "object", "required": ["openapi", "info", "paths"]}),
+        429: RATE_LIMITED,
+    },
+)
 def openapi() -> Any:
-    """The OpenAPI 3.1 document of every route; public, it describes routes and holds no data."""
-    return jsonify(docs.openapi_document())
+    """This document, as JSON
+
+    Public (no authentication); it describes routes, never data. Generated from the routes and
+    their declarations once per process (`app/api/docs.py`).
+    """
+    return jsonify(docs.openapi_document(current_app))
 
 
 def _conditional(response: Response) -> Response:
@@ -48,9 +75,31 @@ def _not_found(what: str) -> Response:
 
 
 @bp.get("/conversaciones")
+@documented(
+    "listConversations",
+    tag="conversations",
+    security=API_AUTH,
+    parameters=[IF_NONE_MATCH],
+    responses={
+        200: json_response(
+            "One page of conversations with the pagination and the tab counts.", ConversationList, headers=CONDITIONAL
+        ),
+        304: NOT_MODIFIED,
+        400: BAD_PARAMETER,
+        **API_ERRORS,
+    },
+)
 @api_auth_required
 @accepts("listConversations")
 def conversations(query: ConversationListQuery) -> Any:
+    """The conversation list
+
+    Conversations by most recent activity (newest first, then by id). `status`, `unread`
+    and `q` filter everything, including `counts`; `assignee` picks the tab, so `counts`
+    gives every tab's size while `pagination.total` is the size of the chosen one. A page
+    beyond the last answers 200 with an empty list. The cost is two SQL statements
+    whatever the page size or number.
+    """
     page, per_page = query.page, query.per_page
     filters = ConversationFilters(statuses=query.status, assignee=query.assignee, q=query.q, unread=query.unread)
     agent_id = current_agent().id
@@ -73,8 +122,24 @@ def conversations(query: ConversationListQuery) -> Any:
 
 
 @bp.get("/conversaciones/<id:conversation_id>")
+@documented(
+    "getConversation",
+    tag="conversations",
+    security=API_AUTH,
+    parameters=[IF_NONE_MATCH],
+    responses={
+        200: json_response("The conversation's summary.", ConversationSummary, headers=CONDITIONAL),
+        304: NOT_MODIFIED,
+        404: NOT_FOUND,
+        **API_ERRORS,
+    },
+)
 @api_auth_required
 def conversation(conversation_id: int) -> Any:
+    """One conversation
+
+    The same summary as an item of the list.
+    """
     row = get_conversation_summary(db.session, conversation_id)
     if row is None:
         return _not_found("Conversation")
@@ -82,9 +147,30 @@ def conversation(conversation_id: int) -> Any:
 
 
 @bp.get("/conversaciones/<id:conversation_id>/mensajes")
+@documented(
+    "listMessages",
+    tag="conversations",
+    security=API_AUTH,
+    parameters=[IF_NONE_MATCH],
+    responses={
+        200: json_response("One page of the thread.", MessagePage, headers=CONDITIONAL),
+        304: NOT_MODIFIED,
+        400: BAD_PARAMETER,
+        404: NOT_FOUND,
+        **API_ERRORS,
+    },
+)
 @api_auth_required
 @accepts("listMessages")
 def messages(conversation_id: int, query: ThreadQuery) -> Any:
+    """A conversation's thread, newest page first
+
+    Up to `limit` messages, oldest to newest within the page, ending at the newest message
+    (or just before `before`). Pass `next_cursor` as `before` to page further back;
+    `next_cursor` is null on the oldest page. Reactions, edits and deletions are not
+    messages of their own here: they show as `reactions`, `edited_at` and `deleted` on the
+    message they apply to.
+    """
     if not conversation_exists(db.session, conversation_id):
         return _not_found("Conversation")
     try:

@@ -10,6 +10,18 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 from werkzeug.exceptions import TooManyRequests
 
+from app.api.docs import (
+    CSRF_FAILED_PAGE,
+    LOCATION,
+    PUBLIC,
+    RATE_LIMITED_PAGE,
+    SESSION,
+    documented,
+    empty,
+    html,
+    html_form,
+    query,
+)
 from app.auth.forms import LoginForm
 from app.auth.sessions import start_session
 from app.models import Agent
@@ -30,7 +42,35 @@ def safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@documented(
+    "loginPage",
+    method="GET",
+    summary="The login form (HTML)",
+    description="",
+    tag="pages",
+    security=PUBLIC,
+    responses={200: html("The form.")},
+)
+@documented(
+    "login",
+    method="POST",
+    tag="pages",
+    security=PUBLIC,
+    parameters=[query("next", {"type": "string"}, "Where to go after logging in; only local paths are followed.")],
+    body=html_form({"email": {"type": "string"}, "password": {"type": "string"}}, required=["email", "password"]),
+    responses={
+        302: empty("Logged in; redirect to `next` or `/`.", headers={"Location": LOCATION}),
+        400: html("The form is incomplete or its CSRF token is missing or stale."),
+        401: html("Wrong email or password, or the agent is inactive; the form again."),
+        429: RATE_LIMITED_PAGE,
+    },
+)
 def login() -> ResponseReturnValue:
+    """Log in an agent
+
+    Checks the email and password of an active agent and starts a session (the
+    `session` cookie), then redirects to `next` when it is a local path, else to `/`.
+    """
     form = LoginForm()
     if form.validate_on_submit():
         email = form.email.data or ""
@@ -57,15 +97,47 @@ def _end_sessions_and_log_out() -> ResponseReturnValue:
 
 
 @bp.post("/logout")
+@documented(
+    "logout",
+    tag="pages",
+    security=SESSION,
+    body=html_form(body_required=False),
+    responses={
+        302: empty("Logged out (or not logged in); redirect to the login page.", headers={"Location": LOCATION}),
+        400: CSRF_FAILED_PAGE,
+        429: RATE_LIMITED_PAGE,
+    },
+)
 @login_required
 def logout() -> ResponseReturnValue:
-    """Ends the agent's session — every copy of the cookie, and so every session of theirs:
-    a signed cookie cannot be revoked one by one (see README, Security)."""
+    """Log out
+
+    Ends the agent's session and redirects to `/login`. A signed cookie cannot be revoked one by
+    one, so this ends every copy of the cookie, and so every session of theirs (see README, Security).
+    """
     return _end_sessions_and_log_out()
 
 
 @bp.post("/logout/everywhere")
+@documented(
+    "logoutEverywhere",
+    tag="pages",
+    security=SESSION,
+    body=html_form(body_required=False),
+    responses={
+        302: empty(
+            "Every session of this agent ended (or not logged in); redirect to the login page.",
+            headers={"Location": LOCATION},
+        ),
+        400: CSRF_FAILED_PAGE,
+        429: RATE_LIMITED_PAGE,
+    },
+)
 @login_required
 def logout_everywhere() -> ResponseReturnValue:
-    """Log out everywhere: every browser and device where the agent is logged in."""
+    """Log out everywhere
+
+    Ends every session of the agent, in every browser and device (the account menu's button; a
+    CSRF-protected form post), and redirects to `/login`.
+    """
     return _end_sessions_and_log_out()

@@ -16,6 +16,8 @@ from flask import Blueprint, Flask, abort, current_app, send_from_directory, url
 from flask.typing import ResponseReturnValue
 from werkzeug.security import safe_join
 
+from app.api.docs import PUBLIC, Response, documented, html
+
 bp = Blueprint("assets", __name__)
 
 ONE_YEAR = 365 * 24 * 3600
@@ -55,7 +57,22 @@ def asset_url(filename: str) -> str:
 
 
 @bp.get("/assets/<version>/<path:filename>")
+@documented(
+    "asset",
+    tag="pages",
+    security=PUBLIC,
+    responses={
+        200: Response("The file.", {"*/*": {"type": "string", "format": "binary"}}),
+        404: html("No such file."),
+    },
+)
 def asset(version: str, filename: str) -> ResponseReturnValue:
+    """A static file (CSS, JavaScript, icons) under a content-hashed URL
+
+    `version` is the first 12 hex digits of the file's SHA-256. When it matches, the answer
+    is cached for a year (`immutable`); an older hash still gets the current file, with
+    `no-cache`.
+    """
     current = digest(filename)
     if current is None:
         abort(404)

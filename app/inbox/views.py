@@ -18,6 +18,24 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from app.api import serializers
+from app.api.docs import (
+    CSRF_FAILED_PAGE,
+    FRAGMENT,
+    FRAGMENT_UNCHANGED,
+    IF_NONE_MATCH,
+    LOCATION,
+    LOGIN_REDIRECT,
+    PAGE_FILTERS,
+    PUBLIC,
+    RATE_LIMITED_PAGE,
+    RETRY_AFTER,
+    SESSION,
+    documented,
+    empty,
+    html,
+    html_form,
+    query,
+)
 from app.auth.views import safe_next
 from app.converters import MAX_BIG_ID, MAX_ID
 from app.extensions import db
@@ -115,8 +133,30 @@ def _conditional(html: str) -> Response:
 
 
 @bp.get("/")
+@documented(
+    "inboxPage",
+    tag="pages",
+    security=SESSION,
+    parameters=[*PAGE_FILTERS, query("c", {"type": "integer", "minimum": 1}, "The id of the conversation to open.")],
+    responses={
+        200: html("The inbox page."),
+        302: LOGIN_REDIRECT,
+        404: html("`c` names no conversation (an HTML error page)."),
+        429: RATE_LIMITED_PAGE,
+        503: html(
+            "The database is unavailable (an HTML error page with `Retry-After`).", headers={"Retry-After": RETRY_AFTER}
+        ),
+    },
+)
 @login_required
 def index() -> ResponseReturnValue:
+    """The two-pane inbox (HTML)
+
+    The conversation list (25 per page) and, with `c`, one conversation's newest 40
+    messages, rendered from the same serializers as the JSON API. Unknown parameter values
+    fall back to their defaults instead of an error. Without a session: a redirect to
+    `/login?next=…`.
+    """
     selected_id = _arg_int("c", 0) or None
     context = _list_context(_list_state(), selected_id)
     if selected_id:
@@ -126,9 +166,26 @@ def index() -> ResponseReturnValue:
 
 
 @bp.get("/inbox/fragments/list")
+@documented(
+    "inboxListFragment",
+    tag="pages",
+    security=SESSION,
+    parameters=[
+        *PAGE_FILTERS,
+        query("c", {"type": "integer", "minimum": 1}, "The open conversation (marked in the list)."),
+        IF_NONE_MATCH,
+    ],
+    responses={200: FRAGMENT, 302: LOGIN_REDIRECT, 304: FRAGMENT_UNCHANGED, 429: RATE_LIMITED_PAGE},
+)
 @login_required
 def list_fragment() -> ResponseReturnValue:
-    """The list pane; `oob` adds its state (tab, page, open conversation) for htmx to swap in."""
+    """The live part of the conversation list (HTML fragment, polled)
+
+    Tabs with their counts, the page of rows and the pager, rendered by the same template
+    as the inbox page (with `oob`, also its state — tab, page, open conversation — for htmx
+    to swap in). The page polls it every 2 s while visible (15 s when hidden) with
+    `If-None-Match`; an unchanged list answers 304 with no body.
+    """
     state = _list_state()
     context = _list_context(state, _arg_int("c", 0) or None)
     response = _conditional(render_template("inbox/_list.html", oob=True, **context))
@@ -147,16 +204,52 @@ def list_fragment() -> ResponseReturnValue:
 
 
 @bp.get("/inbox/fragments/conversations/<id:conversation_id>")
+@documented(
+    "inboxThreadFragment",
+    tag="pages",
+    security=SESSION,
+    parameters=[IF_NONE_MATCH],
+    responses={
+        200: FRAGMENT,
+        302: LOGIN_REDIRECT,
+        304: FRAGMENT_UNCHANGED,
+        404: html("No such conversation."),
+        429: RATE_LIMITED_PAGE,
+    },
+)
 @login_required
 def thread_fragment(conversation_id: int) -> ResponseReturnValue:
-    """The open conversation; `oob` adds the composer's window line for htmx to swap in."""
+    """The live part of an open conversation (HTML fragment, polled)
+
+    The header with its actions, the conversation's state (status, unread count, the 24-hour
+    window) and its newest 40 messages, as in the inbox page (with `oob`, also the composer's
+    window line for htmx to swap in). Polled like the list, with `If-None-Match` and 304; the
+    browser merges changed messages by id, so the composer and older messages already loaded
+    are untouched.
+    """
     context = {**_list_state(), **_thread_context(conversation_id)}
     return _conditional(render_template("inbox/_thread.html", agents=_agents(), oob=True, **context))
 
 
 @bp.get("/inbox/fragments/conversations/<id:conversation_id>/older")
+@documented(
+    "inboxOlderMessagesFragment",
+    tag="pages",
+    security=SESSION,
+    parameters=[
+        query("before", {"type": "integer", "minimum": 1}, "A message id; the 40 messages before it.", required=True)
+    ],
+    responses={
+        200: FRAGMENT,
+        302: LOGIN_REDIRECT,
+        304: FRAGMENT_UNCHANGED,
+        404: html("No such conversation or message."),
+        429: RATE_LIMITED_PAGE,
+    },
+)
 @login_required
 def older_fragment(conversation_id: int) -> ResponseReturnValue:
+    """Older messages of a conversation (HTML fragment, on scroll up)"""
     before = _arg_int("before", 0, maximum=MAX_BIG_ID)
     if not before:
         abort(404)
@@ -178,17 +271,44 @@ def older_fragment(conversation_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/inbox/fragments/canned")
+@documented(
+    "inboxCannedFragment",
+    tag="pages",
+    security=SESSION,
+    parameters=[query("q", {"type": "string", "maxLength": 100})],
+    responses={200: html("An HTML fragment."), 302: LOGIN_REDIRECT, 429: RATE_LIMITED_PAGE},
+)
 @login_required
 def canned_fragment() -> ResponseReturnValue:
-    """The first canned responses whose short code or text starts with `q` (the composer's "/")."""
+    """The canned responses offered by the composer's "/" (HTML fragment)
+
+    The first canned responses whose short code or text starts with `q`, escaped, as the
+    list the composer shows under the text box.
+    """
     q = request.args.get("q", "").replace("\x00", "").strip()[:CANNED_QUERY_CHARS] or None
     canned = [row.CannedResponse for row in list_canned_responses(q)[:CANNED_SHOWN]]
     return render_template("inbox/_canned.html", canned=canned)
 
 
 @bp.post("/preferences")
+@documented(
+    "setPreferences",
+    tag="pages",
+    security=PUBLIC,
+    body=html_form(
+        {
+            "lang": {"type": "string", "enum": ["es", "en"]},
+            "tz": {"type": "string", "description": "An IANA time zone, or `auto` for the browser's own."},
+            "next": {"type": "string", "description": "Where to go back to; only local paths are followed."},
+        }
+    ),
+    responses={302: empty("Saved; back to `next`.", headers={"Location": LOCATION}), 400: CSRF_FAILED_PAGE},
+)
 def preferences() -> ResponseReturnValue:
-    """Language and time zone of the pages (CSRF-checked like every form); kept in the session."""
+    """The agent's language and time zone (kept in the session)
+
+    The pages' language and time zone; CSRF-checked like every form.
+    """
     lang = request.form.get("lang", "")
     if lang in LANGUAGES:
         session["lang"] = lang

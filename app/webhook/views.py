@@ -12,7 +12,21 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from app.api.docs import (
+    DATABASE_UNAVAILABLE,
+    INTERNAL_ERROR,
+    PUBLIC,
+    RATE_LIMITED,
+    Body,
+    documented,
+    error_answer,
+    header,
+    json_response,
+    query,
+    text,
+)
 from app.api.errors import error_response
+from app.api.responses import WebhookReceipt
 from app.services import inbound
 from app.whatsapp.payloads import PayloadError, SignatureCheck, decode_body, verify_signature
 
@@ -22,7 +36,41 @@ bp = Blueprint("webhook", __name__)
 
 
 @bp.get("/webhook/whatsapp")
+@documented(
+    "verifyWebhook",
+    tag="webhook",
+    security=PUBLIC,
+    parameters=[
+        query("hub.mode", {"type": "string", "const": "subscribe"}, required=True),
+        query(
+            "hub.verify_token",
+            {"type": "string"},
+            "Must equal the configured `WHATSAPP_VERIFY_TOKEN` (compared in constant time).",
+            required=True,
+        ),
+        query(
+            "hub.challenge",
+            {"type": "string", "minLength": 1},
+            "Echoed back verbatim; must not be empty.",
+            required=True,
+        ),
+    ],
+    responses={
+        200: text("The verify token matches; the body is `hub.challenge`."),
+        403: text(
+            "Wrong mode, wrong or unset verify token, or no challenge. The body is `Forbidden`.",
+            {"type": "string", "const": "Forbidden"},
+        ),
+    },
+)
 def verify() -> ResponseReturnValue:
+    """Meta's verify handshake
+
+    Meta calls this once when the webhook is configured. The `hub.challenge` is echoed as
+    plain text when `hub.mode` is `subscribe` and `hub.verify_token` equals
+    `WHATSAPP_VERIFY_TOKEN`; anything else (including an unset verify token or an empty
+    challenge) is 403.
+    """
     expected = current_app.config["WHATSAPP_VERIFY_TOKEN"]
     token = request.args.get("hub.verify_token", "")
     challenge = request.args.get("hub.challenge", "")
@@ -37,7 +85,58 @@ def verify() -> ResponseReturnValue:
 
 
 @bp.post("/webhook/whatsapp")
+@documented(
+    "receiveWebhook",
+    tag="webhook",
+    security=PUBLIC,
+    parameters=[
+        header(
+            "X-Hub-Signature-256",
+            {"type": "string"},
+            "`sha256=<hex HMAC-SHA256 of the raw body with the app secret>`. Missing: 401; wrong: 403.",
+            required=True,
+        )
+        | {"example": "sha256=3f4e1c2b5a6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f5a6b"}
+    ],
+    body=Body(
+        {"application/json": {"type": "object"}},
+        'Meta\'s delivery (`{"object": "whatsapp_business_account", "entry": [...]}`), at most 4 MB, UTF-8 '
+        "JSON whose top level is an object. Fields other than `messages` and `smb_message_echoes` are kept in "
+        "the raw delivery only; malformed parts are skipped and reported as `outcome: partial`.",
+    ),
+    responses={
+        200: json_response("The delivery is committed (or was already, for `outcome` `duplicate`).", WebhookReceipt),
+        400: error_answer("invalid_body", "The body is not UTF-8, not JSON, or not a JSON object (`invalid_body`)."),
+        401: error_answer("signature_missing", "No `X-Hub-Signature-256` header (`signature_missing`)."),
+        403: error_answer(
+            "signature_invalid",
+            "The signature does not match the body, or no app secret is configured (`signature_invalid`).",
+        ),
+        413: error_answer(
+            "request_entity_too_large",
+            "The body is larger than 4 MB (`MAX_CONTENT_LENGTH`); refused before it is read "
+            "(`request_entity_too_large`).",
+        ),
+        429: RATE_LIMITED,
+        500: INTERNAL_ERROR,
+        503: DATABASE_UNAVAILABLE,
+    },
+)
 def receive() -> ResponseReturnValue:
+    """A signed delivery from Meta
+
+    The raw body is checked against `X-Hub-Signature-256` (HMAC-SHA256 with
+    `WHATSAPP_APP_SECRET`) before it is parsed. The raw delivery, every message and every
+    status in it are written in one transaction; the 200 is sent only after the commit.
+
+    Idempotent: a message id (`wamid`) is stored once however often Meta redelivers it,
+    and an identical body is recognised as a duplicate delivery. Message statuses never
+    move backwards (`sent` → `delivered` → `read` → `played`; `failed` outranks `sent`
+    but not `delivered` or `read`). A status for a message not stored yet is kept and
+    applied when that message arrives (`statuses_waiting`).
+
+    A 503 with `Retry-After` means nothing was stored: Meta retries the delivery.
+    """
     body = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413 before reading
     check = verify_signature(
         current_app.config["WHATSAPP_APP_SECRET"], body, request.headers.get("X-Hub-Signature-256")
