@@ -208,6 +208,23 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_API": env.get("RATELIMIT_API") or "600 per minute",
         "RATELIMIT_PAGES": env.get("RATELIMIT_PAGES") or "300 per minute",
         "RAW_DELIVERY_RETENTION_DAYS": _int(env, "RAW_DELIVERY_RETENTION_DAYS", 30, minimum=1),
+        # Our copies of inbound media: a directory (None: instance/media, set by create_app), or
+        # an S3-compatible bucket when MEDIA_S3_BUCKET is set (boto3's credential chain applies
+        # when the keys are unset).
+        "MEDIA_STORAGE_PATH": env.get("MEDIA_STORAGE_PATH", "").strip() or None,
+        "MEDIA_S3_BUCKET": env.get("MEDIA_S3_BUCKET", "").strip() or None,
+        "MEDIA_S3_PREFIX": env.get("MEDIA_S3_PREFIX", "").strip(),
+        "MEDIA_S3_ENDPOINT_URL": env.get("MEDIA_S3_ENDPOINT_URL", "").strip() or None,
+        "MEDIA_S3_REGION": env.get("MEDIA_S3_REGION", "").strip() or None,
+        "MEDIA_S3_ACCESS_KEY_ID": env.get("MEDIA_S3_ACCESS_KEY_ID", "").strip() or None,
+        "MEDIA_S3_SECRET_ACCESS_KEY": env.get("MEDIA_S3_SECRET_ACCESS_KEY", "").strip() or None,
+        # 0 (the default): keep media forever; else `maintenance prune-media` removes older copies.
+        "MEDIA_RETENTION_DAYS": _int(env, "MEDIA_RETENTION_DAYS", 0),
+        # The jobs worker (`flask --app wsgi jobs worker`): jobs run at once, its own connections.
+        "JOBS_CONCURRENCY": _int(env, "JOBS_CONCURRENCY", 2, minimum=1),
+        "JOBS_DB_POOL_SIZE": _int(env, "JOBS_DB_POOL_SIZE", 3, minimum=2),
+        # gunicorn.conf.py reads it too: start the worker beside the web workers (Render's default).
+        "JOBS_IN_WEB": _bool(env, "JOBS_IN_WEB", True),
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 5, minimum=1),
         # Meta's deliveries are at most 3 MB; anything larger is refused with 413 before reading.
         "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,

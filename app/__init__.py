@@ -48,6 +48,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.update(load_config())
     if overrides:
         app.config.update(overrides)
+    if not app.config.get("MEDIA_STORAGE_PATH"):
+        app.config["MEDIA_STORAGE_PATH"] = str(Path(app.instance_path) / "media")
     init_converters(app)  # before any blueprint registers its routes
     configure_logging(app)
     configure_database(app)
