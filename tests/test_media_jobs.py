@@ -11,9 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import random
 import re
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -32,7 +36,7 @@ from app.services import agents as agent_service
 from app.services import media_fetch
 from app.storage import media_storage
 from tests import fake_graph, meta
-from tests.conftest import WebhookPoster
+from tests.conftest import PROJECT_ROOT, WebhookPoster
 from tests.fake_graph import MEDIA_DOWNLOAD, MEDIA_INFO, delay, server_error
 from tests.s3_server import S3Server
 from tests.test_pages import login
@@ -538,3 +542,53 @@ def test_job_metrics_show_the_queue_by_task_and_the_oldest_job(
     assert "inbox_media_pending 2.0" in exported
     age = float(re.search(r"^inbox_jobs_oldest_queued_age_seconds (\S+)$", exported, re.MULTILINE).group(1))
     assert 600 < age < 3600  # the alert (monitoring/alerts.yml) fires past 10 minutes
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_download_still_ends_stored(
+    jobs_app: Flask, http: FlaskClient, graph: fake_graph.FakeGraph, tmp_path
+) -> None:
+    """A real `flask --app wsgi jobs worker` process, SIGKILLed while Graph is sending the file."""
+    graph.media["7991"] = (MP4, "video/mp4")
+    message = media_message("video", "7991", MP4, "video/mp4")
+    post(http, message)
+    graph.script(MEDIA_DOWNLOAD, delay(30))  # the download hangs until the worker is killed
+    env = {
+        **os.environ,
+        "DATABASE_URL": jobs_app.config["SQLALCHEMY_DATABASE_URI"],
+        "SECRET_KEY": "worker-test",
+        "WHATSAPP_GRAPH_URL": graph.base_url,
+        "WHATSAPP_ACCESS_TOKEN": fake_graph.ACCESS_TOKEN,
+        "WHATSAPP_MEDIA_HOSTS": "http://127.0.0.1",
+        "GRAPH_READ_TIMEOUT": "60",
+        "MEDIA_STORAGE_PATH": jobs_app.config["MEDIA_STORAGE_PATH"],
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not graph.sent(MEDIA_DOWNLOAD) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert graph.sent(MEDIA_DOWNLOAD), "the worker never started the download"
+    finally:
+        worker.kill()  # SIGKILL: no clean-up of any kind
+        worker.wait(timeout=10)
+    row = rows(jobs_app)[message["id"]]
+    assert row.media_state == "pending" and row.media_claimed_until is not None
+    assert [j.status for j in jobs(jobs_app) if j.task_name == FETCH_MEDIA] == ["doing"]
+
+    # Time passes: the dead worker's heartbeat goes stale and its claim lapses (10 minutes).
+    with jobs_app.app_context():
+        db.session.execute(text("UPDATE procrastinate_workers SET last_heartbeat = now() - interval '5 minutes'"))
+        db.session.execute(text("UPDATE messages SET media_claimed_until = now() - interval '1 second'"))
+        db.session.commit()
+    web_queue_defer_sweep(jobs_app)
+    run_jobs(jobs_app)
+    assert rows(jobs_app)[message["id"]].media_state == "stored"
+    graph.reset()
+    assert len(MP4) == rows(jobs_app)[message["id"]].media_size
