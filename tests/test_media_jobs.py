@@ -28,7 +28,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
 from app.extensions import db
-from app.jobs import FETCH_MEDIA, MEDIA_QUEUE, SWEEP_MEDIA, web_queue
+from app.jobs import FETCH_MEDIA, MEDIA_QUEUE, SWEEP_MEDIA, defer_fetches, web_queue
 from app.jobs.media import RETRY, sweep_media
 from app.jobs.worker import build_worker_queue, run_worker
 from app.models import Message
@@ -273,7 +273,7 @@ def test_a_crash_between_commit_and_enqueue_still_ends_stored_by_the_sweep(
     first = media_message("image", "7201", JPEG, "image/jpeg")
     post(http, first)
     # The queue's database refuses the enqueue: the webhook still answers 200, the row stays owed.
-    monkeypatch.undo()
+    monkeypatch.setattr("app.services.inbound.defer_fetches", defer_fetches)
     monkeypatch.setattr("app.jobs.queue.defer_fetch", _refuse)
     second = media_message("document", "7202", PDF, "application/pdf", filename="f.pdf")
     post(http, second)
@@ -315,7 +315,7 @@ def test_the_sweep_does_not_queue_media_whose_job_is_still_waiting(
 
 
 def test_two_workers_never_fetch_the_same_media_at_once(
-    jobs_app: Flask, http: FlaskClient, graph: fake_graph.FakeGraph
+    jobs_app: Flask, http: FlaskClient, graph: fake_graph.FakeGraph, monkeypatch
 ) -> None:
     graph.media["7401"] = (MP4, "video/mp4")
     message = media_message("video", "7401", MP4, "video/mp4")
@@ -324,7 +324,9 @@ def test_two_workers_never_fetch_the_same_media_at_once(
     # A second job for the same message, as a sweep racing the webhook's enqueue could leave.
     with jobs_app.app_context():
         web_queue().configure_task(FETCH_MEDIA, queue=MEDIA_QUEUE).defer(message_id=target)
-    graph.script(MEDIA_DOWNLOAD, delay(0.4), delay(0.4))  # a slow download: both workers overlap
+    # A slow download (under the read timeout, so Graph's client never retries it): both overlap.
+    monkeypatch.setitem(jobs_app.config, "GRAPH_READ_TIMEOUT", 10)
+    graph.script(MEDIA_DOWNLOAD, delay(0.5), delay(0.5))
 
     started = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -349,12 +351,13 @@ def test_two_workers_never_fetch_the_same_media_at_once(
 
 
 def test_two_fetches_racing_in_threads_download_once(
-    jobs_app: Flask, http: FlaskClient, graph: fake_graph.FakeGraph
+    jobs_app: Flask, http: FlaskClient, graph: fake_graph.FakeGraph, monkeypatch
 ) -> None:
     graph.media["7402"] = (JPEG, "image/jpeg")
     message = media_message("image", "7402", JPEG, "image/jpeg")
     post(http, message)
     target = message_id(jobs_app, message["id"])
+    monkeypatch.setitem(jobs_app.config, "GRAPH_READ_TIMEOUT", 10)
     graph.script(MEDIA_DOWNLOAD, delay(0.5), delay(0.5))
     barrier = threading.Barrier(2)
     outcomes: list[str] = []

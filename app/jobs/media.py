@@ -62,8 +62,9 @@ def register(queue: procrastinate.App, flask_app: Flask) -> None:
 
 async def sweep_media(queue: procrastinate.App, flask_app: Flask) -> int:
     """Queue a fetch for every pending media without a live job; returns how many were queued."""
-    for job in await queue.job_manager.get_stalled_jobs(task_name=FETCH_MEDIA):
-        log.warning("media.fetch job %s stalled (its worker stopped); retrying it", job.id)
+    # Every task here is idempotent, so a job whose worker stopped is simply run again.
+    for job in await queue.job_manager.get_stalled_jobs():
+        log.warning("%s job %s stalled (its worker stopped); retrying it", job.task_name, job.id)
         await queue.job_manager.retry_job(job)
     owed = await asyncio.to_thread(_owed, flask_app)
     queued = 0

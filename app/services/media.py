@@ -21,7 +21,7 @@ import logging
 import mimetypes
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
@@ -78,7 +78,7 @@ class MediaStream:
     """An open download: the headers to answer with and the bytes, to be closed when done."""
 
     headers: dict[str, str]
-    body: MediaBody | Iterator[bytes]
+    body: MediaBody | Iterable[bytes]
     status: int = 200
 
 

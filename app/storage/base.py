@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import BinaryIO, Protocol
 
 CHUNK_SIZE = 64 * 1024
@@ -23,7 +23,7 @@ class MediaStorage(Protocol):
         """Store `size` bytes read from `data` under `key`, atomically (all or nothing)."""
         ...
 
-    def open_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+    def open_range(self, key: str, start: int, stop: int) -> Iterable[bytes]:
         """The bytes [start, stop) of the object, in chunks; raises StoredObjectMissing."""
         ...
 

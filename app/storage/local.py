@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -45,14 +45,14 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"could not write {key}: {exc}") from exc
 
-    def open_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+    def open_range(self, key: str, start: int, stop: int) -> Iterable[bytes]:
         try:
             handle = self._path(key).open("rb")
         except FileNotFoundError as exc:
             raise StoredObjectMissing(key) from exc
         except OSError as exc:
             raise StorageError(f"could not read {key}: {exc}") from exc
-        return _chunks(handle, start, stop)
+        return FileChunks(handle, start, stop)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -64,13 +64,27 @@ class LocalStorage:
             raise StorageError(f"could not delete {key}: {exc}") from exc
 
 
-def _chunks(handle: BinaryIO, start: int, stop: int) -> Iterator[bytes]:
-    with handle:
-        handle.seek(start)
-        left = stop - start
-        while left > 0:
-            chunk = handle.read(min(CHUNK_SIZE, left))
-            if not chunk:
-                break
-            left -= len(chunk)
-            yield chunk
+class FileChunks:
+    """Bytes [start, stop) of an open file as a WSGI iterable: `close()` releases the file even
+    when the body is never iterated (a HEAD request, a client gone before the first byte)."""
+
+    def __init__(self, handle: BinaryIO, start: int, stop: int) -> None:
+        self._handle = handle
+        self._start = start
+        self._stop = stop
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            self._handle.seek(self._start)
+            left = self._stop - self._start
+            while left > 0:
+                chunk = self._handle.read(min(CHUNK_SIZE, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                yield chunk
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._handle.close()

@@ -6,7 +6,7 @@ keys and region come from the settings or boto3's usual chain (environment, inst
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 import boto3
@@ -53,7 +53,7 @@ class S3Storage:
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"could not store {key} in bucket {self.bucket}: {exc}") from exc
 
-    def open_range(self, key: str, start: int, stop: int) -> Iterator[bytes]:
+    def open_range(self, key: str, start: int, stop: int) -> Iterable[bytes]:
         if stop <= start:
             return iter(())
         try:
@@ -64,8 +64,7 @@ class S3Storage:
             raise StorageError(f"could not read {key}: {exc}") from exc
         except BotoCoreError as exc:
             raise StorageError(f"could not read {key}: {exc}") from exc
-        body = answer["Body"]
-        return _chunks(body)
+        return BodyChunks(answer["Body"])
 
     def exists(self, key: str) -> bool:
         try:
@@ -83,8 +82,18 @@ class S3Storage:
             raise StorageError(f"could not delete {key}: {exc}") from exc
 
 
-def _chunks(body: Any) -> Iterator[bytes]:
-    try:
-        yield from body.iter_chunks(CHUNK_SIZE)
-    finally:
-        body.close()
+class BodyChunks:
+    """An S3 answer's body as a WSGI iterable; `close()` returns its connection to the pool even
+    when the body is never iterated."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._body.iter_chunks(CHUNK_SIZE)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._body.close()
