@@ -127,19 +127,25 @@ def engine_options(env: Mapping[str, str]) -> dict[str, Any]:
 def connection_budget(env: Mapping[str, str]) -> tuple[int, int, str]:
     """PostgreSQL connections this deployment may open at most, the limit, and the arithmetic.
 
-    instances × workers × (pool_size + max_overflow), doubled for a deploy overlap (the old and
-    the new version both run for a while), against DB_MAX_CONNECTIONS (Render's basic plans
-    allow ~100; leave room for psql and migrations).
+    instances × (workers × (pool_size + max_overflow) + the jobs worker's), doubled for a deploy
+    overlap (the old and the new version both run for a while), against DB_MAX_CONNECTIONS
+    (Render's basic plans allow ~100; leave room for psql and migrations). The jobs worker, when
+    it runs inside the web service (JOBS_IN_WEB), holds its queue pool (JOBS_DB_POOL_SIZE), one
+    LISTEN connection, and one connection per concurrent job plus one for the sweep.
     """
     options = engine_options(env)
     instances = _int(env, "INSTANCE_COUNT", 1, minimum=1)
     workers = _int(env, "WEB_CONCURRENCY", 2, minimum=1)
     per_worker = options["pool_size"] + options["max_overflow"]
-    total = 2 * instances * workers * per_worker
+    jobs = 0
+    if _bool(env, "JOBS_IN_WEB", True):
+        jobs = _int(env, "JOBS_DB_POOL_SIZE", 3, minimum=2) + 1 + _int(env, "JOBS_CONCURRENCY", 2, minimum=1) + 1
+    total = 2 * instances * (workers * per_worker + jobs)
     limit = _int(env, "DB_MAX_CONNECTIONS", 90, minimum=1)
     explain = (
-        f"2 (deploy overlap) × {instances} instance(s) × {workers} worker(s) × "
-        f"({options['pool_size']} pool + {options['max_overflow']} overflow) = {total} connections"
+        f"2 (deploy overlap) × {instances} instance(s) × ({workers} worker(s) × "
+        f"({options['pool_size']} pool + {options['max_overflow']} overflow) + {jobs} jobs worker) "
+        f"= {total} connections"
     )
     return total, limit, explain
 
