@@ -27,8 +27,12 @@ translations: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o translations/messages.pot .
 	$(BIN)/pybabel update -i translations/messages.pot -d translations
 
+# The jobs worker (media downloads, app/jobs/) runs beside the development server and stops with
+# it (Ctrl-C); under gunicorn its master starts it (gunicorn.conf.py).
 run: install
 	$(BIN)/flask --app wsgi bootstrap
+	$(BIN)/flask --app wsgi jobs worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port 5000 --with-threads
 
 # A few realistic conversations in the database `make run` serves (the embedded one unless

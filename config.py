@@ -128,19 +128,25 @@ def engine_options(env: Mapping[str, str]) -> dict[str, Any]:
 def connection_budget(env: Mapping[str, str]) -> tuple[int, int, str]:
     """PostgreSQL connections this deployment may open at most, the limit, and the arithmetic.
 
-    instances × workers × (pool_size + max_overflow), doubled for a deploy overlap (the old and
-    the new version both run for a while), against DB_MAX_CONNECTIONS (Render's basic plans
-    allow ~100; leave room for psql and migrations).
+    instances × (workers × (pool_size + max_overflow) + the jobs worker's), doubled for a deploy
+    overlap (the old and the new version both run for a while), against DB_MAX_CONNECTIONS
+    (Render's basic plans allow ~100; leave room for psql and migrations). The jobs worker, when
+    it runs inside the web service (JOBS_IN_WEB), holds its queue pool (JOBS_DB_POOL_SIZE), one
+    LISTEN connection, and one connection per concurrent job plus one for the sweep.
     """
     options = engine_options(env)
     instances = _int(env, "INSTANCE_COUNT", 1, minimum=1)
     workers = _int(env, "WEB_CONCURRENCY", 2, minimum=1)
     per_worker = options["pool_size"] + options["max_overflow"]
-    total = 2 * instances * workers * per_worker
+    jobs = 0
+    if _bool(env, "JOBS_IN_WEB", True):
+        jobs = _int(env, "JOBS_DB_POOL_SIZE", 3, minimum=2) + 1 + _int(env, "JOBS_CONCURRENCY", 2, minimum=1) + 1
+    total = 2 * instances * (workers * per_worker + jobs)
     limit = _int(env, "DB_MAX_CONNECTIONS", 90, minimum=1)
     explain = (
-        f"2 (deploy overlap) × {instances} instance(s) × {workers} worker(s) × "
-        f"({options['pool_size']} pool + {options['max_overflow']} overflow) = {total} connections"
+        f"2 (deploy overlap) × {instances} instance(s) × ({workers} worker(s) × "
+        f"({options['pool_size']} pool + {options['max_overflow']} overflow) + {jobs} jobs worker) "
+        f"= {total} connections"
     )
     return total, limit, explain
 
@@ -215,6 +221,23 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_API_AUTH_FAILURES": env.get("RATELIMIT_API_AUTH_FAILURES") or "30 per minute",
         "RATELIMIT_PAGES": env.get("RATELIMIT_PAGES") or "300 per minute",
         "RAW_DELIVERY_RETENTION_DAYS": _int(env, "RAW_DELIVERY_RETENTION_DAYS", 30, minimum=1),
+        # Our copies of inbound media: a directory (None: instance/media, set by create_app), or
+        # an S3-compatible bucket when MEDIA_S3_BUCKET is set (boto3's credential chain applies
+        # when the keys are unset).
+        "MEDIA_STORAGE_PATH": env.get("MEDIA_STORAGE_PATH", "").strip() or None,
+        "MEDIA_S3_BUCKET": env.get("MEDIA_S3_BUCKET", "").strip() or None,
+        "MEDIA_S3_PREFIX": env.get("MEDIA_S3_PREFIX", "").strip(),
+        "MEDIA_S3_ENDPOINT_URL": env.get("MEDIA_S3_ENDPOINT_URL", "").strip() or None,
+        "MEDIA_S3_REGION": env.get("MEDIA_S3_REGION", "").strip() or None,
+        "MEDIA_S3_ACCESS_KEY_ID": env.get("MEDIA_S3_ACCESS_KEY_ID", "").strip() or None,
+        "MEDIA_S3_SECRET_ACCESS_KEY": env.get("MEDIA_S3_SECRET_ACCESS_KEY", "").strip() or None,
+        # 0 (the default): keep media forever; else `maintenance prune-media` removes older copies.
+        "MEDIA_RETENTION_DAYS": _int(env, "MEDIA_RETENTION_DAYS", 0),
+        # The jobs worker (`flask --app wsgi jobs worker`): jobs run at once, its own connections.
+        "JOBS_CONCURRENCY": _int(env, "JOBS_CONCURRENCY", 2, minimum=1),
+        "JOBS_DB_POOL_SIZE": _int(env, "JOBS_DB_POOL_SIZE", 3, minimum=2),
+        # gunicorn.conf.py reads it too: start the worker beside the web workers (Render's default).
+        "JOBS_IN_WEB": _bool(env, "JOBS_IN_WEB", True),
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 5, minimum=1),
         # Meta's deliveries are at most 3 MB; anything larger is refused with 413 before reading.
         "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,

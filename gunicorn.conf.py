@@ -8,9 +8,13 @@ master opened, so no PostgreSQL connection is ever shared between processes.
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 
 from gunicorn.arbiter import Arbiter
+from gunicorn.glogging import Logger as GunicornLogger
 from gunicorn.workers.base import Worker
 
 # Metrics from every worker are written here and summed on /metrics (prometheus_client
@@ -40,6 +44,52 @@ access_log_format = (
 )
 
 
+# The background jobs worker (`flask --app wsgi jobs worker`, app/jobs/) runs beside the web
+# workers by default, as a child of this master: on Render that keeps one web service (no
+# $7/month background worker). JOBS_IN_WEB=false when it runs elsewhere (README: Media & jobs).
+JOBS_WORKER_COMMAND = [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "worker"]
+JOBS_WORKER_RESTART_SECONDS = 5
+Log = logging.Logger | GunicornLogger
+_jobs_worker: subprocess.Popen[bytes] | None = None
+_stopping = threading.Event()
+
+
+def _jobs_in_web() -> bool:
+    return os.environ.get("JOBS_IN_WEB", "true").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _start_jobs_worker(log: Log) -> None:
+    global _jobs_worker
+    _jobs_worker = subprocess.Popen(JOBS_WORKER_COMMAND)
+    log.info("jobs worker started (pid %d)", _jobs_worker.pid)
+
+
+def _watch_jobs_worker(log: Log) -> None:
+    """Start the worker again when it exits (a crash, the OOM killer) until gunicorn stops."""
+    while not _stopping.wait(2):
+        worker = _jobs_worker
+        if worker is not None and worker.poll() is not None:
+            log.warning(
+                "jobs worker exited (%s); starting it again in %d s", worker.returncode, JOBS_WORKER_RESTART_SECONDS
+            )
+            if _stopping.wait(JOBS_WORKER_RESTART_SECONDS):
+                return
+            _start_jobs_worker(log)
+
+
+def _stop_jobs_worker(log: Log) -> None:
+    _stopping.set()
+    worker = _jobs_worker
+    if worker is None or worker.poll() is not None:
+        return
+    worker.terminate()  # Procrastinate finishes the running jobs, then exits
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        log.warning("jobs worker did not stop in 20 s; killed (its jobs are retried by the sweep)")
+        worker.kill()
+
+
 def when_ready(server: Arbiter) -> None:
     from config import connection_budget
 
@@ -49,6 +99,9 @@ def when_ready(server: Arbiter) -> None:
         log.warning("database connection budget exceeded: %s > DB_MAX_CONNECTIONS=%d", explain, limit)
     else:
         log.info("database connection budget: %s (DB_MAX_CONNECTIONS=%d)", explain, limit)
+    if _jobs_in_web():
+        _start_jobs_worker(log)
+        threading.Thread(target=_watch_jobs_worker, args=(log,), name="jobs-worker-watch", daemon=True).start()
 
 
 def nworkers_changed(server: Arbiter, new_value: int, old_value: int | None) -> None:
@@ -59,6 +112,7 @@ def nworkers_changed(server: Arbiter, new_value: int, old_value: int | None) -> 
 
 
 def on_exit(server: Arbiter) -> None:
+    _stop_jobs_worker(server.log or logging.getLogger("gunicorn.error"))
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
 

@@ -51,6 +51,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if overrides:
         app.config.update(overrides)
     trust_proxies(app)
+    if not app.config.get("MEDIA_STORAGE_PATH"):
+        app.config["MEDIA_STORAGE_PATH"] = str(Path(app.instance_path) / "media")
     init_converters(app)  # before any blueprint registers its routes
     configure_logging(app)
     configure_database(app)

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.jobs.media import sweep_media
+from app.jobs.worker import run_worker, worker_queue
 from app.models import Conversation
 from app.services import agents as agent_service
-from app.services import demo, maintenance
+from app.services import demo, jobs_admin, maintenance, media_fetch
 from app.services import templates as template_service
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,15 @@ agents_cli = AppGroup("agents", help="Manage agents and their API tokens.")
 demo_cli = AppGroup("demo", help="Demo data.")
 maintenance_cli = AppGroup("maintenance", help="Housekeeping.")
 templates_cli = AppGroup("templates", help="WhatsApp message templates.")
+
+
+@click.group("jobs", cls=AppGroup, invoke_without_command=True)
+@click.pass_context
+@with_appcontext
+def jobs_cli(ctx: click.Context) -> None:
+    """Background jobs. Without a subcommand: list failed jobs and media given up on."""
+    if ctx.invoked_subcommand is None:
+        _print_failures()
 
 
 @agents_cli.command("create")
@@ -98,6 +110,75 @@ def maintenance_prune(days: int | None) -> None:
     click.echo(f"Removed {removed} raw deliveries older than {days} days.")
 
 
+@maintenance_cli.command("prune-media")
+@click.option("--days", type=click.IntRange(min=1), default=None, help="Default: MEDIA_RETENTION_DAYS.")
+def maintenance_prune_media(days: int | None) -> None:
+    """Delete our copies of media stored longer ago than the retention (the thread then says so)."""
+    days = days or current_app.config["MEDIA_RETENTION_DAYS"]
+    if not days:
+        click.echo("MEDIA_RETENTION_DAYS is 0: media is kept forever, nothing pruned.")
+        return
+    removed = media_fetch.prune_media(days)
+    click.echo(f"Pruned {removed} media files stored more than {days} days ago.")
+
+
+@jobs_cli.command("list")
+def jobs_list() -> None:
+    """List failed jobs and media given up on (failed or corrupt)."""
+    _print_failures()
+
+
+def _print_failures() -> None:
+    jobs = jobs_admin.failed_jobs()
+    media = jobs_admin.given_up_media()
+    click.echo(f"{len(jobs)} failed jobs" + (":" if jobs else "."))
+    for job in jobs:
+        when = job.failed_at.isoformat(timespec="seconds") if job.failed_at else "-"
+        click.echo(f"  job {job.id}\t{job.task_name}\t{job.args}\tattempts {job.attempts}\tfailed {when}")
+    click.echo(f"{len(media)} media given up on" + (":" if media else "."))
+    for item in media:
+        click.echo(
+            f"  message {item.message_id}\t{item.type}\t{item.state}\tattempts {item.attempts}\t{item.error or ''}"
+        )
+    if jobs or media:
+        click.echo("Retry them with `flask --app wsgi jobs retry` (--jobs ID… / --media ID… for some only).")
+
+
+@jobs_cli.command("retry")
+@click.option("--job", "job_ids", type=int, multiple=True, help="Only this failed job (repeatable).")
+@click.option("--media", "message_ids", type=int, multiple=True, help="Only this message's media (repeatable).")
+def jobs_retry(job_ids: tuple[int, ...], message_ids: tuple[int, ...]) -> None:
+    """Queue failed jobs again, and owe again the media given up on (all of them unless named)."""
+    everything = not job_ids and not message_ids
+    jobs = media = 0
+    if everything or job_ids:
+        jobs = jobs_admin.retry_failed_jobs(list(job_ids) or None)
+    if everything or message_ids:
+        media = jobs_admin.retry_given_up_media(list(message_ids) or None)
+    click.echo(f"Queued again: {jobs} failed jobs, {media} media.")
+
+
+@jobs_cli.command("worker")
+@click.option("--once", is_flag=True, help="Run the jobs that are due, then stop (scripts, tests).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Default: JOBS_CONCURRENCY.")
+def jobs_worker(once: bool, concurrency: int | None) -> None:
+    """Run the jobs worker (`make run` and gunicorn's master start it for you)."""
+    run_worker(current_app._get_current_object(), once=once, concurrency=concurrency)  # type: ignore[attr-defined]
+
+
+@jobs_cli.command("sweep")
+def jobs_sweep() -> None:
+    """Queue a fetch for every pending media without a job (the worker does this every minute)."""
+    flask_app = current_app._get_current_object()  # type: ignore[attr-defined]
+    queue = worker_queue(flask_app)
+
+    async def sweep() -> int:
+        async with queue.open_async():
+            return await sweep_media(queue, flask_app)
+
+    click.echo(f"Queued {asyncio.run(sweep())} fetches.")
+
+
 @templates_cli.command("sync")
 def templates_sync() -> None:
     """Mirror the business account's templates from Meta (WHATSAPP_BUSINESS_ACCOUNT_ID)."""
@@ -140,4 +221,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(maintenance_cli)
     app.cli.add_command(templates_cli)
+    app.cli.add_command(jobs_cli)
     app.cli.add_command(bootstrap)

@@ -10,30 +10,41 @@ monitoring/alerts.yml): request latency of the conversation list
 (`flask_http_request_duration_seconds{endpoint="api.conversations"}`), database trouble
 (`inbox_db_unavailable_total`), failing webhooks (`inbox_webhook_deliveries_total`), and
 memory (`inbox_process_resident_memory_bytes`).
+
+The background jobs are measured where they live, in the queue's tables: at each scrape
+`JobsCollector` counts Procrastinate's jobs by task and state and the age of the oldest job
+waiting to run, so the numbers are right whichever process (gunicorn's master, a separate
+worker) runs the jobs, and the same from every web worker.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import resource
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, abort, current_app, request
-from prometheus_client import Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_flask_exporter import PrometheusMetrics
 from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 from werkzeug.datastructures import WWWAuthenticate
 
 from app.api.docs import METRICS_AUTH, Response, documented, error_answer
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+log = logging.getLogger(__name__)
 
 WEBHOOK_DELIVERIES = Counter(
     "inbox_webhook_deliveries_total",
@@ -65,6 +76,68 @@ MEMORY = Gauge(
     "Resident memory of the serving processes (sum over live workers)",
     multiprocess_mode="livesum",
 )
+
+# The queue's task names (app/jobs/queue.py) and the states shown for each, always exported (0
+# when empty) so alerts and dashboards find the series.
+JOB_TASKS = ("media.fetch", "media.sweep", "media.prune")
+JOB_STATES = ("queued", "running", "failed", "retried")
+JOB_COUNTS = text(
+    """
+    SELECT task_name,
+           count(*) FILTER (WHERE status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now())) AS queued,
+           count(*) FILTER (WHERE status = 'doing') AS running,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status IN ('todo', 'doing') AND attempts > 0) AS retried
+      FROM procrastinate_jobs GROUP BY task_name
+    """
+)
+# Waiting since it was (re)queued, or since it became due when scheduled for later (a retry).
+OLDEST_QUEUED = text(
+    """
+    SELECT coalesce(extract(epoch FROM now() - min(greatest(coalesce(j.scheduled_at, e.at), e.at))), 0)
+      FROM procrastinate_jobs j
+      CROSS JOIN LATERAL (SELECT max(at) AS at FROM procrastinate_events
+                           WHERE job_id = j.id AND type IN ('deferred', 'deferred_for_retry', 'retried')) e
+     WHERE j.status = 'todo' AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+    """
+)
+MEDIA_PENDING = text("SELECT count(*) FROM messages WHERE media_state = 'pending'")
+
+
+class JobsCollector:
+    """Queue depth by task and state, the oldest queued job's age and the media still owed, read
+    from PostgreSQL at scrape time (cheap: the jobs table holds only unfinished and failed jobs,
+    successful ones are deleted; pending media is a partial index)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily(
+            "inbox_jobs",
+            "Background jobs by task and state: queued (due, waiting for a worker), running, failed "
+            "(gave up: `flask --app wsgi jobs`), retried (being retried after a failure)",
+            labels=["task", "state"],
+        )
+        oldest = GaugeMetricFamily("inbox_jobs_oldest_queued_age_seconds", "How long the oldest due job has waited")
+        pending = GaugeMetricFamily("inbox_media_pending", "Inbound media not stored yet (fetch owed)")
+        counts: dict[str, dict[str, int]] = {task: dict.fromkeys(JOB_STATES, 0) for task in JOB_TASKS}
+        try:
+            with self.engine.connect() as connection:
+                for row in connection.execute(JOB_COUNTS):
+                    counts[row.task_name] = {state: int(getattr(row, state)) for state in JOB_STATES}
+                oldest.add_metric([], float(connection.execute(OLDEST_QUEUED).scalar_one()))
+                pending.add_metric([], float(connection.execute(MEDIA_PENDING).scalar_one()))
+        except SQLAlchemyError as exc:
+            log.warning("job metrics unavailable: %s", exc)
+            return
+        for task, states in counts.items():
+            for state, value in states.items():
+                jobs.add_metric([task, state], value)
+        yield jobs
+        yield oldest
+        yield pending
+
 
 _exporter: PrometheusMetrics | None = None
 _exporter_lock = threading.Lock()
@@ -122,6 +195,9 @@ def init_metrics(app: Flask, engine: Engine) -> None:
     exporter = _exporter_instance()
     exporter.init_app(app)
     watch_pool(engine)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(JobsCollector(engine))
+    app.extensions["jobs_metrics"] = registry
     app.before_request(lambda: _update_memory())
     app.add_url_rule("/metrics", "metrics", _metrics_view)
     _update_memory(force=True)
@@ -162,5 +238,11 @@ def _metrics_view() -> tuple[bytes, int, dict[str, str]]:
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         abort(401, www_authenticate=WWWAuthenticate("bearer", {"realm": "metrics"}))
     _update_memory(force=True)
-    data, content_type = _exporter_instance().generate_metrics(request.headers.get("Accept"))
+    accept = request.headers.get("Accept")
+    data, content_type = _exporter_instance().generate_metrics(accept)
+    encoder, _ = choose_encoder(accept or "")
+    jobs = encoder(current_app.extensions["jobs_metrics"])
+    body = data.encode() if isinstance(data, str) else bytes(data)
+    eof = b"# EOF\n"
+    data = (body[: -len(eof)] if body.endswith(eof) else body) + jobs
     return data, 200, {"Content-Type": content_type, "Cache-Control": "no-store"}

@@ -43,7 +43,17 @@ target_db = current_app.extensions["migrate"].db
 HAND_WRITTEN_INDEXES = {"ix_contacts_search_trgm"}
 
 
+# The job queue's tables belong to Procrastinate (its schema is applied by revision 0003), not
+# to the models.
+QUEUE_TABLE_PREFIX = "procrastinate_"
+
+
 def include_object(obj, name, type_, reflected, compare_to):
+    if type_ == "table" and name and name.startswith(QUEUE_TABLE_PREFIX):
+        return False
+    table = getattr(obj, "table", None) if type_ in ("index", "unique_constraint", "foreign_key_constraint") else None
+    if table is not None and table.name.startswith(QUEUE_TABLE_PREFIX):
+        return False
     return not (type_ == "index" and name in HAND_WRITTEN_INDEXES)
 
 

@@ -116,6 +116,9 @@ TEST_SERVER_ENV = {
     "WHATSAPP_VERIFY_TOKEN": meta.VERIFY_TOKEN,
     "DB_POOL_TIMEOUT": "2",
     "DB_CONNECT_TIMEOUT": "2",
+    # The live tests and benchmarks measure the web process; the jobs worker has its own tests
+    # (tests/test_media_jobs.py; tests/test_render.py starts it under gunicorn).
+    "JOBS_IN_WEB": "false",
 }
 
 

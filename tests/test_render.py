@@ -65,6 +65,13 @@ def test_database_and_key_value_are_private():
     assert keyvalue["ipAllowList"] == []
 
 
+def test_jobs_run_inside_the_web_service_by_default():
+    assert ENV["JOBS_IN_WEB"]["value"] == "true"
+    assert not any(s["type"] == "worker" for s in BLUEPRINT["services"])  # no second paid service
+    for key in ("MEDIA_S3_BUCKET", "MEDIA_S3_ACCESS_KEY_ID", "MEDIA_S3_SECRET_ACCESS_KEY"):
+        assert ENV[key].get("sync") is False and "value" not in ENV[key], key
+
+
 def test_prune_runs_daily_as_a_cron_job_on_the_same_database():
     cron = next(s for s in BLUEPRINT["services"] if s["type"] == "cron")
     assert cron["startCommand"] == "flask --app wsgi maintenance prune"
@@ -137,6 +144,7 @@ def test_build_pre_deploy_and_start_commands_run_against_a_fresh_database(databa
             server.send_signal(signal.SIGTERM)
             _, stderr = server.communicate(timeout=30)
         assert "database connection budget" in stderr
+        assert "jobs worker started" in stderr  # beside the web workers, stopped with them
         assert server.returncode == 0
     finally:
         drop_database(admin, name)

@@ -322,6 +322,15 @@ class Media(_Closed):
     mime_type: str | None
     sha256: str | None
     filename: Annotated[str | None, Field(description="Documents only.")]
+    state: Annotated[
+        Literal["pending", "stored", "expired", "corrupt", "failed", "pruned"] | None,
+        Field(
+            description="Our copy of the file: `pending` (being fetched from WhatsApp), `stored` (kept: served "
+            "from our storage even after WhatsApp's 7 days), `expired` (gone from WhatsApp before we got it), "
+            "`corrupt` (its checksum never matched), `failed` (WhatsApp kept failing), `pruned` (removed after "
+            "MEDIA_RETENTION_DAYS); null when there is nothing to keep (e.g. outbound media)."
+        ),
+    ] = None
     voice: Annotated[bool, Field(description="An audio recorded as a voice note.")]
     animated: Annotated[bool, Field(description="An animated sticker.")]
 

@@ -72,6 +72,7 @@ def _type_fields(m: Message) -> dict[str, Any]:
                 "mime_type": m.media_mime_type,
                 "sha256": m.media_sha256,
                 "filename": m.media_filename,
+                "state": m.media_state,
                 "voice": extra.get("voice") is True,
                 "animated": extra.get("animated") is True,
             }

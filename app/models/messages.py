@@ -34,6 +34,11 @@ DELIVERY_STATUSES = ("pending", "accepted", "sent", "delivered", "read", "played
 HIDDEN_TYPES = ("reaction", "edit", "revoke")
 # Private notes: shown to agents in the thread, never sent, never the conversation's preview.
 NOTE_TYPE = "note"
+# Our own copy of an inbound media file (app/jobs/media.py fetches it, app/storage/ keeps it):
+# pending: owed (a job fetches it; the sweep re-enqueues it when no job is alive); stored: kept;
+# expired: Meta no longer had it; corrupt: its sha256 never matched the webhook's; failed: Graph
+# kept failing; pruned: removed after MEDIA_RETENTION_DAYS. NULL: nothing to keep.
+MEDIA_STATES = ("pending", "stored", "expired", "corrupt", "failed", "pruned")
 
 
 class Message(Model):
@@ -59,6 +64,13 @@ class Message(Model):
             postgresql_where=sql_text("direction = 'in' AND NOT is_read"),
         ),
         Index("ix_messages_agent_id", "agent_id", postgresql_where=sql_text("agent_id IS NOT NULL")),
+        CheckConstraint(
+            "media_state IS NULL OR media_state IN ('pending', 'stored', 'expired', 'corrupt', 'failed', 'pruned')",
+            name="media_state",
+        ),
+        # The sweep's work list (media still owed) and the retention prune's (files kept).
+        Index("ix_messages_media_pending", "id", postgresql_where=sql_text("media_state = 'pending'")),
+        Index("ix_messages_media_stored", "media_stored_at", postgresql_where=sql_text("media_state = 'stored'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -73,6 +85,16 @@ class Message(Model):
     media_mime_type: Mapped[str | None] = mapped_column(Text)
     media_sha256: Mapped[str | None] = mapped_column(Text)
     media_filename: Mapped[str | None] = mapped_column(Text)
+    media_state: Mapped[str | None] = mapped_column(String(16))
+    media_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # While a worker downloads the file: no other worker claims it before this time.
+    media_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    media_storage_key: Mapped[str | None] = mapped_column(Text)
+    media_stored_sha256: Mapped[str | None] = mapped_column(Text)  # hex digest of our copy (the ETag)
+    media_size: Mapped[int | None] = mapped_column(BigInteger)
+    media_content_type: Mapped[str | None] = mapped_column(Text)  # what Graph said when we fetched it
+    media_stored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    media_error: Mapped[str | None] = mapped_column(Text)
     latitude: Mapped[float | None] = mapped_column(Double)
     longitude: Mapped[float | None] = mapped_column(Double)
     location_name: Mapped[str | None] = mapped_column(Text)

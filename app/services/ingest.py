@@ -30,8 +30,10 @@ from app.extensions import DbSession
 from app.models import BusinessNumber, Contact, Conversation, Message, WebhookDelivery
 from app.services.statuses import apply_waiting_statuses, record_status
 from app.services.summaries import touch_conversation
+from app.whatsapp.graph_client import is_media_id
 from app.whatsapp.payloads import (
     KNOWN_STATUSES,
+    MEDIA_TYPES,
     ParsedChange,
     ParsedContact,
     ParsedDelivery,
@@ -82,6 +84,7 @@ MESSAGE_COLUMNS = (
     "media_mime_type",
     "media_sha256",
     "media_filename",
+    "media_state",
     "latitude",
     "longitude",
     "location_name",
@@ -116,6 +119,8 @@ class IngestResult:
     problems: list[str] = field(default_factory=list)
     stored_types: Counter[str] = field(default_factory=Counter)
     received_statuses: Counter[str] = field(default_factory=Counter)
+    # Messages stored with `media_state = 'pending'`: the caller queues their fetch after commit.
+    media_owed: list[int] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -274,6 +279,8 @@ def _store_message(
         conversation_id = conversation_id_for(session, number_id, contact_id, sent_at)
         known.conversations[(number_id, contact_id)] = conversation_id
     error = message.error
+    # The work owed is recorded in the row itself, in this transaction (app/jobs/media.py).
+    media_owed = message.type in MEDIA_TYPES and is_media_id(message.media_id)
     message_id = session.execute(
         INSERT_MESSAGE,
         {
@@ -287,6 +294,7 @@ def _store_message(
             "p_media_mime_type": message.media_mime_type,
             "p_media_sha256": message.media_sha256,
             "p_media_filename": message.media_filename,
+            "p_media_state": "pending" if media_owed else None,
             "p_latitude": message.latitude,
             "p_longitude": message.longitude,
             "p_location_name": message.location_name,
@@ -308,6 +316,8 @@ def _store_message(
         return
     result.messages_stored += 1
     result.stored_types[message.type] += 1
+    if media_owed:
+        result.media_owed.append(message_id)
 
     if message.type == "edit" and message.target_wamid:
         session.execute(

@@ -1,4 +1,9 @@
-"""Media of a message, streamed from WhatsApp through Graph's two-step download.
+"""Media of a message: our stored copy when we have one, else streamed from WhatsApp.
+
+Inbound media is fetched and kept by a job soon after the webhook (app/services/media_fetch.py);
+once `media_state` is `stored` the file is served from our storage (app/storage/), whole or by
+byte range, with its sha256 as the `ETag`, whether or not Meta still has it. Until then (or for
+media we do not keep) it is streamed through Graph's two-step download:
 
 1. the message is read from the database and the transaction ends (`media_source`): no
    connection is held while bytes flow;
@@ -16,17 +21,20 @@ import logging
 import mimetypes
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 import requests
 from sqlalchemy import select
+from werkzeug.http import parse_etags, parse_range_header, unquote_etag
 
 from app.extensions import db
 from app.models import Message
 from app.services.errors import DomainError, Gone, NotFound, UpstreamFailed
 from app.services.graph_factory import graph_client
+from app.services.media_fetch import CHECKSUM_ERROR
+from app.storage import StorageError, StoredObjectMissing, media_storage
 from app.whatsapp.graph_client import GraphError, is_media_id
 from app.whatsapp.payloads import MEDIA_TYPES
 
@@ -56,6 +64,13 @@ class MediaSource:
     media_id: str
     mime_type: str | None
     filename: str | None
+    # Our copy (media_state `stored`), or why there is none.
+    state: str | None = None
+    storage_key: str | None = None
+    stored_sha256: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -63,7 +78,19 @@ class MediaStream:
     """An open download: the headers to answer with and the bytes, to be closed when done."""
 
     headers: dict[str, str]
-    body: MediaBody
+    body: MediaBody | Iterable[bytes]
+    status: int = 200
+
+
+# What the thread says and the media route answers when we hold no copy (media_state).
+UNAVAILABLE = {
+    "expired": ("media_expired", EXPIRED_MESSAGE),
+    "corrupt": (
+        "media_corrupt",
+        "The file WhatsApp handed over did not match its checksum, so it is not shown.",
+    ),
+    "pruned": ("media_pruned", "This file was removed after the media retention period (MEDIA_RETENTION_DAYS)."),
+}
 
 
 class MediaBody:
@@ -108,6 +135,12 @@ def source_of(message: Message) -> MediaSource | None:
         media_id=message.media_id,
         mime_type=message.media_mime_type,
         filename=message.media_filename,
+        state=message.media_state,
+        storage_key=message.media_storage_key,
+        stored_sha256=message.media_stored_sha256,
+        size=message.media_size,
+        content_type=message.media_content_type,
+        error=message.media_error,
     )
 
 
@@ -123,6 +156,73 @@ def media_source(message_id: int) -> MediaSource:
     if source is None:
         raise NotFound("This message has no media.")
     return source
+
+
+def open_kept_or_graph(
+    source: MediaSource, *, range_header: str | None, if_none_match: str | None, if_range: str | None
+) -> MediaStream:
+    """The stored copy when there is one; a refusal when it is known to be gone; else Graph."""
+    if source.state == "stored" and source.storage_key and source.stored_sha256 and source.size is not None:
+        try:
+            return open_stored(source, range_header=range_header, if_none_match=if_none_match, if_range=if_range)
+        except StoredObjectMissing:
+            log.error("media of message %s: the stored copy %s is missing", source.message_id, source.storage_key)
+        except StorageError as exc:
+            log.warning("media of message %s: storage failed, trying Graph: %s", source.message_id, exc)
+    elif source.state in UNAVAILABLE:
+        code, message = UNAVAILABLE[source.state]
+        raise Gone(message, code=code)
+    elif source.state == "pending" and (source.error or "").startswith(CHECKSUM_ERROR):
+        # Never relay bytes known not to match the webhook's checksum; the job tries again.
+        raise UpstreamFailed(
+            "The file WhatsApp handed over did not match its checksum; it is being fetched again.",
+            code="media_checksum_mismatch",
+        )
+    return open_media(source)
+
+
+# --- our stored copy (no database) -------------------------------------------------------------
+
+
+def open_stored(
+    source: MediaSource, *, range_header: str | None, if_none_match: str | None, if_range: str | None
+) -> MediaStream:
+    """Our copy, whole (200), by one byte range (206), unchanged (304), or 416 out of range."""
+    assert source.storage_key and source.stored_sha256 and source.size is not None
+    size = source.size
+    etag = f'"{source.stored_sha256}"'
+    headers = answer_headers(source, graph_mime_type=source.content_type, content_length=None)
+    headers["ETag"] = etag
+    headers["Accept-Ranges"] = "bytes"
+    if if_none_match and parse_etags(if_none_match).contains_weak(source.stored_sha256):
+        return MediaStream(headers=_without_body_headers(headers), body=iter(()), status=304)
+    start, stop, status = 0, size, 200
+    wanted = parse_range_header(range_header) if range_header else None
+    if wanted is not None and wanted.units == "bytes" and len(wanted.ranges) == 1 and _if_range_holds(if_range, etag):
+        bounds = wanted.range_for_length(size)
+        if bounds is None:
+            unsatisfiable = _without_body_headers(headers)
+            unsatisfiable["Content-Range"] = f"bytes */{size}"
+            return MediaStream(headers=unsatisfiable, body=iter(()), status=416)
+        start, stop = bounds
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    headers["Content-Length"] = str(stop - start)
+    body = media_storage().open_range(source.storage_key, start, stop)
+    return MediaStream(headers=headers, body=body, status=status)
+
+
+def _if_range_holds(if_range: str | None, etag: str) -> bool:
+    """`If-Range` with another validator (or a date: ours never change, but be strict) means the
+    whole file is sent."""
+    if not if_range:
+        return True
+    value, weak = unquote_etag(if_range.strip())
+    return not weak and value is not None and f'"{value}"' == etag
+
+
+def _without_body_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k not in ("Content-Type", "Content-Disposition", "Content-Length")}
 
 
 # --- the Graph part (no database) --------------------------------------------------------------
