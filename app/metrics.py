@@ -1,4 +1,4 @@
-"""Prometheus metrics at `/metrics` (Bearer METRICS_TOKEN; 404 when the token is unset).
+"""Prometheus metrics, served at `/metrics` by app/health.py (Bearer METRICS_TOKEN).
 
 Under gunicorn, `gunicorn.conf.py` sets PROMETHEUS_MULTIPROC_DIR before the app is imported,
 so every worker writes its samples there and any worker serves the sum
@@ -19,7 +19,6 @@ worker) runs the jobs, and the same from every web worker.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import resource
@@ -29,7 +28,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask, abort, current_app, request
+from flask import Flask, current_app
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -39,9 +38,6 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
-from werkzeug.datastructures import WWWAuthenticate
-
-from app.api.docs import METRICS_AUTH, Response, documented, error_answer
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 log = logging.getLogger(__name__)
@@ -199,50 +195,16 @@ def init_metrics(app: Flask, engine: Engine) -> None:
     registry.register(JobsCollector(engine))
     app.extensions["jobs_metrics"] = registry
     app.before_request(lambda: _update_memory())
-    app.add_url_rule("/metrics", "metrics", _metrics_view)
     _update_memory(force=True)
 
 
-@documented(
-    "metrics",
-    tag="health",
-    security=METRICS_AUTH,
-    responses={
-        200: Response(
-            "The metrics.",
-            {"text/plain": {"type": "string"}, "application/openmetrics-text": {"type": "string"}},
-            {
-                "Cache-Control": {
-                    "description": "Always `no-store`.",
-                    "required": True,
-                    "schema": {"type": "string", "const": "no-store"},
-                }
-            },
-        ),
-        401: error_answer("unauthorized", "No `Authorization: Bearer <METRICS_TOKEN>` header, or another token."),
-        404: error_answer("not_found", "`METRICS_TOKEN` is not set: metrics are not served."),
-    },
-)
-def _metrics_view() -> tuple[bytes, int, dict[str, str]]:
-    """Prometheus metrics
-
-    Request latency and counts per endpoint, database unavailability, webhook outcomes,
-    Graph calls, connection pool and memory, in Prometheus' text format (OpenMetrics when
-    the `Accept` header asks for it). Under gunicorn every worker serves the sum of all
-    workers. Disabled (404) unless `METRICS_TOKEN` is set.
-    """
-    token = current_app.config.get("METRICS_TOKEN")
-    if not token:
-        abort(404)
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        abort(401, www_authenticate=WWWAuthenticate("bearer", {"realm": "metrics"}))
+def render_metrics(accept: str | None) -> tuple[bytes, str]:
+    """Every series (the request metrics and the jobs read from the queue) in the format that
+    `accept` asks for (Prometheus text, or OpenMetrics), and its content type."""
     _update_memory(force=True)
-    accept = request.headers.get("Accept")
     data, content_type = _exporter_instance().generate_metrics(accept)
     encoder, _ = choose_encoder(accept or "")
     jobs = encoder(current_app.extensions["jobs_metrics"])
     body = data.encode() if isinstance(data, str) else bytes(data)
     eof = b"# EOF\n"
-    data = (body[: -len(eof)] if body.endswith(eof) else body) + jobs
-    return data, 200, {"Content-Type": content_type, "Cache-Control": "no-store"}
+    return (body[: -len(eof)] if body.endswith(eof) else body) + jobs, content_type

@@ -30,7 +30,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
-from app.auth.guards import bearer_token
+from app.services.tokens import bearer_token
 from app.whatsapp.payloads import SignatureCheck, verify_signature
 
 log = logging.getLogger(__name__)

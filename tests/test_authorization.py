@@ -45,7 +45,7 @@ PUBLIC = {
     "health.healthz": "liveness probe, no data",
     "health.readyz": "readiness probe, no data",
     "api.openapi": "the OpenAPI document: routes, never data",
-    "metrics": "Prometheus metrics, behind their own METRICS_TOKEN (404 while it is unset)",
+    "health.metrics": "Prometheus metrics, behind their own METRICS_TOKEN (404 while it is unset)",
     "webhook.verify": "Meta's handshake: 403 without the verify token",
     "webhook.receive": "Meta's deliveries: 401 unsigned, 403 wrongly signed",
     "inbox.preferences": "page language and time zone, kept in the visitor's own session",

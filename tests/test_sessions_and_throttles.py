@@ -10,11 +10,11 @@ from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.auth.guards import bearer_token
 from app.auth.sessions import GENERATION_KEY, LOGIN_AT_KEY, SEEN_AT_KEY
 from app.extensions import db
 from app.models import Agent
 from app.services import agents as agent_service
+from app.services.tokens import bearer_token
 from config import load_config
 from tests.conftest import TEST_CONFIG
 from tests.test_pages import PASSWORD, csrf_token, login

@@ -19,11 +19,11 @@ from app.api.docs import (
     error_answer,
     json_response,
 )
+from app.api.guards import api_auth_required, current_agent
 from app.api.responses import CannedResponse, CannedResponseList, ConversationSummary, Message, ReadResult
 from app.api.schemas import CannedResponseQuery, CannedResponseRequest, ConversationPatch, NoteRequest
 from app.api.validation import accepts
 from app.api.views import bp
-from app.auth.guards import api_auth_required, current_agent
 from app.extensions import db
 from app.services import conversation_actions as actions
 from app.services.conversations import get_conversation_summary, message_row

@@ -1,6 +1,6 @@
 """The one JSON error body of the app, and the one table that turns domain errors into statuses.
 
-Every JSON error answer — the API's, the auth guards', the webhook's, the app-wide 4xx, 429,
+Every JSON error answer — the API's, the API guard's, the webhook's, the app-wide 4xx, 429,
 503 and 500 handlers' — is built by `error_response()`:
 `{"error": <stable code>, "message": <English text>, …extra facts}`.
 """

@@ -9,9 +9,9 @@ from flask import Response, request
 
 from app.api import docs
 from app.api.errors import domain_error_response
+from app.api.guards import api_auth_required
 from app.api.responses import MediaFailure
 from app.api.views import bp
-from app.auth.guards import api_auth_required
 from app.services import media
 from app.services.errors import DomainError
 

@@ -25,11 +25,11 @@ from app.api.docs import (
     json_response,
 )
 from app.api.errors import domain_error_body, status_for
+from app.api.guards import api_auth_required, current_agent
 from app.api.responses import Error, MissingParametersError, SendFailure, SendResult, WindowClosedError
 from app.api.schemas import SendRequest, SendTemplate, SendText
 from app.api.validation import accepts
 from app.api.views import bp
-from app.auth.guards import api_auth_required, current_agent
 from app.extensions import db
 from app.services import sending
 from app.services.conversations import message_row

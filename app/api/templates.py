@@ -7,9 +7,9 @@ from typing import Any
 from flask import jsonify
 
 from app.api.docs import API_AUTH, API_ERRORS, documented, json_response
+from app.api.guards import api_auth_required
 from app.api.responses import Template
 from app.api.views import bp
-from app.auth.guards import api_auth_required
 from app.services import templates
 
 

@@ -22,10 +22,10 @@ from app.api.docs import (
     json_response,
 )
 from app.api.errors import error_response, register_error_handlers
+from app.api.guards import api_auth_required, current_agent
 from app.api.responses import ConversationList, ConversationSummary, MessagePage
 from app.api.schemas import ConversationListQuery, ThreadQuery
 from app.api.validation import accepts
-from app.auth.guards import api_auth_required, current_agent
 from app.cache import cached_list
 from app.extensions import db
 from app.services.conversations import (

@@ -9,12 +9,12 @@ from functools import cache
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.auth.tokens import issue_token, revoke_tokens
 from app.extensions import db
 from app.models import Agent
 from app.models import agents as agent_models
 from app.models.agents import ROLES
 from app.services.errors import Conflict, DomainError, Invalid, NotFound
+from app.services.tokens import issue_token, revoke_tokens
 
 # What the agent functions raise (the CLI catches it): every domain error, each with its code —
 # invalid_email, invalid_name, invalid_role, password_too_short, email_taken, agent_not_found,

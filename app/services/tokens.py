@@ -1,4 +1,5 @@
-"""API tokens: created for an agent, stored hashed, checked on every API request."""
+"""API tokens: created for an agent, stored hashed, checked on every API request; and the one
+reading of an `Authorization: Bearer` header (the API guard, the rate limits and /metrics)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ from app.models import Agent, ApiToken
 from app.models.agents import hash_token
 
 TOKEN_PREFIX = "wai_"
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (the scheme in any case, spaces
+    around the token ignored), or None when the header is not that. The API guard and the rate
+    limits both read the header through this, so they agree on what one token is."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
 
 
 def issue_token(session: DbSession, agent: Agent, name: str = "", ttl: timedelta | None = None) -> str:

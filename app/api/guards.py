@@ -1,4 +1,4 @@
-"""Who is calling: an API bearer token or a logged-in agent session."""
+"""The API's guard: who is calling — a bearer token or a logged-in agent session (with CSRF on writes)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,11 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms.validators import ValidationError
 
 from app.api.errors import error_response
-from app.auth.tokens import agent_for_token
 from app.extensions import db
 from app.models import Agent
+from app.services.tokens import agent_for_token, bearer_token
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-def bearer_token(header: str) -> str | None:
-    """The token of an `Authorization: Bearer <token>` header (the scheme in any case, spaces
-    around the token ignored), or None when the header is not that. The API guard and the rate
-    limits both read the header through this, so they agree on what one token is."""
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    return token
 
 
 def _csrf_header_valid() -> bool:
