@@ -11,15 +11,18 @@ from flask import Flask, current_app
 
 from app.storage.base import MediaStorage, StorageError, StoredObjectMissing
 from app.storage.local import LocalStorage
-from app.storage.s3 import S3Storage
 
-__all__ = ["LocalStorage", "MediaStorage", "S3Storage", "StorageError", "StoredObjectMissing", "media_storage"]
+__all__ = ["LocalStorage", "MediaStorage", "StorageError", "StoredObjectMissing", "media_storage"]
 
 
 def build_storage(config: dict[str, object] | Flask) -> MediaStorage:
     settings = config.config if isinstance(config, Flask) else config
     bucket = settings.get("MEDIA_S3_BUCKET")
     if bucket:
+        # Imported only when a bucket is configured: boto3 adds ~7 MB to every process, and
+        # the service runs in 512 MB (not a dodged cycle: s3.py imports nothing of app/).
+        from app.storage.s3 import S3Storage
+
         return S3Storage(
             bucket=str(bucket),
             prefix=str(settings.get("MEDIA_S3_PREFIX") or ""),
