@@ -15,27 +15,8 @@ use the hashed `/assets` URLs). For each, it reads
   from the validation;
 * the JSON answers from the models of `app/api/responses.py` (`components/schemas`).
 
-A declaration reads like this (`app/api/views.py`):
-
-    @bp.get("/conversaciones/<id:conversation_id>")
-    @documented(
-        "getConversation",
-        tag="conversations",
-        security=API_AUTH,
-        parameters=[IF_NONE_MATCH],
-        responses={
-            200: json_response("The conversation's summary.", ConversationSummary, headers=CONDITIONAL),
-            304: NOT_MODIFIED,
-            404: NOT_FOUND,
-            **API_ERRORS,
-        },
-    )
-    @api_auth_required
-    def conversation(conversation_id: int) -> Any:
-        '''One conversation
-
-        The same summary as an item of the list.
-        '''
+A declaration sits right under the route decorator; `conversation()` in `app/api/views.py`
+is a short example to read.
 
 The pieces many operations share — security schemes, the common answers (401, 429, 500, 503…),
 headers, the document's `info` and tags — are defined once, here. A rule without a declaration
