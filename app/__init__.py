@@ -29,6 +29,7 @@ from app.errors import register_error_handlers as register_errors
 from app.extensions import babel, csrf, db, login_manager, migrate
 from app.health import bp as health_bp
 from app.i18n import select_locale, select_timezone
+from app.inbox import contact_views as _contact_pages  # noqa: F401  (its routes join the inbox blueprint)
 from app.inbox.assets import init_assets
 from app.inbox.security import init_security_headers
 from app.inbox.views import bp as inbox_bp
