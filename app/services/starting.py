@@ -27,7 +27,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.extensions import db
 from app.models import BusinessNumber, Contact, Conversation, Message, SendAttempt
@@ -195,8 +195,14 @@ def _deliver(
     except GraphError as error:
         return _record_failure(message_id, attempt_id, error, claim)
     if wa_id and wa_id != digits:
-        rekey_contact(contact_id, wa_id)
-        db.session.commit()
+        try:
+            rekey_contact(contact_id, wa_id)
+            db.session.commit()
+        except SQLAlchemyError:
+            # The message went out: its wamid is recorded whatever happened to the re-keying
+            # (the contact keeps the typed number; a reply then starts a conversation of its own).
+            db.session.rollback()
+            log.exception("could not re-key contact %s to Meta's wa_id", contact_id)
     return _record_success(message_id, attempt_id, wamid, claim)
 
 
