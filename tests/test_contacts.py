@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Contact, Conversation
 from tests import meta
+from tests.test_openapi import assert_documented
 
 WA_ID = "5491155550001"
 LIST = "/whatsapp/api/conversaciones"
@@ -169,3 +170,12 @@ def test_the_history_lists_every_conversation_of_the_contact(client, auth, conta
     history = client.get(_url(contact_id), headers=auth).json["conversations"]
     assert len(history) == 2
     assert {c["id"] for c in history} == set(db.session.execute(select(Conversation.id)).scalars())
+
+
+def test_every_answer_is_as_documented(client, auth, contact_id):
+    path = "/whatsapp/api/contactos/{contact_id}"
+    assert_documented(client.get(_url(contact_id), headers=auth), path)
+    body = {"display_name": "Ana", "notes": "x", "attributes": {"a": "b"}}
+    assert_documented(client.patch(_url(contact_id), json=body, headers=auth), path, "patch")
+    assert_documented(client.patch(_url(contact_id), json={"notes": 1}, headers=auth), path, "patch")
+    assert_documented(client.get(_url(contact_id + 1000), headers=auth), path)

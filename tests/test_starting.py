@@ -13,6 +13,7 @@ from app.models import BusinessNumber, Contact, Conversation, IdempotencyKey, Me
 from tests import meta
 from tests.conftest import store_approved_template
 from tests.fake_graph import POST_MESSAGES, error
+from tests.test_openapi import assert_documented
 
 START = "/whatsapp/api/conversaciones"
 WELCOME = [{"type": "BODY", "text": "Hola {{1}}, te escribimos de la tienda."}]
@@ -85,6 +86,7 @@ def test_the_customers_reply_lands_in_the_started_conversation(client, auth, gra
     [
         ("+52 1 55 1234 5678", "5215512345678", "525512345678"),  # Mexico: Meta drops the old mobile 1
         ("+54 11 1234 5678", "541112345678", "5491112345678"),  # Argentina: Meta's ids carry the 9
+        ("+55 11 91234 5678", "5511912345678", "551112345678"),  # Brazil: an account without the ninth digit
     ],
 )
 def test_the_contact_is_rekeyed_to_the_wa_id_meta_answers(
@@ -249,3 +251,11 @@ def test_without_a_business_number_configured_it_is_503_not_configured(app, clie
 def test_starting_needs_credentials(client, graph, template):
     assert client.post(START, json=_body("612 345 678")).status_code == 401
     assert _counts() == (0, 0, 0)
+
+
+def test_every_answer_is_as_documented(client, auth, graph, template):
+    assert_documented(_start(client, auth, _body("612 345 678")), "/whatsapp/api/conversaciones", "post")
+    assert_documented(_start(client, auth, _body("612 345 678")), "/whatsapp/api/conversaciones", "post")  # 409
+    assert_documented(_start(client, auth, _body("12345")), "/whatsapp/api/conversaciones", "post")  # 400
+    graph.script(POST_MESSAGES, error(131026))
+    assert_documented(_start(client, auth, _body("+34 622 34 56 78")), "/whatsapp/api/conversaciones", "post")
