@@ -184,6 +184,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WHATSAPP_ACCESS_TOKEN": env.get("WHATSAPP_ACCESS_TOKEN", ""),
         "WHATSAPP_PHONE_NUMBER_ID": env.get("WHATSAPP_PHONE_NUMBER_ID", ""),
         "WHATSAPP_BUSINESS_ACCOUNT_ID": env.get("WHATSAPP_BUSINESS_ACCOUNT_ID", ""),
+        # Numbers typed without a country code (starting a conversation) are read in this region.
+        "DEFAULT_PHONE_REGION": (env.get("DEFAULT_PHONE_REGION") or "ES").strip().upper(),
         "WHATSAPP_GRAPH_URL": (env.get("WHATSAPP_GRAPH_URL") or DEFAULT_GRAPH_URL).rstrip("/"),
         # The Graph token goes only to the Graph host and to media downloads on these hosts.
         "WHATSAPP_MEDIA_HOSTS": media_hosts(env, production),

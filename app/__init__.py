@@ -13,8 +13,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.admin.views import bp as admin_bp
 from app.api import actions as _action_routes  # noqa: F401  (its routes join the api blueprint)
+from app.api import contacts as _contact_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import media as _media_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import sending as _sending_routes  # noqa: F401  (its routes join the api blueprint)
+from app.api import starting as _starting_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import templates as _templates_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api.views import bp as api_bp
 from app.auth.sessions import forget_session, session_is_current
@@ -27,6 +29,7 @@ from app.errors import register_error_handlers as register_errors
 from app.extensions import babel, csrf, db, login_manager, migrate
 from app.health import bp as health_bp
 from app.i18n import select_locale, select_timezone
+from app.inbox import contact_views as _contact_pages  # noqa: F401  (its routes join the inbox blueprint)
 from app.inbox.assets import init_assets
 from app.inbox.security import init_security_headers
 from app.inbox.views import bp as inbox_bp

@@ -63,6 +63,21 @@ def server_error(status: int = 500) -> tuple[int, dict[str, Any]]:
     return status, {"error": {"message": "An unexpected error has occurred.", "code": 2, "fbtrace_id": "Afake500"}}
 
 
+def meta_wa_id(to: str) -> str:
+    """The `wa_id` Meta names in a send's answer for the number sent to, where it differs from
+    what was typed: Mexican mobiles without the old `1` after 52 (`5215512345678` →
+    `525512345678`), Argentine mobiles with the `9` after 54 (`541112345678` → `5491112345678`),
+    Brazilian mobiles without the ninth digit (`5511912345678` → `551112345678`). Any other
+    number is its own wa_id."""
+    if to.startswith("521") and len(to) == 13:
+        return "52" + to[3:]
+    if to.startswith("54") and not to.startswith("549") and len(to) == 12:
+        return "549" + to[2:]
+    if to.startswith("55") and len(to) == 13 and to[4] == "9":
+        return to[:4] + to[5:]
+    return to
+
+
 @dataclass
 class Recorded:
     method: str
@@ -177,7 +192,7 @@ class FakeGraph:
                 200,
                 {
                     "messaging_product": "whatsapp",
-                    "contacts": [{"input": to, "wa_id": to}],
+                    "contacts": [{"input": to, "wa_id": meta_wa_id(to) if isinstance(to, str) else to}],
                     "messages": [{"id": wamid}],
                 },
             )

@@ -91,7 +91,13 @@ def test_list_shape_counts_window_and_sorting(client, auth, post_webhook):
     first, second = body["conversations"]
     assert [first["display_name"], second["display_name"]] == ["Beto", "Ana"]  # newest activity first
     assert second["unread_count"] == 3
-    assert second["contact"] == {"wa_id": "5491100000001", "user_id": None, "name": "Ana"}
+    assert second["contact"] == {
+        "id": second["contact"]["id"],
+        "wa_id": "5491100000001",
+        "user_id": None,
+        "name": "Ana",
+        "display_name": None,
+    }
     assert second["status"] == "open" and second["assignee"] is None
     assert second["last_message"]["preview"] == "Ana mensaje 2"
     assert second["last_message"]["direction"] == "in" and second["last_message"]["type"] == "text"

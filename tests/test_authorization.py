@@ -29,7 +29,7 @@ from werkzeug.routing import Rule
 from app import create_app
 from app.extensions import db
 from app.inbox.assets import digest
-from app.models import Agent, ApiToken, CannedResponse, Message
+from app.models import Agent, ApiToken, CannedResponse, Conversation, Message
 from app.models.agents import hash_token
 from app.services import agents as agent_service
 from tests import meta
@@ -62,6 +62,8 @@ WRITES = {
     "api.send_message": EVERY_AGENT,
     "api.retry_message": EVERY_AGENT,
     "api.add_note": EVERY_AGENT,
+    "api.start_conversation": EVERY_AGENT,  # a template to a typed number
+    "api.update_contact": EVERY_AGENT,  # the team's name, notes and attributes of a contact
     "api.create_canned_response": EVERY_AGENT,
     "api.delete_canned_response": AUTHOR_OR_ADMIN,
     "auth.logout": EVERY_AGENT,
@@ -91,6 +93,7 @@ def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webho
     message = meta.message(content={"body": SECRET})
     assert post_webhook(meta.delivery(meta.value(messages=[message]))).status_code == 200
     row = db.session.execute(select(Message.id, Message.conversation_id)).one()
+    contact_id = db.session.execute(select(Conversation.contact_id)).scalar_one()
     token = agent_service.create_token(agent.email)
     auth = {"Authorization": f"Bearer {token}"}
     graph.script(POST_MESSAGES, error(131026))
@@ -105,6 +108,7 @@ def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webho
     return Seeded(
         values={
             "conversation_id": row.conversation_id,
+            "contact_id": contact_id,
             "message_id": failed.get_json()["message_id"],
             "canned_id": canned.get_json()["id"],
             "agent_id": other_agent.id,

@@ -520,7 +520,13 @@ def test_a_conversation_without_agent_or_assignee_validates(client, auth, post_w
     assert post_webhook(meta.delivery(value)).status_code == 200
     summary = assert_documented(client.get(LIST, headers=auth), LIST)["conversations"][0]
     assert summary["assignee"] is None and summary["last_agent_message"] is None
-    assert summary["contact"] == {"wa_id": None, "user_id": "AR.123456", "name": None}
+    assert summary["contact"] == {
+        "id": summary["contact"]["id"],
+        "wa_id": None,
+        "user_id": "AR.123456",
+        "name": None,
+        "display_name": None,
+    }
     assert_documented(client.get(f"{LIST}/{summary['id']}", headers=auth), ONE)
 
 

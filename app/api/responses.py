@@ -186,9 +186,13 @@ DeliveryStatus = Annotated[str | None, _component("DeliveryStatus")]
 
 
 class Contact(_Closed):
+    id: Annotated[int, Field(description="The contact's id: its profile is `GET /contactos/{id}`.")]
     wa_id: Annotated[str | None, Field(description="The phone number without `+`, when Meta shares it.")]
     user_id: Annotated[str | None, Field(description="Meta's business-scoped user id (BSUID), when sent.")]
-    name: Annotated[str | None, Field(description="The WhatsApp profile name.")]
+    name: Annotated[str | None, Field(description="The WhatsApp profile name (the person's own).")]
+    display_name: Annotated[
+        str | None, Field(description="The team's name for the contact (`PATCH /contactos/{id}`); null when none.")
+    ]
 
 
 class LastMessage(_Closed):
@@ -228,7 +232,11 @@ class ConversationSummary(_Closed):
 
     id: int
     display_name: Annotated[
-        str, Field(description="The contact's profile name, else `+<wa_id>`, else the business-scoped user id.")
+        str,
+        Field(
+            description="The team's name for the contact, else their WhatsApp profile name, else `+<wa_id>`, else "
+            "the business-scoped user id."
+        ),
     ]
     contact: Contact
     status: Annotated[
@@ -499,6 +507,68 @@ class SendResult(_Closed):
     """A message Graph accepted."""
 
     message: Message
+
+
+class StartResult(_Closed):
+    """A conversation started with a template that Graph accepted."""
+
+    conversation: ConversationSummary
+    message: Message
+
+
+class StartFailure(_Closed):
+    """The conversation was created but Graph did not accept its first message (stored `failed`)."""
+
+    error: Literal["graph_error"]
+    message: str
+    graph_error: GraphErrorDetail
+    conversation_id: Annotated[int, Field(description="The new conversation, where the failed message can be retried.")]
+    message_id: Annotated[int, Field(description="The failed message's id, for `/reintentar`.")]
+    stored_message: Message
+
+
+class ConversationExistsError(_Closed):
+    """There already is a conversation with this contact on this business number."""
+
+    error: Literal["conversation_exists"]
+    message: str
+    conversation_id: Annotated[int, Field(description="The existing conversation: open it and send there.")]
+
+
+class ContactConversation(_Closed):
+    """One conversation of a contact, for the profile's history."""
+
+    id: int
+    status: Literal[CONVERSATION_STATUSES]  # type: ignore[valid-type]
+    business_number: Annotated[
+        str | None, Field(description="The business number it is on, as Meta displays it (null when unknown).")
+    ]
+    unread_count: int
+    last_activity_at: datetime
+    last_message_preview: Annotated[str | None, Field(description="The first 160 characters of the newest message.")]
+
+
+class ContactProfile(_Closed):
+    """A contact as the team knows them."""
+
+    id: int
+    wa_id: Annotated[str | None, Field(description="The WhatsApp id (the number without `+`), when known.")]
+    user_id: Annotated[str | None, Field(description="Meta's business-scoped user id (BSUID), when sent.")]
+    phone: Annotated[str | None, Field(description="`+<wa_id>`, when the contact has one.")]
+    profile_name: Annotated[
+        str | None, Field(description="The name the person set on WhatsApp; kept apart from `display_name`.")
+    ]
+    display_name: Annotated[str | None, Field(description="The team's name for the contact; null when none.")]
+    name: Annotated[
+        str, Field(description="How the inbox shows the contact: `display_name`, else `profile_name`, else `phone`.")
+    ]
+    notes: Annotated[str, Field(description="The team's notes (empty when none).")]
+    attributes: Annotated[dict[str, str], Field(description="The team's custom attributes, key → value.")]
+    conversations: Annotated[
+        list[ContactConversation], Field(description="Every conversation with the contact, newest activity first.")
+    ]
+    created_at: datetime
+    updated_at: datetime
 
 
 class Liveness(_Closed):

@@ -28,7 +28,14 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, PydanticUseDefault
 
 from app.converters import MAX_BIG_ID, MAX_ID
-from app.models.conversations import CONVERSATION_STATUSES
+from app.models.conversations import (
+    CONVERSATION_STATUSES,
+    MAX_ATTRIBUTE_KEY_CHARS,
+    MAX_ATTRIBUTE_VALUE_CHARS,
+    MAX_ATTRIBUTES,
+    MAX_DISPLAY_NAME_CHARS,
+    MAX_NOTES_CHARS,
+)
 from app.whatsapp.rules import MAX_TEXT_CHARS
 
 MAX_PAGE = 1_000_000
@@ -373,6 +380,98 @@ class CannedResponseRequest(BaseModel):
     text: AgentText
 
 
+# The team's name for a contact: not blank, trimmed, no NUL.
+ContactName = Annotated[
+    StrictStr,
+    Field(
+        min_length=1,
+        max_length=MAX_DISPLAY_NAME_CHARS,
+        json_schema_extra={"pattern": r"\S"},
+        description=f"Not blank, at most {MAX_DISPLAY_NAME_CHARS} characters; surrounding spaces are trimmed.",
+    ),
+    AfterValidator(_not_blank),
+    AfterValidator(_no_nul),
+    AfterValidator(str.strip),
+]
+
+
+class StartConversationRequest(BaseModel):
+    """`POST /conversaciones`: a new conversation with a contact, opened by an approved template."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Annotated[
+        StrictStr,
+        Field(
+            min_length=1,
+            max_length=64,
+            description="The customer's number as people type it: `+34 612 34 56 78`, `0034 612 34 56 78`, or a "
+            "national number of `DEFAULT_PHONE_REGION` (`612 345 678` in Spain).",
+            examples=["+34 612 34 56 78"],
+        ),
+        AfterValidator(_no_nul),
+    ]
+    name: Annotated[
+        ContactName | None, Field(description="The team's name for the contact (its `display_name`), optional.")
+    ] = None
+    template: Annotated[
+        TemplateRef,
+        Field(description="The first message: an approved template, as when sending one (`POST …/mensajes`)."),
+    ]
+
+
+def _attribute_key(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise PydanticCustomError("attribute_key", "attribute names must not be blank.")
+    return value
+
+
+AttributeKey = Annotated[
+    StrictStr,
+    Field(min_length=1, max_length=MAX_ATTRIBUTE_KEY_CHARS),
+    AfterValidator(_no_nul),
+    AfterValidator(_attribute_key),
+]
+AttributeValue = Annotated[StrictStr, Field(max_length=MAX_ATTRIBUTE_VALUE_CHARS), AfterValidator(_no_nul)]
+
+
+class ContactPatch(BaseModel):
+    """`PATCH /contactos/{id}`: any of the team's fields, all or nothing."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    display_name: Annotated[
+        ContactName | None,
+        Field(description="The team's name for the contact; null clears it (WhatsApp's profile name shows again)."),
+    ] = None
+    notes: Annotated[
+        Annotated[StrictStr, Field(max_length=MAX_NOTES_CHARS), AfterValidator(_no_nul)] | None,
+        Field(
+            description=f"Free-form notes about the contact, at most {MAX_NOTES_CHARS:,} characters; null or empty "
+            "clears them."
+        ),
+    ] = None
+    attributes: Annotated[
+        dict[AttributeKey, AttributeValue],
+        Field(
+            max_length=MAX_ATTRIBUTES,
+            description=f"The custom attributes, key → value, replacing the stored ones entirely: at most "
+            f"{MAX_ATTRIBUTES} keys of 1–{MAX_ATTRIBUTE_KEY_CHARS} characters (trimmed), values of at most "
+            f"{MAX_ATTRIBUTE_VALUE_CHARS} characters. `{{}}` removes them all.",
+            examples=[{"cliente desde": "2021", "ciudad": "Sevilla"}],
+        ),
+    ] = {}
+
+    @model_validator(mode="after")
+    def _something(self) -> ContactPatch:
+        if not self.model_fields_set:
+            raise PydanticCustomError("empty", "Send at least one of: display_name, notes, attributes.")
+        if "attributes" in self.model_fields_set and self.attributes is None:
+            raise PydanticCustomError("attributes", "'attributes' must be an object of strings; {} removes them all.")
+        return self
+
+
 # --- where each model is used --------------------------------------------------------------
 
 # Each validated operation (by its OpenAPI operationId) and its (query, body) models. The views
@@ -385,4 +484,6 @@ INPUTS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
     "addNote": (None, NoteRequest),
     "listCannedResponses": (CannedResponseQuery, None),
     "createCannedResponse": (None, CannedResponseRequest),
+    "startConversation": (None, StartConversationRequest),
+    "updateContact": (None, ContactPatch),
 }

@@ -13,9 +13,13 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def display_name(name: str | None, wa_id: str | None, user_id: str | None) -> str:
-    if name:
-        return name
+def display_name(team_name: str | None, profile_name: str | None, wa_id: str | None, user_id: str | None) -> str:
+    """How a contact is shown everywhere: the team's name for them, else WhatsApp's profile
+    name, else the number (or the username id)."""
+    if team_name:
+        return team_name
+    if profile_name:
+        return profile_name
     if wa_id:
         return "+" + wa_id if wa_id.isascii() and wa_id.isdigit() else wa_id
     return user_id or "?"
@@ -24,8 +28,16 @@ def display_name(name: str | None, wa_id: str | None, user_id: str | None) -> st
 def conversation_summary(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
-        "display_name": display_name(row.contact_name, row.contact_wa_id, row.contact_user_id),
-        "contact": {"wa_id": row.contact_wa_id, "user_id": row.contact_user_id, "name": row.contact_name},
+        "display_name": display_name(
+            row.contact_display_name, row.contact_name, row.contact_wa_id, row.contact_user_id
+        ),
+        "contact": {
+            "id": row.contact_id,
+            "wa_id": row.contact_wa_id,
+            "user_id": row.contact_user_id,
+            "name": row.contact_name,
+            "display_name": row.contact_display_name,
+        },
         "status": row.status,
         "assignee": {"id": row.assignee_id, "name": row.assignee_name} if row.assignee_id else None,
         "unread_count": row.unread_count,
@@ -159,4 +171,34 @@ def canned_response(row: Any) -> dict[str, Any]:
         "text": c.text,
         "created_by": {"id": c.created_by_id, "name": row.created_by_name} if c.created_by_id else None,
         "created_at": iso(c.created_at),
+    }
+
+
+def contact_profile(profile: Any) -> dict[str, Any]:
+    """A contact's profile (app/services/contacts.ContactProfile)."""
+    c = profile.contact
+    phone = "+" + c.wa_id if c.wa_id and c.wa_id.isascii() and c.wa_id.isdigit() else None
+    return {
+        "id": c.id,
+        "wa_id": c.wa_id,
+        "user_id": c.user_id,
+        "phone": phone,
+        "profile_name": c.profile_name,
+        "display_name": c.display_name,
+        "name": display_name(c.display_name, c.profile_name, c.wa_id, c.user_id),
+        "notes": c.notes or "",
+        "attributes": dict(c.attributes or {}),
+        "conversations": [
+            {
+                "id": row.id,
+                "status": row.status,
+                "business_number": row.business_number,
+                "unread_count": row.unread_count,
+                "last_activity_at": iso(row.last_activity_at),
+                "last_message_preview": None if row.preview_deleted_at else row.preview,
+            }
+            for row in profile.conversations
+        ],
+        "created_at": iso(c.created_at),
+        "updated_at": iso(c.updated_at),
     }

@@ -12,8 +12,21 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from flask import Blueprint, Flask, Response, abort, make_response, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -161,8 +174,16 @@ def index() -> ResponseReturnValue:
     context = _list_context(_list_state(), selected_id)
     if selected_id:
         context.update(_thread_context(selected_id))
-        context["templates"] = template_choices()
-    return render_template("inbox/index.html", agents=_agents(), **context)
+    # The composer's templates, and the "New conversation" dialog's.
+    context["templates"] = template_choices()
+    return render_template("inbox/index.html", agents=_agents(), phone_region=_phone_region(), **context)
+
+
+def _phone_region() -> str:
+    """The name of DEFAULT_PHONE_REGION in the page's language ("España", "Spain")."""
+    region = current_app.config.get("DEFAULT_PHONE_REGION") or "ES"
+    locale = get_locale()
+    return str(locale.territories.get(region, region)) if locale else region
 
 
 @bp.get("/inbox/fragments/list")

@@ -17,11 +17,18 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
 
 CONVERSATION_STATUSES = ("open", "pending", "resolved")
+# The team's notes about a contact, and their custom attributes (key → value), at most.
+MAX_NOTES_CHARS = 10_000
+MAX_ATTRIBUTES = 30
+MAX_ATTRIBUTE_KEY_CHARS = 64
+MAX_ATTRIBUTE_VALUE_CHARS = 1000
+MAX_DISPLAY_NAME_CHARS = 200
 
 
 class BusinessNumber(Model):
@@ -35,17 +42,25 @@ class BusinessNumber(Model):
 
 
 class Contact(Model):
-    """A WhatsApp user. Keyed by `wa_id` when Meta sends it, else by the business-scoped `user_id`."""
+    """A WhatsApp user. Keyed by `wa_id` when Meta sends it, else by the business-scoped `user_id`.
+
+    `profile_name` is WhatsApp's (the name the person set, updated by every webhook);
+    `display_name`, `notes` and `attributes` are the team's, edited in the contact profile and
+    never overwritten by a webhook.
+    """
 
     __tablename__ = "contacts"
     __table_args__ = (
         CheckConstraint("wa_id IS NOT NULL OR user_id IS NOT NULL", name="has_identity"),
+        CheckConstraint(f"char_length(notes) <= {MAX_NOTES_CHARS}", name="notes_length"),
+        CheckConstraint("jsonb_typeof(attributes) = 'object'", name="attributes_object"),
         Index("uq_contacts_wa_id", "wa_id", unique=True, postgresql_where=text("wa_id IS NOT NULL")),
         Index("uq_contacts_user_id", "user_id", unique=True, postgresql_where=text("user_id IS NOT NULL")),
-        # Search by name or number (`q` on the conversation list).
+        # Search by name or number (`q` on the conversation list); the expression is
+        # app/services/conversations.py's _search_expression().
         Index(
             "ix_contacts_search_trgm",
-            text("(coalesce(profile_name, '') || ' ' || coalesce(wa_id, ''))"),
+            text("(coalesce(display_name, '') || ' ' || coalesce(profile_name, '') || ' ' || coalesce(wa_id, ''))"),
             postgresql_using="gin",
             postgresql_ops={"": "gin_trgm_ops"},
         ),
@@ -55,6 +70,9 @@ class Contact(Model):
     wa_id: Mapped[str | None] = mapped_column(Text)
     user_id: Mapped[str | None] = mapped_column(Text)
     profile_name: Mapped[str | None] = mapped_column(Text)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -53,8 +53,15 @@ def escape_like(value: str) -> str:
 
 
 def _search_expression() -> ColumnElement[str]:
-    # Must match the expression of the trigram index ix_contacts_search_trgm.
-    return func.coalesce(Contact.profile_name, "") + " " + func.coalesce(Contact.wa_id, "")
+    # Must match the expression of the trigram index ix_contacts_search_trgm: the team's name,
+    # WhatsApp's profile name and the number.
+    return (
+        func.coalesce(Contact.display_name, "")
+        + " "
+        + func.coalesce(Contact.profile_name, "")
+        + " "
+        + func.coalesce(Contact.wa_id, "")
+    )
 
 
 def _base_conditions(filters: ConversationFilters) -> list[Any]:
@@ -104,6 +111,8 @@ def summary_select() -> Select:
             Contact.wa_id.label("contact_wa_id"),
             Contact.user_id.label("contact_user_id"),
             Contact.profile_name.label("contact_name"),
+            Contact.id.label("contact_id"),
+            Contact.display_name.label("contact_display_name"),
             assignee.id.label("assignee_id"),
             assignee.name.label("assignee_name"),
             last.id.label("lm_id"),

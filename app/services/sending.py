@@ -234,6 +234,17 @@ def send(
 def _store_pending(
     conversation_id: int, agent_id: int, request: OutgoingText | OutgoingTemplate, key_id: int | None
 ) -> tuple[int, str, dict[str, Any]]:
+    staged = stage_pending(conversation_id, agent_id, request, key_id)
+    db.session.commit()
+    return staged
+
+
+def stage_pending(
+    conversation_id: int, agent_id: int, request: OutgoingText | OutgoingTemplate, key_id: int | None
+) -> tuple[int, str, dict[str, Any]]:
+    """Check and add the pending message (and point the claimed key at it) in the open
+    transaction, without committing: (message id, business number's phone_number_id, Graph payload).
+    Starting a conversation (app/services/starting.py) stages it beside the new conversation."""
     target = _load_target(conversation_id, lock=True)
     conversation = target.conversation
     if not target.wa_id:
@@ -306,7 +317,6 @@ def _store_pending(
     )
     if key_id is not None:
         db.session.execute(update(IdempotencyKey).where(IdempotencyKey.id == key_id).values(message_id=message.id))
-    db.session.commit()
     return message.id, target.phone_number_id, payload
 
 

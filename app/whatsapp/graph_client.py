@@ -142,6 +142,15 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+def _recipient_wa_id(contacts: Any) -> str | None:
+    """`contacts[0].wa_id` of a send's answer, when it is a plausible wa_id (digits)."""
+    if isinstance(contacts, list) and contacts and isinstance(contacts[0], dict):
+        wa_id = contacts[0].get("wa_id")
+        if isinstance(wa_id, str) and wa_id.isascii() and wa_id.isdigit() and len(wa_id) <= 20:
+            return wa_id
+    return None
+
+
 def _result_label(error: GraphError) -> str:
     if error.code is not None:
         return str(error.code)
@@ -290,6 +299,11 @@ class GraphClient:
 
     def send_message(self, phone_number_id: str, payload: dict[str, Any]) -> str:
         """POST /{phone_number_id}/messages; returns the wamid Meta accepted."""
+        return self.send_message_to(phone_number_id, payload)[0]
+
+    def send_message_to(self, phone_number_id: str, payload: dict[str, Any]) -> tuple[str, str | None]:
+        """POST /{phone_number_id}/messages; the wamid Meta accepted and the recipient's `wa_id`
+        as Meta names it (`contacts[0].wa_id`, the id its webhooks use; None when absent)."""
         body = {"messaging_product": "whatsapp", "recipient_type": "individual", **payload}
         response = self._request(
             "POST", f"{self.base_url}/{phone_number_id}/messages", json=body, operation="send", idempotent=False
@@ -299,7 +313,7 @@ class GraphClient:
         if isinstance(messages, list) and messages and isinstance(messages[0], dict):
             wamid = messages[0].get("id")
             if isinstance(wamid, str) and wamid:
-                return wamid
+                return wamid, _recipient_wa_id(data.get("contacts"))
         raise GraphError(
             code=None, title="Graph accepted the message but returned no id", http_status=response.status_code
         )

@@ -95,6 +95,9 @@
     return { ok: response.ok, status: response.status, data };
   }
 
+  // What static/js/contacts.js (new conversation, contact panel) shares with this script.
+  window.inboxUI = { api, toast, strings: T };
+
   /* --- live updates: htmx polls, this adds ETags, the hidden-tab pace and error handling - */
   const HIDDEN_POLL_MS = 15000;
   const etags = new WeakMap(); // poller -> { key, etag } of the fragment it shows
