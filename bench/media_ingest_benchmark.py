@@ -711,7 +711,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=10.0, help="wrk's request timeout, seconds")
     parser.add_argument("--max-rate", type=float, default=1500.0, help="deliveries/s the generated bodies suffice for")
     parser.add_argument(
-        "--sequential", type=int, default=400, help="deliveries posted one by one per round, timed by content"
+        "--sequential", type=int, default=300, help="deliveries posted one by one per round, timed by content"
     )
     parser.add_argument("--drain-timeout", type=float, default=120.0, help="longest wait for the queue to drain, s")
     parser.add_argument("--reseed", action="store_true", help="drop and seed the bench database again")

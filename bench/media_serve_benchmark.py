@@ -138,6 +138,7 @@ class Cell:
     requests: int = 0
     bad_status: int = 0
     socket_errors: int = 0
+    empty_runs: int = 0  # runs without a single answer
 
     def med(self, name: str) -> float | None:
         return median(getattr(self, name))
@@ -203,7 +204,16 @@ def measure(
     duration = args.duration if connections > 1 else args.single_duration
     result = run_wrk(wrk, target, connections, duration, args.timeout)
     cpu = process_tree_cpu(gunicorn.process.pid) - cpu_before
-    per_request = result.bytes / max(1, result.requests)
+    cell.socket_errors += sum(v for k, v in result.errors.items() if k != "status")
+    if result.requests == 0:
+        # Not one answer in the whole run (the server stalled: a worker restarting on a saturated
+        # machine): counted, and no latency is made up for it.
+        cell.empty_runs += 1
+        log.warning(
+            "%s %s: no answer in %g s with %d connection(s)", target.server, target.variant, duration, connections
+        )
+        return result
+    per_request = result.bytes / result.requests
     if not target.body_size <= per_request <= target.body_size + MAX_HEADER_BYTES:
         raise AssertionError(
             f"{target.server} {target.variant}: {per_request:,.0f} bytes per answer, expected "
@@ -211,7 +221,6 @@ def measure(
         )
     cell.requests += result.requests
     cell.bad_status += result.errors["status"]
-    cell.socket_errors += sum(v for k, v in result.errors.items() if k != "status")
     if connections > 1:
         cell.rps.append(result.rps)
         cell.p50.append(result.latency_us["p50"] / 1000)
@@ -349,11 +358,11 @@ def run(server: BenchServer, args: argparse.Namespace) -> Result:
                         "  %-8s %-5s %8.1f req/s  p50 %7.2f ms  p99 %7.2f ms  (1 conn.: p50 %6.2f ms, p99 %6.2f ms)",
                         s,
                         v,
-                        cell.rps[-1],
-                        cell.p50[-1],
-                        cell.p99[-1],
-                        cell.single_p50[-1],
-                        cell.single_p99[-1],
+                        cell.rps[-1] if cell.rps else 0.0,
+                        cell.p50[-1] if cell.p50 else 0.0,
+                        cell.p99[-1] if cell.p99 else 0.0,
+                        cell.single_p50[-1] if cell.single_p50 else 0.0,
+                        cell.single_p99[-1] if cell.single_p99 else 0.0,
                     )
     finally:
         static_file.unlink(missing_ok=True)
@@ -429,7 +438,8 @@ def targets(result: Result) -> list[TargetCheck]:
         TargetCheck(
             "every answer the right status and size (wrk), one of each byte for byte",
             f"{sum(c.requests for c in all_cells):,} answers, {sum(c.bad_status for c in all_cells)} other than "
-            f"2xx, {sum(c.socket_errors for c in all_cells)} socket errors",
+            f"2xx, {sum(c.socket_errors for c in all_cells)} socket errors (wrk's timeouts included), "
+            f"{sum(c.empty_runs for c in all_cells)} runs without any answer",
             all(c.bad_status == 0 for c in all_cells),
         )
     )
@@ -520,7 +530,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds; figures are medians (default 3)")
     parser.add_argument("--duration", type=float, default=4.0, help="seconds of each loaded wrk run")
-    parser.add_argument("--single-duration", type=float, default=2.0, help="seconds of each 1-connection run")
+    parser.add_argument("--single-duration", type=float, default=3.0, help="seconds of each 1-connection run")
     parser.add_argument("--connections", type=int, default=8, help="wrk keep-alive connections (default 8)")
     parser.add_argument("--timeout", type=float, default=10.0, help="wrk's request timeout, seconds")
     parser.add_argument("--reseed", action="store_true", help="drop and seed the bench database again")
