@@ -55,6 +55,8 @@ from bench.common import (
     DATA_DIR,
     BenchGunicorn,
     BenchServer,
+    PgStatStatements,
+    StatementCount,
     TargetCheck,
     apply_bench_env,
     autocommit,
@@ -87,6 +89,7 @@ from bench.ingest_benchmark import (
     ensure_wrk,
     logged_errors,
     machine_busy,
+    post_items,
     postmaster_pid,
     process_tree_cpu,
     run_wrk,
@@ -128,8 +131,9 @@ class MediaMix:
     """`messages_of` for build_workload: a text, or (MEDIA_SHARE of the time) an image, voice note
     or document whose file the fake Graph server holds under a fresh media id."""
 
-    def __init__(self, graph: TlsFakeGraph) -> None:
+    def __init__(self, graph: TlsFakeGraph, share: float = MEDIA_SHARE) -> None:
         self.graph = graph
+        self.share = share
         self.files = {k.type: k.content() for k in KINDS}
         self.sha256 = {t: base64.b64encode(hashlib.sha256(c).digest()).decode() for t, c in self.files.items()}
         self.media_wamids: dict[str, str] = {}  # wamid → media type
@@ -138,7 +142,7 @@ class MediaMix:
     def __call__(self, prefix: str, n: int, per_delivery: int, wa_id: str, ts: int) -> list[dict[str, Any]]:
         rng = random.Random(f"{prefix}{n}")
         wamid = f"{prefix}{n}.0"
-        if rng.random() >= MEDIA_SHARE:
+        if rng.random() >= self.share:
             return [meta.message(id=wamid, sender=wa_id, ts=ts, content={"body": f"Hola, consulta número {n}"})]
         kind = rng.choices(KINDS, weights=[k.weight for k in KINDS])[0]
         media_id = str(next(self._ids))
@@ -339,6 +343,33 @@ def post_by_kind(base_url: str, items: list[Item], mix: MediaMix) -> dict[str, l
     return latencies
 
 
+def count_statements(
+    database_url: str, gunicorn: BenchGunicorn, graph: TlsFakeGraph, prefix: str, n: int = 40
+) -> dict[str, StatementCount]:
+    """SQL per delivery (pg_stat_statements) of `n` new text deliveries and `n` new deliveries of
+    one media message each, posted one by one with the jobs worker stopped (its own statements
+    would count too); it is continued afterwards and catches up."""
+    stats = PgStatStatements(database_url)
+    worker = jobs_worker(gunicorn)
+    counts: dict[str, StatementCount] = {}
+    try:
+        if not stats.available:
+            return counts
+        if worker is not None:
+            worker.suspend()
+        for key in KEYS:
+            factory = MediaMix(graph, share=1.0) if key == "media" else None
+            items = [i for i in build_workload(f"{prefix}{key[0]}.", n + 20, 1, 11, factory) if i.kind == "new"]
+            post_items(gunicorn.base_url, items[:5])  # the new customers of the sample, created first
+            sample = items[5 : 5 + n]
+            counts[key] = stats.count(lambda sample=sample: post_items(gunicorn.base_url, sample))
+    finally:
+        if worker is not None:
+            worker.resume()
+        stats.close()
+    return counts
+
+
 def describe(key: str, run: Run) -> str:
     line = f"  {key:<5} {run.rate:7.1f} deliveries/s  p50 {run.p50:7.2f} ms  p99 {run.p99:7.2f} ms"
     if run.media_sent:
@@ -359,6 +390,7 @@ class Result:
     load: dict[str, Series]
     single: dict[str, Series]
     by_kind: dict[str, list[list[float]]]  # per round, the latencies (ms) of new deliveries by content
+    statements: dict[str, StatementCount]
     memory: dict[str, dict[str, Any]]
     command: str
     workers: tuple[int, int]
@@ -389,6 +421,7 @@ def run(server: BenchServer, args: argparse.Namespace) -> Result:
     )
     load = {k: Series() for k in KEYS}
     single = {k: Series() for k in KEYS}
+    statements: dict[str, StatementCount] = {}
     by_kind: dict[str, list[list[float]]] = {"text": [], "media": []}
     run_id = f"{int(time.time()) % 100000}"
     pg_pid = postmaster_pid(url)
@@ -417,6 +450,8 @@ def run(server: BenchServer, args: argparse.Namespace) -> Result:
             check_stored("ours", url, gunicorn.base_url, items, positions, prefix)
             if key == "media":
                 wait_for_drain(url, prefix, args.drain_timeout)
+        statements = count_statements(url, gunicorn, graph, f"wamid.mq{run_id}")
+        wait_for_drain(url, f"wamid.mq{run_id}", args.drain_timeout)
         for round_no in range(args.rounds):
             log.info("media ingest: round %d/%d (load %s)", round_no + 1, args.rounds, load_average())
             order = KEYS if round_no % 2 == 0 else tuple(reversed(KEYS))
@@ -467,6 +502,7 @@ def run(server: BenchServer, args: argparse.Namespace) -> Result:
         load=load,
         single=single,
         by_kind=by_kind,
+        statements=statements,
         memory=memory,
         command=gunicorn.command,
         workers=gunicorn.workers(),
@@ -596,6 +632,26 @@ def media_lines(result: Result) -> list[str]:
     return lines
 
 
+def statement_lines(result: Result) -> list[str]:
+    text_count, media_count = result.statements.get("text"), result.statements.get("media")
+    if text_count is None or media_count is None:
+        return ["- SQL per delivery: not counted (pg_stat_statements unavailable)."]
+    text_statements = dict(text_count.statements)
+    extra = [
+        f"{calls - text_statements.get(st, 0.0):g} × `{st if len(st) <= 110 else st[:107] + '…'}` "
+        f"({fmt_ms((media_count.times or {}).get(st))} ms)"
+        for st, calls in media_count.statements
+        if calls - text_statements.get(st, 0.0) >= 0.5
+    ]
+    return [
+        f"- SQL per delivery (pg_stat_statements over 40 new deliveries of each kind posted one by one, the jobs "
+        f"worker stopped meanwhile): a text {text_count.cell()}, a media message {media_count.cell()}. The "
+        "media delivery's extra: " + "; ".join(extra) + ". The fetch job is deferred in a second transaction "
+        "after the webhook's commit (app/jobs/queue.py `SessionConnector`), so the pool's pre-ping, the defer "
+        "and a second commit (a second WAL flush) are on the webhook's path for every media message."
+    ]
+
+
 def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[TargetCheck]]:
     checks = targets(result)
     t_load, m_load = result.load["text"], result.load["media"]
@@ -673,6 +729,8 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
         f"(rounds {_spread(kind_p50['text'], fmt_ms)}), p99 {fmt_ms(median(kind_p99['text']))} ms. That difference "
         "is the webhook's own cost of a media message (the media columns, and the fetch job deferred after the "
         "commit: one more statement and commit); no delivery waits for a download, the webhook never calls Graph.",
+        "",
+        *statement_lines(result),
         "",
         "### Targets",
         "",
