@@ -52,7 +52,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,8 +154,17 @@ def _payload(messages: list[dict[str, Any]], contact: dict[str, Any]) -> dict[st
     return meta.delivery(value)
 
 
-def build_workload(prefix: str, count: int, per_delivery: int, seed: int) -> list[Item]:
-    """`count` signed deliveries: 90 % new, 5 % byte-identical and 5 % re-wrapped redeliveries."""
+MessagesFactory = Callable[[str, int, int, str, int], list[dict[str, Any]]]
+
+
+def build_workload(
+    prefix: str, count: int, per_delivery: int, seed: int, messages_of: MessagesFactory | None = None
+) -> list[Item]:
+    """`count` signed deliveries: 90 % new, 5 % byte-identical and 5 % re-wrapped redeliveries.
+
+    `messages_of(prefix, n, per_delivery, wa_id, ts)` makes the messages of new delivery `n`
+    (default: text, or the five shapes above; bench/media_ingest_benchmark.py mixes in media)."""
+    messages_of = messages_of or _messages
     rng = random.Random(seed)
     ts = int(time.time())
     items: list[Item] = []
@@ -176,7 +185,7 @@ def build_workload(prefix: str, count: int, per_delivery: int, seed: int) -> lis
             items.append(Item(body, sign(APP_SECRET, body), original.wamids, "rewrapped"))
             continue
         contact = customer(rng.randint(1, CUSTOMERS))
-        messages = _messages(prefix, n, per_delivery, contact["wa_id"], ts + n // 200)
+        messages = messages_of(prefix, n, per_delivery, contact["wa_id"], ts + n // 200)
         payload = _payload(messages, contact)
         body = meta.encode(payload)
         items.append(Item(body, sign(APP_SECRET, body), tuple(m["id"] for m in messages), "new"))
