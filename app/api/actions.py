@@ -74,11 +74,13 @@ def mark_read(conversation_id: int) -> Any:
 @api_auth_required
 @accepts("updateConversation")
 def update_conversation(conversation_id: int, json: ConversationPatch) -> Any:
-    """Set status or assignee, or mark unread
+    """Set status, assignee or labels, or mark unread
 
     Any of `status` (`open`, `pending`, `resolved`), `assignee` (an active agent's id, or
-    null to unassign) and `unread: true` (flags the customer's newest message unread again,
-    so `unread_count` is at least 1). All or nothing: a bad field changes nothing.
+    null to unassign), `unread: true` (flags the customer's newest message unread again,
+    so `unread_count` is at least 1) and `labels` (the label ids the conversation carries
+    afterwards; an unknown id is 400 `unknown_labels` naming it in `unknown`). All or
+    nothing: a bad field changes nothing.
     `updated_at` moves; `last_activity_at` does not, so triage never reorders the list.
     Nothing is sent to WhatsApp.
     """
@@ -87,8 +89,9 @@ def update_conversation(conversation_id: int, json: ConversationPatch) -> Any:
         assign="assignee" in json.model_fields_set,
         assignee=json.assignee,
         mark_unread=json.unread is True,
+        labels=tuple(json.labels) if json.labels is not None else None,
     )
-    actions.update_conversation(conversation_id, changes)
+    actions.update_conversation(conversation_id, changes, current_agent().id)
     return jsonify(serializers.conversation_summary(get_conversation_summary(db.session, conversation_id)))
 
 

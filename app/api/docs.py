@@ -370,6 +370,7 @@ PAGE_FILTERS = (
 PATH_DESCRIPTIONS = {
     "conversation_id": "The conversation's id (digits only). Ids that do not exist, including any above "
     "2147483647, answer 404.",
+    "label_id": "The label's id (digits only). Ids that do not exist answer 404.",
 }
 
 INFO: dict[str, Any] = {
@@ -410,7 +411,8 @@ TAGS: tuple[tuple[str, str], ...] = (
     ("webhook", "Meta's WhatsApp Cloud API webhook."),
     ("conversations", "Reading the inbox (the conversation list, a conversation, its thread)."),
     ("sending", "Sending agents' messages through Meta's Graph API."),
-    ("actions", "Working a conversation (read, triage, notes) and canned responses."),
+    ("actions", "Working a conversation (read, triage, notes, bulk actions) and canned responses."),
+    ("labels", "Labels on conversations, defined by admins."),
     ("media", "Files of messages, streamed from WhatsApp."),
     ("templates", "Message templates approved by Meta."),
     ("health", "Liveness and readiness probes, and metrics."),
