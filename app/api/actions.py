@@ -20,7 +20,15 @@ from app.api.docs import (
     json_response,
 )
 from app.api.guards import api_auth_required, current_agent
-from app.api.responses import CannedResponse, CannedResponseList, ConversationSummary, Message, ReadResult
+from app.api.responses import (
+    CannedResponse,
+    CannedResponseList,
+    ConversationSummary,
+    Error,
+    Message,
+    ReadResult,
+    UnknownIdsError,
+)
 from app.api.schemas import CannedResponseQuery, CannedResponseRequest, ConversationPatch, NoteRequest
 from app.api.validation import accepts
 from app.api.views import bp
@@ -62,7 +70,11 @@ def mark_read(conversation_id: int) -> Any:
     security=API_AUTH,
     responses={
         200: json_response("The conversation's summary after the change.", ConversationSummary),
-        400: INVALID_BODY,
+        400: json_response(
+            "The body is not valid (`invalid_body`), or names labels that do not exist (`unknown_labels`, "
+            "listing them in `unknown`). Nothing is changed.",
+            {"oneOf": [Error, UnknownIdsError]},
+        ),
         404: NOT_FOUND,
         409: error_answer(
             "nothing_to_mark_unread",

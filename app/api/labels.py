@@ -19,7 +19,7 @@ from app.api.docs import (
     json_response,
 )
 from app.api.guards import api_admin_required, api_auth_required, current_agent
-from app.api.responses import BulkResult, Label, LabelList
+from app.api.responses import BulkResult, Error, Label, LabelList, UnknownIdsError
 from app.api.schemas import BulkRequest, LabelPatch, LabelRequest
 from app.api.validation import accepts
 from app.api.views import bp
@@ -130,13 +130,20 @@ def delete_label(label_id: int) -> Any:
     security=API_AUTH,
     responses={
         200: json_response("Done, to every conversation named.", BulkResult),
-        400: INVALID_BODY,
-        404: error_answer(
-            "not_found", "A conversation id that does not exist; `unknown` names them. Nothing was changed."
+        400: json_response(
+            "The body is not valid (`invalid_body`: no ids, more than 100, an unknown action, a missing "
+            "`assignee_id` or `label_id`, an agent who is not active), or `label_id` is no label "
+            "(`unknown_labels`, naming it in `unknown`). Nothing is changed.",
+            {"oneOf": [Error, UnknownIdsError]},
         ),
-        409: error_answer(
-            "nothing_to_mark_unread",
-            "`unread` where the customer never wrote; `unknown` names those conversations. Nothing was changed.",
+        404: json_response(
+            "Conversation ids that do not exist (`not_found`); `unknown` names them. Nothing was changed.",
+            UnknownIdsError,
+        ),
+        409: json_response(
+            "`unread` where the customer never wrote (`nothing_to_mark_unread`); `unknown` names those "
+            "conversations. Nothing was changed.",
+            UnknownIdsError,
         ),
         **API_ERRORS,
     },

@@ -62,6 +62,15 @@ class MissingParametersError(_Closed):
     ]
 
 
+class UnknownIdsError(_Closed):
+    """Ids in the body that name nothing (`unknown_labels`, `not_found`), or conversations an
+    action cannot apply to (`nothing_to_mark_unread`). Nothing was changed."""
+
+    error: Annotated[str, Field(examples=["unknown_labels", "not_found", "nothing_to_mark_unread"])]
+    message: str
+    unknown: Annotated[list[int], Field(min_length=1, description="The ids at fault.")]
+
+
 class WindowClosedError(_Closed):
     """Free text refused before calling Graph because the 24-hour window is closed."""
 
@@ -568,6 +577,7 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
     MissingParametersError,
+    UnknownIdsError,
     WindowClosedError,
     SendFailure,
     MediaFailure,

@@ -95,9 +95,9 @@ def conversations(query: ConversationListQuery) -> Any:
     """The conversation list
 
     Conversations by most recent activity (newest first, then by id), each with its
-    `labels`. `status`, `unread`, `label` and `q` filter everything, including `counts`; `assignee` picks the tab, so `counts`
-    gives every tab's size while `pagination.total` is the size of the chosen one. A page
-    beyond the last answers 200 with an empty list. The cost is two SQL statements
+    `labels`. `status`, `unread`, `label` and `q` filter everything, including `counts`;
+    `assignee` picks the tab, so `counts` gives every tab's size while `pagination.total`
+    is the size of the chosen one. A page beyond the last answers 200 with an empty list. The cost is two SQL statements
     whatever the page size or number (labels included).
     """
     page, per_page = query.page, query.per_page
