@@ -76,6 +76,9 @@ WRITES = {
     "admin.activate": ADMIN,
     "admin.reset_password": ADMIN,
     "admin.sync_templates": ADMIN,
+    "admin.create_label": ADMIN,
+    "admin.update_label": ADMIN,
+    "admin.delete_label": ADMIN,
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 DENIED = {302, 401, 403}

@@ -363,6 +363,7 @@ PAGE_FILTERS = (
     query("tab", {"type": "string", "enum": ["mine", "unassigned", "all"], "default": "all"}),
     query("status", {"type": "string", "enum": ["open", "pending", "resolved", "all"], "default": "open"}),
     query("q", {"type": "string"}, "Search by name or number (first 100 characters)."),
+    query("label", {"type": "integer", "minimum": 1}, "Only conversations carrying this label."),
     query("page", {"type": "integer", "minimum": 1, "default": 1}),
 )
 
