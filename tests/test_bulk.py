@@ -38,7 +38,7 @@ def three(post_webhook) -> list[int]:
 def _state(ids: list[int]) -> list[tuple]:
     db.session.expire_all()
     rows = {c.id: c for c in db.session.execute(select(Conversation).where(Conversation.id.in_(ids))).scalars()}
-    labels = set(db.session.execute(select(ConversationLabel.conversation_id, ConversationLabel.label_id)).tuples())
+    labels = {(r.conversation_id, r.label_id) for r in db.session.execute(select(ConversationLabel)).scalars()}
     unread_messages = db.session.execute(
         select(Message.id).where(Message.conversation_id.in_(ids), Message.is_read.is_(False))
     ).all()
@@ -179,3 +179,9 @@ def test_a_hundred_conversations_at_once(client, auth, post_webhook):
 def test_every_agent_may_act_in_bulk(client, other_agent, three):
     headers = {"Authorization": f"Bearer {agent_service.create_token(other_agent.email)}"}
     assert _post(client, headers, {"ids": three, "action": "resolve"}).status_code == 200
+
+
+def test_one_unknown_id_alone_is_named_too(client, auth, three):
+    missing = three[-1] + 1000
+    response = _post(client, auth, {"ids": [missing], "action": "read"})
+    assert response.status_code == 404 and response.json["unknown"] == [missing]

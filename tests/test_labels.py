@@ -38,7 +38,7 @@ def _label_count() -> int:
 
 def _links() -> set[tuple[int, int]]:
     db.session.expire_all()
-    return set(db.session.execute(select(ConversationLabel.conversation_id, ConversationLabel.label_id)).tuples())
+    return {(r.conversation_id, r.label_id) for r in db.session.execute(select(ConversationLabel)).scalars()}
 
 
 @pytest.fixture
@@ -249,3 +249,56 @@ def test_label_changes_change_the_etags_of_the_list_and_the_detail(client, auth,
     for before, after in itertools.pairwise(seen):
         assert before[0] != after[0] and before[1] != after[1]
     assert client.get(urls[0], headers=auth).json["conversations"][0]["labels"] == []
+
+
+# --- the admin page and the inbox pages -------------------------------------------------------
+
+
+def test_the_admin_page_creates_renames_and_deletes_labels_with_clear_refusals(client, agent, fresh_app_context):
+    from tests.test_pages import csrf_token, login
+
+    login(client, agent.email)
+    token = csrf_token(client.get("/admin/").text)
+    created = client.post("/admin/labels", data={"csrf_token": token, "name": "Factura", "color": "#1F883D"})
+    assert created.status_code == 302
+    page = client.get("/admin/").text
+    assert "Etiqueta Factura creada." in page or "Label Factura created." in page
+    label = db.session.execute(select(Label)).scalar_one()
+    assert label.color == "#1f883d"
+    for data, reason in (
+        ({"name": "FACTURA", "color": "#000000"}, ("Ya existe una etiqueta", "A label with this name")),
+        ({"name": "Otra", "color": "red"}, ("#rrggbb", "#rrggbb")),
+        ({"name": "   ", "color": "#000000"}, ("1 a 40", "1 to 40")),
+    ):
+        client.post("/admin/labels", data={"csrf_token": token, **data})
+        page = client.get("/admin/").text
+        assert reason[0] in page or reason[1] in page, data
+    assert _label_count() == 1
+    assert client.post("/admin/labels", data={"name": "Sin token", "color": "#000000"}).status_code == 400
+    client.post(f"/admin/labels/{label.id}", data={"csrf_token": token, "name": "Facturas", "color": "#0969da"})
+    db.session.expire_all()
+    assert (db.session.get(Label, label.id).name, db.session.get(Label, label.id).color) == ("Facturas", "#0969da")
+    client.post(f"/admin/labels/{label.id}/delete", data={"csrf_token": token})
+    assert _label_count() == 0
+    client.post(f"/admin/labels/{label.id}/delete", data={"csrf_token": token})
+    page = client.get("/admin/").text
+    assert "Esa etiqueta ya no existe." in page or "That label no longer exists." in page
+
+
+def test_the_inbox_shows_chips_the_filter_and_the_picker(client, agent, auth, post_webhook, fresh_app_context):
+    from tests.test_pages import login
+
+    cid = _conversation(post_webhook, "5491170000009", "Fede")
+    dark = _create(client, auth, "Amarillo", "#fbca04").json["id"]
+    light = _create(client, auth, "Rojo <b>", "#b60205").json["id"]
+    client.patch(f"{API}/conversaciones/{cid}", json={"labels": [dark, light]}, headers=auth)
+    login(client, agent.email)
+    page = client.get(f"/?c={cid}").text
+    assert 'class="label-chip label-text-dark' in page and 'class="label-chip label-text-light' in page
+    assert 'fill="#fbca04"' in page and "Rojo &lt;b&gt;" in page and "Rojo <b>" not in page
+    assert f'data-label-toggle value="{dark}" checked' in page
+    listed = client.get("/", query_string={"label": light}).text
+    assert 'id="label-filter"' in listed and f'<option value="{light}" selected>' in listed
+    assert f'id="row-{cid}"' in listed
+    other = client.get("/inbox/fragments/list", query_string={"label": light + 1000}).text
+    assert f'id="row-{cid}"' not in other

@@ -340,7 +340,7 @@ def create_label() -> ResponseReturnValue:
     tag="pages",
     security=SESSION,
     body=LABEL_FORM,
-    responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN},
+    responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN, 404: html("An impossible label id.")},
 )
 @admin_required
 def update_label(label_id: int) -> ResponseReturnValue:
@@ -364,7 +364,7 @@ def update_label(label_id: int) -> ResponseReturnValue:
     tag="pages",
     security=SESSION,
     body=html_form(),
-    responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN},
+    responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN, 404: html("An impossible label id.")},
 )
 @admin_required
 def delete_label(label_id: int) -> ResponseReturnValue:

@@ -63,10 +63,10 @@ def _not_found(what: str = "Conversation") -> NotFound:
     return NotFound(f"{what} not found.")
 
 
-def _lock_conversations(conversation_ids: Sequence[int]) -> list[int]:
+def _lock_conversations(conversation_ids: Sequence[int], *, bulk: bool = False) -> list[int]:
     """The ids, each once, in the order given, their conversations locked until commit (in id
     order, so two requests never deadlock): marking read and unread serialise with ingest.
-    `NotFound` naming the ids that are no conversation (nothing is written)."""
+    `NotFound` (naming the ids that are no conversation when `bulk`); nothing is written."""
     ids = list(dict.fromkeys(conversation_ids))
     if not ids:
         raise Invalid("Name at least one conversation.", field="ids")
@@ -80,7 +80,7 @@ def _lock_conversations(conversation_ids: Sequence[int]) -> list[int]:
     missing = [conversation_id for conversation_id in ids if conversation_id not in found]
     if missing:
         db.session.rollback()
-        if len(ids) == 1:
+        if not bulk:
             raise _not_found()
         raise NotFound(f"No conversation with id {', '.join(map(str, missing))}.", unknown=missing)
     return ids
@@ -190,7 +190,7 @@ def update_conversation(conversation_id: int, changes: ConversationChanges, agen
 
 
 def update_conversations(
-    conversation_ids: Sequence[int], changes: ConversationChanges, agent_id: int | None = None
+    conversation_ids: Sequence[int], changes: ConversationChanges, agent_id: int | None = None, *, bulk: bool = False
 ) -> list[int]:
     """Apply a triage — status, assignee (an active agent or nobody), mark unread, labels — to
     every conversation named, in one transaction: all or nothing. Returns the ids, each once.
@@ -200,7 +200,7 @@ def update_conversations(
     """
     if changes.status is not None and changes.status not in CONVERSATION_STATUSES:
         raise Invalid(f"'status' must be one of {', '.join(CONVERSATION_STATUSES)}.", field="status")
-    ids = _lock_conversations(conversation_ids)
+    ids = _lock_conversations(conversation_ids, bulk=bulk)
     assignee = changes.assignee if changes.assign else None
     if assignee is not None:
         active = db.session.execute(select(Agent.id).where(Agent.id == assignee, Agent.active.is_(True))).first()
@@ -216,7 +216,7 @@ def update_conversations(
         raise
     values: dict[str, Any] = {"updated_at": func.now()}
     if changes.mark_unread:
-        values["unread_count"] = _flag_newest_unread(ids)
+        values["unread_count"] = _flag_newest_unread(ids, bulk=bulk)
     if changes.status is not None:
         values["status"] = changes.status
     if changes.assign:
@@ -231,14 +231,14 @@ def update_conversations(
     return ids
 
 
-def _flag_newest_unread(ids: list[int]) -> Any:
+def _flag_newest_unread(ids: list[int], *, bulk: bool) -> Any:
     """Flag each conversation's newest customer message unread again; the new `unread_count`
     (an SQL expression: one more when that message had been read, else at least 1)."""
     newest = {row.conversation_id: row for row in _newest_customer_messages(ids)}
     silent = [conversation_id for conversation_id in ids if conversation_id not in newest]
     if silent:
         db.session.rollback()
-        if len(ids) == 1:
+        if not bulk:
             raise Conflict(
                 "The customer has not written in this conversation: nothing to mark unread.",
                 code="nothing_to_mark_unread",
@@ -302,7 +302,7 @@ def bulk_update(
         "unread": ConversationChanges(mark_unread=True),
     }[action]
     try:
-        return BulkResult(ids=update_conversations(conversation_ids, changes, agent_id))
+        return BulkResult(ids=update_conversations(conversation_ids, changes, agent_id, bulk=True))
     except Invalid as error:
         if error.field == "assignee":  # the bulk body names it `assignee_id`
             raise Invalid(error.message.replace("'assignee'", "'assignee_id'"), field="assignee_id") from None
@@ -310,7 +310,7 @@ def bulk_update(
 
 
 def _bulk_read(conversation_ids: Sequence[int]) -> BulkResult:
-    ids = _lock_conversations(conversation_ids)
+    ids = _lock_conversations(conversation_ids, bulk=True)
     receipts = _mark_read_locally(ids)
     db.session.commit()  # the local read stands whatever Graph answers
     outcomes = [_send_receipt(*receipt) for receipt in receipts]

@@ -148,11 +148,3 @@ def remove_conversation_labels(conversation_ids: Sequence[int], label_ids: Seque
             ConversationLabel.conversation_id.in_(conversation_ids), ConversationLabel.label_id.in_(label_ids)
         )
     )
-
-
-def conversation_label_ids(conversation_id: int) -> list[int]:
-    return list(
-        db.session.execute(
-            select(ConversationLabel.label_id).where(ConversationLabel.conversation_id == conversation_id)
-        ).scalars()
-    )
