@@ -1,6 +1,6 @@
 """A short cache for the conversation list (Flask-Caching), invalidated by every write.
 
-Every transaction that writes conversations or messages bumps a "list version" when it
+Every transaction that writes conversations, messages or labels bumps a "list version" when it
 commits — whatever the code path, because the hook is on the SQLAlchemy session. Cache keys
 carry the version, so the first read after a write misses, and a TTL of a few seconds bounds
 staleness even if a bump were lost. An agent therefore never sees a list older than their own
@@ -24,13 +24,14 @@ from flask_caching import Cache
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
-from app.models import Conversation, Message
+from app.models import Conversation, ConversationLabel, Label, Message
 
 log = logging.getLogger(__name__)
 
 VERSION_KEY = "conversation-list-version"
-_WATCHED_TABLES = frozenset({Conversation.__tablename__, Message.__tablename__})
-_WATCHED_CLASSES = (Conversation, Message)
+# Labels too: the list shows each conversation's labels, and a renamed label changes every row.
+_WATCHED_CLASSES = (Conversation, Message, ConversationLabel, Label)
+_WATCHED_TABLES = frozenset(cls.__tablename__ for cls in _WATCHED_CLASSES)
 
 
 def init_cache(app: Flask, session_class: type[Session] | Any) -> Cache:

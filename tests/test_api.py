@@ -183,21 +183,35 @@ def test_pagination_edges(client, auth, post_webhook):
 
 
 @pytest.mark.parametrize("per_page", [1, 10, 50, 100])
-def test_list_runs_at_most_three_statements_whatever_the_page_size(
-    client, auth, post_webhook, count_statements, per_page
+@pytest.mark.parametrize("by_label", [False, True])
+def test_list_runs_at_most_four_statements_whatever_the_page_size(
+    client, auth, post_webhook, count_statements, per_page, by_label
 ):
+    """Every row carries its labels, and `label=` filters, within the budget (issue 12: ≤ 4)."""
     for i in range(12):
         _conversation_with(post_webhook, f"5491300000{i:02d}", f"C{i}", count=2)
+    labels = [
+        client.post("/whatsapp/api/etiquetas", json={"name": f"L{n}", "color": "#0969da"}, headers=auth).json["id"]
+        for n in range(3)
+    ]
+    for i in range(12):
+        cid = _conversation_id(f"5491300000{i:02d}")
+        chosen = labels[: 1 + i % 3]
+        assert client.patch(f"/whatsapp/api/conversaciones/{cid}", json={"labels": chosen}, headers=auth).status_code
+    query: dict = {"per_page": per_page, "q": "C", "status": "open"}
+    if by_label:
+        query["label"] = labels[2]  # every third conversation carries it
     for page in (1, 2):
         with count_statements() as counter:
-            response = client.get(
-                "/whatsapp/api/conversaciones",
-                headers=auth,
-                query_string={"per_page": per_page, "page": page, "q": "C", "status": "open"},
-            )
+            response = client.get("/whatsapp/api/conversaciones", headers=auth, query_string={**query, "page": page})
         assert response.status_code == 200
-        # the token lookup, the counts and the page: never one per conversation
-        assert 2 <= counter.count <= 3, counter.statements
+        # the token lookup, the counts and the page (labels included): never one per conversation
+        assert 2 <= counter.count <= 4, counter.statements
+        rows = response.json["conversations"]
+        assert all(row["labels"] for row in rows)
+        if by_label:
+            assert response.json["pagination"]["total"] == 4
+            assert all(labels[2] in [item["id"] for item in row["labels"]] for row in rows)
 
 
 def test_unread_counts_are_exact_beyond_ten(client, auth, post_webhook):

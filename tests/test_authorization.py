@@ -29,7 +29,7 @@ from werkzeug.routing import Rule
 from app import create_app
 from app.extensions import db
 from app.inbox.assets import digest
-from app.models import Agent, ApiToken, CannedResponse, Conversation, Message
+from app.models import Agent, ApiToken, CannedResponse, Conversation, Label, Message
 from app.models.agents import hash_token
 from app.services import agents as agent_service
 from tests import meta
@@ -58,7 +58,11 @@ AUTHOR_OR_ADMIN = "its author or an admin"
 ADMIN = "admins only"
 WRITES = {
     "api.mark_read": EVERY_AGENT,
-    "api.update_conversation": EVERY_AGENT,  # status, assignee (any active agent), mark unread
+    "api.update_conversation": EVERY_AGENT,  # status, assignee (any active agent), mark unread, labels
+    "api.bulk_update": EVERY_AGENT,  # the same actions, on several conversations at once
+    "api.create_label": ADMIN,
+    "api.update_label": ADMIN,
+    "api.delete_label": ADMIN,
     "api.send_message": EVERY_AGENT,
     "api.retry_message": EVERY_AGENT,
     "api.add_note": EVERY_AGENT,
@@ -74,6 +78,9 @@ WRITES = {
     "admin.activate": ADMIN,
     "admin.reset_password": ADMIN,
     "admin.sync_templates": ADMIN,
+    "admin.create_label": ADMIN,
+    "admin.update_label": ADMIN,
+    "admin.delete_label": ADMIN,
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 DENIED = {302, 401, 403}
@@ -103,6 +110,8 @@ def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webho
     assert failed.status_code == 502, failed.get_json()
     canned = client.post("/whatsapp/api/respuestas", json={"short_code": "hola", "text": "Hola"}, headers=auth)
     assert canned.status_code == 201
+    label = client.post("/whatsapp/api/etiquetas", json={"name": "Factura", "color": "#1f883d"}, headers=auth)
+    assert label.status_code == 201, label.get_json()
     with app.test_request_context():
         version = digest("css/app.css")
     return Seeded(
@@ -111,6 +120,7 @@ def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webho
             "contact_id": contact_id,
             "message_id": failed.get_json()["message_id"],
             "canned_id": canned.get_json()["id"],
+            "label_id": label.get_json()["id"],
             "agent_id": other_agent.id,
             "filename": "css/app.css",
             "version": version,
@@ -285,14 +295,19 @@ def _works(app: Flask, token: str) -> bool:
     return response.status_code == 200
 
 
-def test_a_valid_token_passes_every_api_route(app, seeded, other_token):
+def test_a_valid_token_passes_every_api_route(app, agent, seeded, other_token):
     """The sweeps below would prove nothing if the API refused everyone anyway. Beto is not an
-    admin: the canned response he deletes is his own (another's is a 403, see the role tests)."""
+    admin: the canned response he deletes is his own (another's is a 403, see the role tests),
+    and the admins' API routes (labels) are swept with an admin's token."""
     headers = {"Authorization": f"Bearer {other_token}"}
     own = _create_canned(app, headers, "beto_propia")
     served = set(range(200, 500)) - DENIED
     values = {**seeded.values, "canned_id": own}
-    assert sweep(app, values, headers=headers, only=_is_api, allowed=served) == []
+    for_agents = lambda rule: _is_api(rule) and WRITES.get(rule.endpoint) != ADMIN  # noqa: E731
+    assert sweep(app, values, headers=headers, only=for_agents, allowed=served) == []
+    admin = {"Authorization": f"Bearer {agent_service.create_token(agent.email)}"}
+    for_admins = lambda rule: _is_api(rule) and WRITES.get(rule.endpoint) == ADMIN  # noqa: E731
+    assert sweep(app, values, headers=admin, only=for_admins, allowed=served) == []
 
 
 @pytest.mark.parametrize("how", ["expired", "revoked", "agent deactivated", "agent set inactive, token kept"])
@@ -392,10 +407,15 @@ def test_a_non_admin_agent_is_refused_every_admin_only_write(app, other_agent, s
     admin_only = lambda rule: WRITES.get(rule.endpoint) == ADMIN  # noqa: E731
     assert sweep(app, seeded.values, browser, allowed={403}, only=admin_only) == []
     assert _counts() == before
-    # With his API token the admin pages are not even reachable (they are pages: to the login).
+    # With his API token the admin pages are not even reachable (they are pages: to the login),
+    # and the admins' API routes answer 403 before reading the body.
     headers = {"Authorization": f"Bearer {agent_service.create_token(other_agent.email)}"}
-    assert sweep(app, seeded.values, _visitor(app), headers=headers, allowed={302}, only=admin_only) == []
+    admin_pages = lambda rule: admin_only(rule) and not _is_api(rule)  # noqa: E731
+    assert sweep(app, seeded.values, _visitor(app), headers=headers, allowed={302}, only=admin_pages) == []
+    admin_api = lambda rule: admin_only(rule) and _is_api(rule)  # noqa: E731
+    assert sweep(app, seeded.values, headers=headers, allowed={403}, only=admin_api) == []
     assert _counts() == before
+    assert db.session.execute(select(func.count()).select_from(Label)).scalar_one() == 1
 
 
 def test_an_agent_cannot_delete_another_agents_canned_response(app, agent, other_agent, seeded, other_token):

@@ -1,5 +1,6 @@
 """The admin page: agents (list, create, deactivate, reactivate, reset a password, change
-role) and the template sync. Admins only; every change is a CSRF-checked POST."""
+role), labels (create, rename, recolour, delete) and the template sync. Admins only; every
+change is a CSRF-checked POST."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -30,6 +31,7 @@ from app.api.docs import (
 from app.extensions import db
 from app.models import Agent, MessageTemplate
 from app.services import agents as agent_service
+from app.services import labels as label_service
 from app.services import templates as template_service
 from app.services.errors import DomainError
 
@@ -70,6 +72,7 @@ def _page(create_form: CreateAgentForm | None = None, status: int = 200, **extra
             templates_total=templates[0],
             templates_approved=templates[1],
             templates_synced_at=templates[2].isoformat() if templates[2] else None,
+            labels=label_service.list_labels(),
             **extra,
         ),
         status,
@@ -283,3 +286,95 @@ def sync_templates() -> ResponseReturnValue:
             "success",
         )
     return redirect(url_for("admin.index"))
+
+
+# --- labels -----------------------------------------------------------------------------------
+
+LABEL_FORM = html_form(
+    {
+        "name": {"type": "string", "description": "1–40 characters, unique whatever the case."},
+        "color": {"type": "string", "description": "`#rrggbb`."},
+    },
+    required=["name", "color"],
+)
+
+
+def _label_error(error: DomainError) -> str:
+    """Why a label could not be saved, in the page's language, chosen by the error's code."""
+    if error.code == "duplicate_label_name":
+        return _("A label with this name already exists.")
+    if error.code == "invalid_label_name":
+        return _("The label's name must have 1 to 40 characters.")
+    if error.code == "invalid_color":
+        return _("The colour must be written as #rrggbb.")
+    if error.code == "not_found":
+        return _("That label no longer exists.")
+    return _("The change could not be made.")
+
+
+@bp.post("/labels")
+@documented(
+    "adminCreateLabel",
+    tag="pages",
+    security=SESSION,
+    body=LABEL_FORM,
+    responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN},
+)
+@admin_required
+def create_label() -> ResponseReturnValue:
+    """Define a label (as POST /whatsapp/api/etiquetas)"""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        label = label_service.create_label(current_user, request.form.get("name", ""), request.form.get("color", ""))
+    except DomainError as error:
+        flash(_label_error(error), "error")
+    else:
+        flash(_("Label %(name)s created.", name=label.name), "success")
+    return redirect(url_for("admin.index", _anchor="labels-title"))
+
+
+@bp.post("/labels/<id:label_id>")
+@documented(
+    "adminUpdateLabel",
+    tag="pages",
+    security=SESSION,
+    body=LABEL_FORM,
+    responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN, 404: html("An impossible label id.")},
+)
+@admin_required
+def update_label(label_id: int) -> ResponseReturnValue:
+    """Rename or recolour a label (as PATCH /whatsapp/api/etiquetas/{id})"""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        label = label_service.update_label(
+            current_user, label_id, name=request.form.get("name", ""), color=request.form.get("color", "")
+        )
+    except DomainError as error:
+        flash(_label_error(error), "error")
+    else:
+        flash(_("Label %(name)s saved.", name=label.name), "success")
+    return redirect(url_for("admin.index", _anchor="labels-title"))
+
+
+@bp.post("/labels/<id:label_id>/delete")
+@documented(
+    "adminDeleteLabel",
+    tag="pages",
+    security=SESSION,
+    body=html_form(),
+    responses={302: BACK_TO_ADMIN, 400: CSRF_FAILED_PAGE, 403: NOT_ADMIN, 404: html("An impossible label id.")},
+)
+@admin_required
+def delete_label(label_id: int) -> ResponseReturnValue:
+    """Remove a label from the inbox and every conversation (as DELETE /whatsapp/api/etiquetas/{id})"""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    try:
+        label_service.delete_label(current_user, label_id)
+    except DomainError as error:
+        flash(_label_error(error), "error")
+    else:
+        flash(_("Label removed."), "success")
+    return redirect(url_for("admin.index", _anchor="labels-title"))

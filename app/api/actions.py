@@ -20,7 +20,15 @@ from app.api.docs import (
     json_response,
 )
 from app.api.guards import api_auth_required, current_agent
-from app.api.responses import CannedResponse, CannedResponseList, ConversationSummary, Message, ReadResult
+from app.api.responses import (
+    CannedResponse,
+    CannedResponseList,
+    ConversationSummary,
+    Error,
+    Message,
+    ReadResult,
+    UnknownIdsError,
+)
 from app.api.schemas import CannedResponseQuery, CannedResponseRequest, ConversationPatch, NoteRequest
 from app.api.validation import accepts
 from app.api.views import bp
@@ -62,7 +70,11 @@ def mark_read(conversation_id: int) -> Any:
     security=API_AUTH,
     responses={
         200: json_response("The conversation's summary after the change.", ConversationSummary),
-        400: INVALID_BODY,
+        400: json_response(
+            "The body is not valid (`invalid_body`), or names labels that do not exist (`unknown_labels`, "
+            "listing them in `unknown`). Nothing is changed.",
+            {"oneOf": [Error, UnknownIdsError]},
+        ),
         404: NOT_FOUND,
         409: error_answer(
             "nothing_to_mark_unread",
@@ -74,11 +86,13 @@ def mark_read(conversation_id: int) -> Any:
 @api_auth_required
 @accepts("updateConversation")
 def update_conversation(conversation_id: int, json: ConversationPatch) -> Any:
-    """Set status or assignee, or mark unread
+    """Set status, assignee or labels, or mark unread
 
     Any of `status` (`open`, `pending`, `resolved`), `assignee` (an active agent's id, or
-    null to unassign) and `unread: true` (flags the customer's newest message unread again,
-    so `unread_count` is at least 1). All or nothing: a bad field changes nothing.
+    null to unassign), `unread: true` (flags the customer's newest message unread again,
+    so `unread_count` is at least 1) and `labels` (the label ids the conversation carries
+    afterwards; an unknown id is 400 `unknown_labels` naming it in `unknown`). All or
+    nothing: a bad field changes nothing.
     `updated_at` moves; `last_activity_at` does not, so triage never reorders the list.
     Nothing is sent to WhatsApp.
     """
@@ -87,8 +101,9 @@ def update_conversation(conversation_id: int, json: ConversationPatch) -> Any:
         assign="assignee" in json.model_fields_set,
         assignee=json.assignee,
         mark_unread=json.unread is True,
+        labels=tuple(json.labels) if json.labels is not None else None,
     )
-    actions.update_conversation(conversation_id, changes)
+    actions.update_conversation(conversation_id, changes, current_agent().id)
     return jsonify(serializers.conversation_summary(get_conversation_summary(db.session, conversation_id)))
 
 

@@ -363,6 +363,7 @@ PAGE_FILTERS = (
     query("tab", {"type": "string", "enum": ["mine", "unassigned", "all"], "default": "all"}),
     query("status", {"type": "string", "enum": ["open", "pending", "resolved", "all"], "default": "open"}),
     query("q", {"type": "string"}, "Search by name or number (first 100 characters)."),
+    query("label", {"type": "integer", "minimum": 1}, "Only conversations carrying this label."),
     query("page", {"type": "integer", "minimum": 1, "default": 1}),
 )
 
@@ -370,6 +371,7 @@ PAGE_FILTERS = (
 PATH_DESCRIPTIONS = {
     "conversation_id": "The conversation's id (digits only). Ids that do not exist, including any above "
     "2147483647, answer 404.",
+    "label_id": "The label's id (digits only). Ids that do not exist answer 404.",
 }
 
 INFO: dict[str, Any] = {
@@ -410,7 +412,8 @@ TAGS: tuple[tuple[str, str], ...] = (
     ("webhook", "Meta's WhatsApp Cloud API webhook."),
     ("conversations", "Reading the inbox (the conversation list, a conversation, its thread)."),
     ("sending", "Sending agents' messages through Meta's Graph API."),
-    ("actions", "Working a conversation (read, triage, notes) and canned responses."),
+    ("actions", "Working a conversation (read, triage, notes, bulk actions) and canned responses."),
+    ("labels", "Labels on conversations, defined by admins."),
     ("media", "Files of messages, streamed from WhatsApp."),
     ("templates", "Message templates approved by Meta."),
     ("health", "Liveness and readiness probes, and metrics."),

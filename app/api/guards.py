@@ -65,3 +65,16 @@ def api_auth_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def api_admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Under `api_auth_required`, before input is validated: 403 `forbidden` unless the caller
+    is an admin (the role matrix, README's Security section). The services check it again."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not current_agent().is_admin:
+            return error_response(403, "forbidden", "Only an admin can do this.")
+        return view(*args, **kwargs)
+
+    return wrapper

@@ -62,6 +62,15 @@ class MissingParametersError(_Closed):
     ]
 
 
+class UnknownIdsError(_Closed):
+    """Ids in the body that name nothing (`unknown_labels`, `not_found`), or conversations an
+    action cannot apply to (`nothing_to_mark_unread`). Nothing was changed."""
+
+    error: Annotated[str, Field(examples=["unknown_labels", "not_found", "nothing_to_mark_unread"])]
+    message: str
+    unknown: Annotated[list[int], Field(min_length=1, description="The ids at fault.")]
+
+
 class WindowClosedError(_Closed):
     """Free text refused before calling Graph because the 24-hour window is closed."""
 
@@ -181,6 +190,28 @@ class CannedResponseList(_Closed):
     canned_responses: list[CannedResponse]
 
 
+LabelColor = Annotated[str, Field(pattern=r"^#[0-9a-f]{6}$", description="`#rrggbb`, lower-case.")]
+
+
+class LabelRef(_Closed):
+    """A label as each conversation carries it."""
+
+    id: int
+    name: str
+    color: LabelColor
+
+
+class Label(_Closed):
+    id: int
+    name: Annotated[str, Field(min_length=1, max_length=40, description="Unique whatever the case.")]
+    color: LabelColor
+    created_at: datetime
+
+
+class LabelList(_Closed):
+    labels: Annotated[list[Label], Field(description="Every label, by name (case-insensitive).")]
+
+
 Preview = Annotated[str | None, Field(max_length=160)]
 DeliveryStatus = Annotated[str | None, _component("DeliveryStatus")]
 
@@ -271,6 +302,7 @@ class ConversationSummary(_Closed):
         datetime, Field(description="The newest message or event of any kind; the list's sort key.")
     ]
     updated_at: datetime
+    labels: Annotated[list[LabelRef], Field(description="The conversation's labels, by name (case-insensitive).")]
 
 
 class SenderCustomer(_Closed):
@@ -478,6 +510,23 @@ class ConversationList(_Closed):
     counts: Counts
 
 
+class ReceiptCounts(_Closed):
+    """What `read` told WhatsApp, as `read_receipt` of POST …/leido, counted."""
+
+    sent: Annotated[int, Field(ge=0)]
+    failed: Annotated[int, Field(ge=0, description="Graph refused or could not be reached; the local read stands.")]
+    not_needed: Annotated[int, Field(ge=0, description="Nothing the customer wrote was unread.")]
+
+
+class BulkResult(_Closed):
+    action: str
+    updated: Annotated[int, Field(ge=1, description="Conversations changed (each id once).")]
+    conversations: Annotated[
+        list[ConversationSummary], Field(description="Their summaries after the change, in the order of `ids`.")
+    ]
+    read_receipts: Annotated[ReceiptCounts | None, Field(description="For `read` only; null otherwise.")]
+
+
 class Template(_Closed):
     """A message template of the business account, as Meta describes it."""
 
@@ -598,6 +647,7 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
     MissingParametersError,
+    UnknownIdsError,
     WindowClosedError,
     SendFailure,
     MediaFailure,
@@ -605,6 +655,8 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     ConversationList,
     ReadResult,
     CannedResponseList,
+    LabelList,
+    BulkResult,
     Template,
     ConversationSummary,
     MessagePage,

@@ -36,6 +36,7 @@ from app.models.conversations import (
     MAX_DISPLAY_NAME_CHARS,
     MAX_NOTES_CHARS,
 )
+from app.models.labels import MAX_LABEL_NAME_CHARS
 from app.whatsapp.rules import MAX_TEXT_CHARS
 
 MAX_PAGE = 1_000_000
@@ -44,6 +45,8 @@ DEFAULT_PER_PAGE = 50
 DEFAULT_MESSAGE_LIMIT = 30
 MAX_MESSAGE_LIMIT = 100
 MAX_QUERY_CHARS = 100
+MAX_LABELS_PER_CONVERSATION = 50
+MAX_BULK_IDS = 100  # as app/services/conversation_actions.py
 
 
 # --- building blocks -----------------------------------------------------------------------
@@ -115,6 +118,8 @@ AgentText = Annotated[
 # A short, non-empty name without NUL (template names, languages, placeholders).
 Name = Annotated[StrictStr, Field(min_length=1), AfterValidator(_no_nul)]
 AgentId = Annotated[StrictInt, Field(ge=1, le=MAX_ID, description="An active agent's id.")]
+LabelId = Annotated[StrictInt, Field(ge=1, le=MAX_ID, description="A label's id.")]
+ConversationId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 MessageId = Annotated[StrictInt, Field(ge=1, le=MAX_BIG_ID)]
 
 
@@ -221,6 +226,13 @@ class ConversationListQuery(BaseModel):
             "after trimming, no NUL characters."
         ),
     ]
+    label: _query_int(  # type: ignore[valid-type]
+        None,
+        1,
+        MAX_ID,
+        "Only conversations carrying this label (its `id`); also filters `counts`. A label that does not exist "
+        "matches nothing.",
+    )
     unread: Annotated[
         bool | None,
         BeforeValidator(_unread),
@@ -341,11 +353,28 @@ class ConversationPatch(BaseModel):
         AfterValidator(lambda v: _only_true(v)),
         WithJsonSchema({"const": True, "description": "Mark unread again (POST …/leido marks read)."}),
     ] = None
+    labels: Annotated[
+        list[LabelId] | None,
+        Field(
+            max_length=MAX_LABELS_PER_CONVERSATION,
+            description="The conversation's labels afterwards (their ids; `[]` removes every label). An id that is "
+            "no label answers 400 `unknown_labels` naming it, and nothing changes.",
+        ),
+        WithJsonSchema(
+            {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                "maxItems": MAX_LABELS_PER_CONVERSATION,
+            }
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _something(self) -> ConversationPatch:
         if not self.model_fields_set:
-            raise PydanticCustomError("empty", "Send at least one of: status, assignee, unread.")
+            raise PydanticCustomError("empty", "Send at least one of: status, assignee, unread, labels.")
+        if "labels" in self.model_fields_set and self.labels is None:
+            raise PydanticCustomError("labels", "'labels' must be a list of label ids.")
         if "status" in self.model_fields_set and self.status is None:
             raise PydanticCustomError("status", f"'status' must be one of {', '.join(CONVERSATION_STATUSES)}.")
         return self
@@ -472,6 +501,91 @@ class ContactPatch(BaseModel):
         return self
 
 
+LabelName = Annotated[
+    StrictStr,
+    Field(
+        min_length=1,
+        max_length=MAX_LABEL_NAME_CHARS,
+        json_schema_extra={"pattern": r"\S", "not": {"pattern": r"\u0000"}},
+        description=f"1–{MAX_LABEL_NAME_CHARS} characters; surrounding spaces are trimmed. Unique whatever the case.",
+    ),
+    AfterValidator(_not_blank),
+    AfterValidator(_no_nul),
+]
+LabelColor = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^#[0-9A-Fa-f]{6}$",
+        description="`#rrggbb` (stored lower-case); names such as `red` and short forms such as `#f00` are refused.",
+        examples=["#1f883d"],
+    ),
+]
+
+
+class LabelRequest(BaseModel):
+    """`POST /etiquetas`: a new label (admins)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: LabelName
+    color: LabelColor
+
+
+class LabelPatch(BaseModel):
+    """`PATCH /etiquetas/{id}`: rename and/or recolour a label (admins)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    name: LabelName | None = None
+    color: LabelColor | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> LabelPatch:
+        if self.name is None and self.color is None:
+            raise PydanticCustomError("empty", "Send at least one of: name, color.")
+        return self
+
+
+BulkAction = Literal["assign", "unassign", "resolve", "reopen", "pending", "label", "unlabel", "read", "unread"]
+
+
+class BulkRequest(BaseModel):
+    """`POST /conversaciones/lote`: one action on several conversations, all or nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: Annotated[
+        list[ConversationId],
+        Field(
+            min_length=1,
+            max_length=MAX_BULK_IDS,
+            description=f"1–{MAX_BULK_IDS} conversation ids (a repeated id counts once). One that does not exist "
+            "answers 404 naming it (`unknown`), and nothing changes.",
+        ),
+    ]
+    action: Annotated[
+        BulkAction,
+        Field(
+            description="`assign` (with `assignee_id`), `unassign`, `resolve`, `reopen`, `pending`, `label` / "
+            "`unlabel` (with `label_id`), `read` (also sends WhatsApp read receipts), `unread`."
+        ),
+    ]
+    assignee_id: Annotated[AgentId | None, Field(description="For `assign`: an active agent's id.")] = None
+    label_id: Annotated[LabelId | None, Field(description="For `label` and `unlabel`: a label's id.")] = None
+
+    @model_validator(mode="after")
+    def _arguments(self) -> BulkRequest:
+        if self.action == "assign" and self.assignee_id is None:
+            raise PydanticCustomError("assignee_id", "'assignee_id' is required to assign.")
+        if self.action in ("label", "unlabel") and self.label_id is None:
+            raise PydanticCustomError("label_id", "'label_id' is required to label or unlabel.")
+        if self.assignee_id is not None and self.action != "assign":
+            raise PydanticCustomError("assignee_id", "'assignee_id' goes only with the action assign.")
+        if self.label_id is not None and self.action not in ("label", "unlabel"):
+            raise PydanticCustomError("label_id", "'label_id' goes only with the actions label and unlabel.")
+        return self
+
+
 # --- where each model is used --------------------------------------------------------------
 
 # Each validated operation (by its OpenAPI operationId) and its (query, body) models. The views
@@ -486,4 +600,7 @@ INPUTS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
     "createCannedResponse": (None, CannedResponseRequest),
     "startConversation": (None, StartConversationRequest),
     "updateContact": (None, ContactPatch),
+    "createLabel": (None, LabelRequest),
+    "updateLabel": (None, LabelPatch),
+    "bulkUpdateConversations": (None, BulkRequest),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.models import Message
+from app.models import Label, Message
 from app.whatsapp.rules import window_expires_at
 
 
@@ -70,6 +70,7 @@ def conversation_summary(row: Any) -> dict[str, Any]:
         "window_expires_at": iso(window_expires_at(row.last_customer_message_at)),
         "last_activity_at": iso(row.last_activity_at),
         "updated_at": iso(row.updated_at),
+        "labels": [{"id": item["id"], "name": item["name"], "color": item["color"]} for item in row.labels or ()],
     }
 
 
@@ -202,3 +203,7 @@ def contact_profile(profile: Any) -> dict[str, Any]:
         "created_at": iso(c.created_at),
         "updated_at": iso(c.updated_at),
     }
+
+
+def label(item: Label) -> dict[str, Any]:
+    return {"id": item.id, "name": item.name, "color": item.color, "created_at": iso(item.created_at)}

@@ -94,14 +94,16 @@ def _not_found(what: str) -> Response:
 def conversations(query: ConversationListQuery) -> Any:
     """The conversation list
 
-    Conversations by most recent activity (newest first, then by id). `status`, `unread`
-    and `q` filter everything, including `counts`; `assignee` picks the tab, so `counts`
-    gives every tab's size while `pagination.total` is the size of the chosen one. A page
-    beyond the last answers 200 with an empty list. The cost is two SQL statements
-    whatever the page size or number.
+    Conversations by most recent activity (newest first, then by id), each with its
+    `labels`. `status`, `unread`, `label` and `q` filter everything, including `counts`;
+    `assignee` picks the tab, so `counts` gives every tab's size while `pagination.total`
+    is the size of the chosen one. A page beyond the last answers 200 with an empty list. The cost is two SQL statements
+    whatever the page size or number (labels included).
     """
     page, per_page = query.page, query.per_page
-    filters = ConversationFilters(statuses=query.status, assignee=query.assignee, q=query.q, unread=query.unread)
+    filters = ConversationFilters(
+        statuses=query.status, assignee=query.assignee, q=query.q, unread=query.unread, label=query.label
+    )
     agent_id = current_agent().id
 
     def build() -> dict[str, Any]:

@@ -112,6 +112,28 @@ def avatar_class(seed: object) -> str:
     return f"av-{int(hashlib.sha256(str(seed).encode()).hexdigest(), 16) % 8}"
 
 
+def _luminance(color: str) -> float:
+    """WCAG 2 relative luminance of `#rrggbb`."""
+    channels = [int(color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+LABEL_DARK_TEXT = "#111b21"  # --text in static/css/app.css
+
+
+def label_text(color: str) -> str:
+    """`dark` or `light`: the text colour (the page's dark text or white) with the higher WCAG
+    contrast ratio on a label of this background colour."""
+    try:
+        background = _luminance(color)
+    except (ValueError, IndexError):
+        return "dark"
+    on_white = 1.05 / (background + 0.05)
+    on_dark = (background + 0.05) / (_luminance(LABEL_DARK_TEXT) + 0.05)
+    return "light" if on_white >= on_dark else "dark"
+
+
 def init_formatting(app: Flask) -> None:
     for name, function in {
         "clock": clock,
@@ -123,5 +145,6 @@ def init_formatting(app: Flask) -> None:
         "time_left": time_left,
         "initials": initials,
         "avatar_class": avatar_class,
+        "label_text": label_text,
     }.items():
         app.jinja_env.filters[name] = function

@@ -65,6 +65,7 @@ from app.services.conversations import (
     list_conversations,
     list_messages,
 )
+from app.services.labels import list_labels
 
 bp = Blueprint("inbox", __name__)
 bp.record_once(lambda state: init_formatting(cast(Flask, state.app)))
@@ -97,6 +98,7 @@ def _list_state() -> dict[str, Any]:
         "tab": tab if tab in TABS else "all",
         "status": status if status in STATUS_FILTERS else "open",
         "q": q,
+        "label": _arg_int("label", 0) or None,
         "page": _arg_int("page", 1, maximum=1_000_000),
     }
 
@@ -106,6 +108,7 @@ def _list_context(state: dict[str, Any], selected_id: int | None) -> dict[str, A
         statuses=() if state["status"] == "all" else (state["status"],),
         assignee="me" if state["tab"] == "mine" else state["tab"],
         q=state["q"] or None,
+        label=state["label"],
     )
     result = list_conversations(
         db.session, agent_id=current_user.id, filters=filters, page=state["page"], per_page=PER_PAGE
@@ -128,6 +131,7 @@ def _thread_context(conversation_id: int) -> dict[str, Any]:
         "selected": serializers.conversation_summary(row),
         "thread": [serializers.message(m, page.reactions) for m in page.messages],
         "next_cursor": page.next_cursor,
+        "labels": list_labels(),
     }
 
 
@@ -176,6 +180,8 @@ def index() -> ResponseReturnValue:
         context.update(_thread_context(selected_id))
     # The composer's templates, and the "New conversation" dialog's.
     context["templates"] = template_choices()
+    if not selected_id:
+        context["labels"] = list_labels()  # the list's label filter (the thread's context has them too)
     return render_template("inbox/index.html", agents=_agents(), phone_region=_phone_region(), **context)
 
 
@@ -218,6 +224,7 @@ def list_fragment() -> ResponseReturnValue:
             tab=state["tab"],
             status=state["status"],
             q=state["q"] or None,
+            label=state["label"],
             page=page,
             c=context["selected_id"],
         )

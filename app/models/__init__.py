@@ -3,6 +3,7 @@
 from app.models.agents import Agent, ApiToken
 from app.models.conversations import BusinessNumber, Contact, Conversation
 from app.models.events import StatusEvent, WebhookDelivery
+from app.models.labels import ConversationLabel, Label
 from app.models.messages import Message
 from app.models.outbound import CannedResponse, IdempotencyKey, MessageTemplate, SendAttempt
 
@@ -13,7 +14,9 @@ __all__ = [
     "CannedResponse",
     "Contact",
     "Conversation",
+    "ConversationLabel",
     "IdempotencyKey",
+    "Label",
     "Message",
     "MessageTemplate",
     "SendAttempt",

@@ -1,7 +1,8 @@
 """Reading conversations and their messages for the API and the inbox pages.
 
 The list costs two statements whatever the page size or page number: one aggregate for the
-total and the tab counts, one for the page rows. The page's ids are chosen on the
+total and the tab counts, one for the page rows (each with its labels, as a correlated
+subquery on `conversation_labels`' primary key). The page's ids are chosen on the
 conversation indexes alone (`ORDER BY last_activity_at DESC, id DESC LIMIT … OFFSET …`) and
 only those rows are joined to their contact, last message and assignee, by primary key.
 No per-conversation query, no GROUP BY over messages: the summary columns on
@@ -16,11 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, func, select, text, tuple_
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import aliased
 
 from app.extensions import DbSession
-from app.models import Agent, Contact, Conversation, Message
+from app.models import Agent, Contact, Conversation, ConversationLabel, Label, Message
 from app.models.messages import HIDDEN_TYPES
 
 PREVIEW_CHARS = 160
@@ -32,6 +34,7 @@ class ConversationFilters:
     assignee: str | int = "all"  # "all", "me", "unassigned" or an agent id
     q: str | None = None
     unread: bool | None = None
+    label: int | None = None  # only conversations carrying this label
 
 
 @dataclass
@@ -72,6 +75,12 @@ def _base_conditions(filters: ConversationFilters) -> list[Any]:
         conditions.append(Conversation.unread_count > 0)
     elif filters.unread is False:
         conditions.append(Conversation.unread_count == 0)
+    if filters.label is not None:
+        conditions.append(
+            Conversation.id.in_(
+                select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == filters.label)
+            )
+        )
     if filters.q:
         pattern = f"%{escape_like(filters.q)}%"
         conditions.append(
@@ -88,6 +97,31 @@ def _assignee_condition(assignee: str | int, agent_id: int) -> Any:
     if isinstance(assignee, int):
         return Conversation.assignee_id == assignee
     return None
+
+
+def _labels_column() -> Any:
+    """The conversation's labels as a JSON array of `{id, name, color}` by name, in the same
+    statement as the row: a correlated subquery on `conversation_labels`' primary key, so a
+    page costs no extra statement whatever its size."""
+    return (
+        select(
+            func.coalesce(
+                func.json_agg(
+                    aggregate_order_by(
+                        func.json_build_object("id", Label.id, "name", Label.name, "color", Label.color),
+                        func.lower(Label.name),
+                        Label.id,
+                    )
+                ),
+                text("'[]'::json"),
+            )
+        )
+        .select_from(ConversationLabel)
+        .join(Label, Label.id == ConversationLabel.label_id)
+        .where(ConversationLabel.conversation_id == Conversation.id)
+        .scalar_subquery()
+        .label("labels")
+    )
 
 
 @functools.cache
@@ -130,6 +164,7 @@ def summary_select() -> Select:
             last_agent.status.label("la_status"),
             last_agent_sender.id.label("la_agent_id"),
             last_agent_sender.name.label("la_agent_name"),
+            _labels_column(),
         )
         .select_from(Conversation)
         .join(Contact, Contact.id == Conversation.contact_id)
@@ -182,6 +217,12 @@ def list_conversations(
 
 def get_conversation_summary(session: DbSession, conversation_id: int) -> Any | None:
     return session.execute(summary_select().where(Conversation.id == conversation_id)).first()
+
+
+def get_conversation_summaries(session: DbSession, conversation_ids: list[int]) -> list[Any]:
+    """The summaries of these conversations, in the order given (one statement)."""
+    rows = {row.id: row for row in session.execute(summary_select().where(Conversation.id.in_(conversation_ids)))}
+    return [rows[conversation_id] for conversation_id in conversation_ids if conversation_id in rows]
 
 
 @dataclass

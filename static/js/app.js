@@ -166,6 +166,8 @@
   const refresh = () => {
     for (const poller of $$("#list, #thread")) htmx.trigger(poller, "refresh");
   };
+  // The hook static/js/labels.js (labels and bulk actions) builds on.
+  window.InboxApp = { api, toast, refresh, strings: T };
 
   /* --- the open conversation ---------------------------------------------------------- */
   const thread = $("#thread");
