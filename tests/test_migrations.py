@@ -31,7 +31,8 @@ def test_models_match_the_migrations(db_session):
         db.session.connection(),
         opts={
             "include_object": lambda obj, name, type_, *a: (
-                not (type_ == "index" and name == "ix_contacts_search_trgm")
+                # Expression indexes autogenerate cannot compare (tests/test_search.py checks the second).
+                not (type_ == "index" and name in ("ix_contacts_search_trgm", "ix_messages_search"))
                 # Procrastinate's own tables (the job queue), applied by revision 0003.
                 and not (type_ == "table" and name.startswith("procrastinate_"))
             )

@@ -160,3 +160,21 @@ def canned_response(row: Any) -> dict[str, Any]:
         "created_by": {"id": c.created_by_id, "name": row.created_by_name} if c.created_by_id else None,
         "created_at": iso(c.created_at),
     }
+
+
+def found_message(row: Any, reactions: dict[str, list[dict[str, Any]]], snippet: str) -> dict[str, Any]:
+    """A search result: the message as the thread shows it, its conversation and its snippet."""
+    wa_id = row.contact_wa_id
+    return {
+        **message(row, reactions),
+        "conversation": {
+            "id": row.Message.conversation_id,
+            "display_name": display_name(row.contact_name, wa_id, row.contact_user_id),
+            "contact": {
+                "name": row.contact_name,
+                "phone": "+" + wa_id if wa_id and wa_id.isascii() and wa_id.isdigit() else None,
+            },
+            "status": row.conversation_status,
+        },
+        "snippet": snippet,
+    }

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     DateTime,
     Double,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    literal_column,
 )
 from sqlalchemy import (
     text as sql_text,
@@ -39,6 +41,18 @@ NOTE_TYPE = "note"
 # expired: Meta no longer had it; corrupt: its sha256 never matched the webhook's; failed: Graph
 # kept failing; pruned: removed after MEDIA_RETENTION_DAYS. NULL: nothing to keep.
 MEDIA_STATES = ("pending", "stored", "expired", "corrupt", "failed", "pruned")
+# What full-text search reads of a message (app/services/search.py): its text or caption and its
+# document's file name (`_`, `-` and `.` as spaces, so "factura_marzo.pdf" is three words), as
+# Spanish without accents (the `es_unaccent` configuration of migration 0007). Spelled exactly
+# as the expression of the index ix_messages_search, which PostgreSQL uses only then.
+SEARCH_DOCUMENT_SQL = (
+    "to_tsvector('es_unaccent'::regconfig, coalesce(messages.text, '') || ' ' || "
+    "translate(coalesce(messages.media_filename, ''), '._-', '   '))"
+)
+
+
+def search_document() -> ColumnElement[Any]:
+    return literal_column(SEARCH_DOCUMENT_SQL)
 
 
 class Message(Model):
@@ -71,6 +85,10 @@ class Message(Model):
         # The sweep's work list (media still owed) and the retention prune's (files kept).
         Index("ix_messages_media_pending", "id", postgresql_where=sql_text("media_state = 'pending'")),
         Index("ix_messages_media_stored", "media_stored_at", postgresql_where=sql_text("media_state = 'stored'")),
+        # Full-text search (migration 0007). Not partial: PostgreSQL keeps statistics of the
+        # expression only for a whole-table index, and the planner needs them to tell a rare
+        # word (use this index) from a common one (walk the newest messages).
+        Index("ix_messages_search", sql_text(SEARCH_DOCUMENT_SQL), postgresql_using="gin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
