@@ -748,11 +748,12 @@ def publish(
 
 # --- bench/RESULTS.md: one file, a section per benchmark ----------------------------------------
 
-SECTION_ORDER = ("ingest", "list", "scale")
+SECTION_ORDER = ("ingest", "list", "scale", "search")
 SECTION_TITLES = {
     "ingest": "Webhook ingest (item 1)",
     "list": "Conversation list (item 2)",
     "scale": "Scale curve (item 5)",
+    "search": "Message search (issue 12)",
 }
 MEMORY_TARGET_MB = 250.0
 _SECTION = re.compile(r"<!-- section:(\w+) -->\n(.*?)<!-- /section:\1 -->\n", re.DOTALL)

@@ -10,7 +10,6 @@ from sqlalchemy import select, text
 
 from app.extensions import db
 from app.models import Contact, Conversation, Message
-from app.models.messages import SEARCH_DOCUMENT_SQL
 from app.services.search import MAX_RESULTS, snippet_html, ts_query_text
 from tests import meta
 
@@ -211,16 +210,13 @@ def test_search_runs_a_bounded_number_of_statements_whatever_the_page_size(
         assert counter.count <= 4, counter.statements
 
 
-def test_the_query_uses_the_expression_of_the_index(db_session):
-    definition = db.session.execute(text("SELECT pg_get_indexdef('ix_messages_search'::regclass)")).scalar_one()
-    assert "USING gin" in definition
-    db.session.execute(text("SET LOCAL enable_seqscan = off"))
-    plan = "\n".join(
-        db.session.execute(
-            text(f"EXPLAIN SELECT id FROM messages WHERE {SEARCH_DOCUMENT_SQL} @@ to_tsquery('es_unaccent', 'x')")
-        ).scalars()
-    )
-    assert "ix_messages_search" in plan, plan
+def test_the_search_vector_follows_edits_of_the_text(client, auth, post_webhook):
+    original = _text("Quiero una silla")
+    _deliver(post_webhook, "5491100000012", "Lu", original)
+    db.session.execute(text("UPDATE messages SET text = 'Quiero una mesa' WHERE wamid = :w"), {"w": original["id"]})
+    db.session.commit()
+    assert _texts(_search(client, auth, "silla")) == []
+    assert _texts(_search(client, auth, "mesa")) == ["Quiero una mesa"]
 
 
 # --- bad input and auth ---------------------------------------------------------------------
@@ -256,3 +252,72 @@ def test_search_without_credentials_is_401(client):
     response = client.get(API, query_string={"q": "hola"})
     assert response.status_code == 401
     assert response.json["error"] == "unauthorized"
+
+
+# --- the inbox: results in the search box, a thread opened at a message -----------------------
+
+
+def test_the_inbox_search_fragment_lists_matching_messages_escaped_and_linked(client, agent, post_webhook):
+    from tests.test_pages import login
+
+    conversation_id = _deliver(
+        post_webhook, "5491100000009", "Ines <i>", _text("Llegó la <b>factura</b> duplicada"), _text("ok")
+    )
+    login(client, agent.email)
+    assert client.get("/inbox/fragments/search", query_string={"q": ""}).text == ""
+    assert client.get("/inbox/fragments/search", query_string={"q": "?!"}).text == ""
+    page = client.get("/inbox/fragments/search", query_string={"q": "facturas", "status": "open"})
+    assert page.status_code == 200
+    html = page.text
+    assert "<mark>factura</mark>" in html
+    assert "<b>" not in html and "Ines &lt;i&gt;" in html
+    found = db.session.execute(select(Message.id).where(Message.text.like("%factura%"))).scalar_one()
+    assert f"c={conversation_id}" in html and f"m={found}" in html
+    assert "hits-empty" in client.get("/inbox/fragments/search", query_string={"q": "zzzz"}).text
+
+
+def test_opening_a_result_renders_the_thread_around_that_message_marked(client, agent, post_webhook):
+    from tests.test_pages import login
+
+    now = int(time.time())
+    messages = [_text(f"mensaje {i}", ts=now - 500 + i) for i in range(120)]
+    messages[10]["text"]["body"] = "el presupuesto del techo"
+    conversation_id = _deliver(post_webhook, "5491100000010", "Juan", *messages)
+    target = db.session.execute(select(Message.id).where(Message.text == "el presupuesto del techo")).scalar_one()
+    login(client, agent.email)
+    plain = client.get("/", query_string={"c": conversation_id}).text
+    assert f'id="m-{target}"' not in plain  # the newest 40 only
+    opened = client.get("/", query_string={"c": conversation_id, "m": target}).text
+    assert f'class="msg msg-in is-hit" id="m-{target}"' in opened
+    assert f'data-hit="{target}"' in opened and "mensaje 119" in opened  # up to the newest: still live
+    assert "every 2s" in opened.split('id="thread"')[1].split(">")[0]
+    assert "older-cursor" in opened  # older pages still load on scroll
+    # Polls keep it marked.
+    newest = db.session.execute(select(Message.id).where(Message.text == "mensaje 119")).scalar_one()
+    poll = client.get(f"/inbox/fragments/conversations/{conversation_id}", query_string={"hit": newest}).text
+    assert f'class="msg msg-in is-hit" id="m-{newest}"' in poll
+    # Not a message of this conversation: opened as usual.
+    assert "is-hit" not in client.get("/", query_string={"c": conversation_id, "m": target + 10_000}).text
+
+
+def test_a_result_far_back_in_a_long_thread_stops_following_and_links_to_the_newest(client, agent, post_webhook):
+    from app.inbox.views import AROUND_AFTER
+    from tests.test_pages import login
+
+    now = int(time.time())
+    conversation_id = _deliver(post_webhook, "5491100000011", "Kati", _text("la garantía vence", ts=now - 10_000))
+    db.session.execute(
+        text(
+            "INSERT INTO messages (conversation_id, direction, sender, type, text, sent_at) "
+            "SELECT :c, 'in', 'customer', 'text', 'otro ' || g, now() - make_interval(secs => 5000 - g) "
+            "FROM generate_series(1, :n) g"
+        ),
+        {"c": conversation_id, "n": AROUND_AFTER + 10},
+    )
+    db.session.commit()
+    target = db.session.execute(select(Message.id).where(Message.text == "la garantía vence")).scalar_one()
+    login(client, agent.email)
+    opened = client.get("/", query_string={"c": conversation_id, "m": target}).text
+    assert "is-hit" in opened
+    assert 'hx-trigger="refresh"' in opened.split('id="thread"')[1].split(">")[0]
+    assert "Go to the newest messages" in opened or "Ir a los mensajes más recientes" in opened

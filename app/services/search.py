@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, Select, func, literal_column, select
 
 from app.extensions import DbSession
 from app.models import Contact, Conversation, Message
-from app.models.messages import HIDDEN_TYPES, search_document
+from app.models.messages import HIDDEN_TYPES
 from app.services.conversations import _reactions_for, thread_select
 from app.services.errors import InvalidParameter
 
@@ -76,7 +76,7 @@ def _query(q: str) -> ColumnElement[Any]:
 
 
 def _conditions(tsquery: ColumnElement[Any]) -> list[Any]:
-    return [search_document().op("@@")(tsquery), Message.type.not_in(HIDDEN_TYPES), Message.deleted_at.is_(None)]
+    return [Message.search_vector.op("@@")(tsquery), Message.type.not_in(HIDDEN_TYPES), Message.deleted_at.is_(None)]
 
 
 def snippet_html(headline: str | None) -> Markup:

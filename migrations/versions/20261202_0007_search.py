@@ -5,12 +5,16 @@ Revises: 0004
 Create Date: 2026-12-02 01:10:00
 
 A text search configuration `es_unaccent`: PostgreSQL's `spanish` with `unaccent` before the
-Spanish snowball stemmer, so "cancion" finds "canción" and "factura" finds "facturas". One
-GIN expression index over `search_document` (app/models/messages.py): an index, not a stored
-column, so the migration adds no column and rewrites no row of `messages` (only the index is
-built: about 20 s per million messages on 2 cores, see bench/RESULTS.md), and ingest writes
-no second copy of each text. `unaccent` and `pg_trgm` are trusted extensions (PostgreSQL 13+):
-the database owner may create them, also on Render.
+Spanish snowball stemmer, so "cancion" finds "canción" and "factura" finds "facturas". A stored
+generated column `messages.search_vector` (the text or caption and the document's file name as
+a `tsvector`) with a GIN index. Chosen over a GIN index on the expression after measuring both
+at 1 M messages (bench/RESULTS.md, "Message search"): a search reads the stored vectors instead
+of running the Spanish stemmer again on every message it filters (a common word: 8 ms against
+220 ms), and the planner gets real statistics of the column to tell a rare word from a common
+one; an INSERT costs the same. The price is the migration: adding the column rewrites the table
+under an exclusive lock, about 30 s per million messages on 2 cores (the webhook answers 503 and
+Meta delivers again meanwhile), and ~40 % more heap. `unaccent` is a trusted extension
+(PostgreSQL 13+): the database owner may create it, also on Render.
 """
 
 from alembic import op
@@ -20,11 +24,10 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-# Must stay the expression of app.models.messages.search_document() (the index is used only
-# when a query spells it the same way); tests/test_search.py checks they agree.
-SEARCH_DOCUMENT = (
-    "to_tsvector('es_unaccent'::regconfig, coalesce(messages.text, '') || ' ' || "
-    "translate(coalesce(messages.media_filename, ''), '._-', '   '))"
+# As app.models.messages.SEARCH_VECTOR_SQL (a migration does not import the app's models).
+SEARCH_VECTOR = (
+    "to_tsvector('es_unaccent'::regconfig, coalesce(text, '') || ' ' || "
+    "translate(coalesce(media_filename, ''), '._-', '   '))"
 )
 
 
@@ -35,14 +38,14 @@ def upgrade():
         "ALTER TEXT SEARCH CONFIGURATION es_unaccent "
         "ALTER MAPPING FOR hword, hword_part, word WITH unaccent, spanish_stem"
     )
-    # Building the index is the long part on a big table: give it memory for this transaction.
+    # The long part on a big table: one rewrite of `messages` that computes every vector.
+    op.execute(f"ALTER TABLE messages ADD COLUMN search_vector tsvector GENERATED ALWAYS AS ({SEARCH_VECTOR}) STORED")
     op.execute("SET LOCAL maintenance_work_mem = '256MB'")
-    # Not partial: PostgreSQL keeps statistics of an index expression only for a whole-table
-    # index, and the planner needs them to tell a rare word from a common one.
-    op.execute(f"CREATE INDEX ix_messages_search ON messages USING gin ({SEARCH_DOCUMENT})")
+    op.execute("CREATE INDEX ix_messages_search ON messages USING gin (search_vector)")
 
 
 def downgrade():
     op.execute("DROP INDEX IF EXISTS ix_messages_search")
+    op.execute("ALTER TABLE messages DROP COLUMN IF EXISTS search_vector")
     op.execute("DROP TEXT SEARCH CONFIGURATION IF EXISTS es_unaccent")
     # unaccent stays: dropping an extension another part of the database may use is not ours to do.
