@@ -47,6 +47,7 @@ from app.models.conversations import CONVERSATION_STATUSES
 from app.services.conversation_actions import list_canned_responses
 from app.services.conversations import (
     ConversationFilters,
+    MessagePage,
     UnknownCursor,
     get_conversation_summary,
     list_conversations,
@@ -123,7 +124,7 @@ def _thread_context(conversation_id: int, around: int | None = None) -> dict[str
     if row is None:
         abort(404)
     live = True
-    page = None
+    page: MessagePage | None = None
     if around:
         try:
             page = list_messages_around(

@@ -9,12 +9,13 @@ Spanish snowball stemmer, so "cancion" finds "canción" and "factura" finds "fac
 generated column `messages.search_vector` (the text or caption and the document's file name as
 a `tsvector`) with a GIN index. Chosen over a GIN index on the expression after measuring both
 at 1 M messages (bench/RESULTS.md, "Message search"): a search reads the stored vectors instead
-of running the Spanish stemmer again on every message it filters (a common word: 8 ms against
-220 ms), and the planner gets real statistics of the column to tell a rare word from a common
-one; an INSERT costs the same. The price is the migration: adding the column rewrites the table
-under an exclusive lock, about 30 s per million messages on 2 cores (the webhook answers 503 and
-Meta delivers again meanwhile), and ~40 % more heap. `unaccent` is a trusted extension
-(PostgreSQL 13+): the database owner may create it, also on Render.
+of running the Spanish stemmer again on every message it filters (a common word: 4 ms of SQL
+against 45 ms), and the planner gets real statistics of the column to tell a rare word from a
+common one; an INSERT costs about 0.06 ms more. The price is the migration: adding the column
+rewrites the table under an exclusive lock, 14 s for the column and the index at a million
+messages on 2 cores (the webhook waits or answers 503 meanwhile, and Meta delivers again), and
+~40 % more heap. `unaccent` is a trusted extension (PostgreSQL 13+): the database owner may
+create it, also on Render.
 """
 
 from alembic import op
