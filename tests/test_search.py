@@ -293,9 +293,8 @@ def test_opening_a_result_renders_the_thread_around_that_message_marked(client, 
     assert "every 2s" in opened.split('id="thread"')[1].split(">")[0]
     assert "older-cursor" in opened  # older pages still load on scroll
     # Polls keep it marked.
-    newest = db.session.execute(select(Message.id).where(Message.text == "mensaje 119")).scalar_one()
-    poll = client.get(f"/inbox/fragments/conversations/{conversation_id}", query_string={"hit": newest}).text
-    assert f'class="msg msg-in is-hit" id="m-{newest}"' in poll
+    poll = client.get(f"/inbox/fragments/conversations/{conversation_id}", query_string={"hit": target}).text
+    assert f'class="msg msg-in is-hit" id="m-{target}"' in poll and "mensaje 119" in poll
     # Not a message of this conversation: opened as usual.
     assert "is-hit" not in client.get("/", query_string={"c": conversation_id, "m": target + 10_000}).text
 

@@ -245,7 +245,12 @@ def list_fragment() -> ResponseReturnValue:
     tag="pages",
     security=SESSION,
     parameters=[
-        query("hit", {"type": "integer", "minimum": 1}, "A message to keep marked (the search result opened)."),
+        query(
+            "hit",
+            {"type": "integer", "minimum": 1},
+            "The search result the page was opened at (`m` of the page): the same messages as the page, from "
+            "15 before it to the newest, that message marked.",
+        ),
         IF_NONE_MATCH,
     ],
     responses={
@@ -266,8 +271,9 @@ def thread_fragment(conversation_id: int) -> ResponseReturnValue:
     browser merges changed messages by id, so the composer and older messages already loaded
     are untouched.
     """
-    context = {**_list_state(), **_thread_context(conversation_id)}
-    context["hit_id"] = _arg_int("hit", 0, maximum=MAX_BIG_ID) or None
+    # Opened on a search result: the same window as the page (that message on), so a poll
+    # merges into what is shown instead of replacing it with the newest page.
+    context = {**_list_state(), **_thread_context(conversation_id, _arg_int("hit", 0, maximum=MAX_BIG_ID) or None)}
     return _conditional(render_template("inbox/_thread.html", agents=_agents(), oob=True, **context))
 
 
