@@ -41,7 +41,7 @@ SEARCH_CONFIG = "es_unaccent"
 # the result is ours, and the snippet is HTML-escaped before they become <mark> elements.
 _START, _STOP = "\x01", "\x02"
 _HEADLINE_OPTIONS = (
-    f"StartSel={_START}, StopSel={_STOP}, MaxWords=24, MinWords=10, ShortWord=2, MaxFragments=2, "
+    f"StartSel={_START}, StopSel={_STOP}, MaxWords=24, MinWords=10, ShortWord=0, MaxFragments=2, "
     "FragmentDelimiter=' … '"
 )
 _WORD = re.compile(r"[^\W_]+")
