@@ -504,6 +504,56 @@ class MessagePage(_Closed):
     ]
 
 
+class SearchContact(_Closed):
+    name: Annotated[str | None, Field(description="The WhatsApp profile name.")]
+    phone: Annotated[str | None, Field(description="`+<wa_id>`, when Meta shares the number.")]
+
+
+class SearchConversation(_Closed):
+    """The conversation a found message belongs to."""
+
+    id: int
+    display_name: Annotated[
+        str, Field(description="The contact's profile name, else `+<wa_id>`, else the business-scoped user id.")
+    ]
+    contact: SearchContact
+    status: Literal[CONVERSATION_STATUSES]  # type: ignore[valid-type]
+
+
+class FoundMessage(Message):
+    """A message as the thread shows it, with its conversation and where the words matched."""
+
+    conversation: SearchConversation
+    snippet: Annotated[
+        str,
+        Field(
+            description="HTML: up to two fragments of the text, caption or file name around the matches, every "
+            "character of the message escaped (`<`, `>`, `&`, quotes) and only the matched words wrapped in "
+            "`<mark>…</mark>`; safe to insert as HTML."
+        ),
+    ]
+
+
+class SearchPagination(_Closed):
+    page: Annotated[int, Field(ge=1)]
+    per_page: Annotated[int, Field(ge=1, le=100)]
+    total: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=1000,
+            description="Matching messages, counted up to 1,000: 1,000 means at least that many (type more words "
+            "to narrow the search); pages end there.",
+        ),
+    ]
+    pages: Annotated[int, Field(ge=0, description="ceil(total / per_page); 0 when nothing matches.")]
+
+
+class MessageSearchResults(_Closed):
+    messages: Annotated[list[FoundMessage], Field(description="Newest first.")]
+    pagination: SearchPagination
+
+
 class ConversationList(_Closed):
     conversations: list[ConversationSummary]
     pagination: Pagination
@@ -653,6 +703,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     MediaFailure,
     WebhookReceipt,
     ConversationList,
+    MessageSearchResults,
     ReadResult,
     CannedResponseList,
     LabelList,

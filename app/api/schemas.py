@@ -262,6 +262,42 @@ class ThreadQuery(BaseModel):
     )
 
 
+def _required_text(value: Any) -> Any:
+    """Required query text: trimmed; absent or empty is refused."""
+    value = _first_value(value)
+    if isinstance(value, str):
+        value = value.strip()
+    if value is None or value == "":
+        raise PydanticCustomError("required", "is required (1 to 200 characters).")
+    return value
+
+
+MAX_SEARCH_CHARS = 200
+DEFAULT_SEARCH_PER_PAGE = 20
+
+
+class MessageSearchQuery(BaseModel):
+    """`GET /mensajes`: full-text search over what was said."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    q: Annotated[
+        Annotated[str, Field(min_length=1, max_length=MAX_SEARCH_CHARS), AfterValidator(_no_nul)],
+        BeforeValidator(_required_text),
+        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_SEARCH_CHARS, "pattern": r"^[^\u0000]*$"}),
+        Field(
+            description="Words to find in message texts, captions, document file names and private notes: every "
+            "word must appear, in any case, with or without accents, in any form of the word (Spanish stemming: "
+            "`factura` finds `facturas`); the last word also matches as a prefix (from 3 letters). Surrounding "
+            "spaces are trimmed; 1–200 characters after that, at least one letter or digit, no NUL characters."
+        ),
+    ]
+    page: _query_int(1, 1, MAX_PAGE, "1-based page number. Digits only; empty means the default.")  # type: ignore[valid-type]
+    per_page: _query_int(  # type: ignore[valid-type]
+        DEFAULT_SEARCH_PER_PAGE, 1, MAX_PER_PAGE, "Messages per page. Digits only; empty means the default."
+    )
+
+
 class CannedResponseQuery(BaseModel):
     """`GET /respuestas`: optionally those whose short code or text starts with `q`."""
 
@@ -597,6 +633,7 @@ INPUTS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
     "updateConversation": (None, ConversationPatch),
     "addNote": (None, NoteRequest),
     "listCannedResponses": (CannedResponseQuery, None),
+    "searchMessages": (MessageSearchQuery, None),
     "createCannedResponse": (None, CannedResponseRequest),
     "startConversation": (None, StartConversationRequest),
     "updateContact": (None, ContactPatch),

@@ -207,3 +207,21 @@ def contact_profile(profile: Any) -> dict[str, Any]:
 
 def label(item: Label) -> dict[str, Any]:
     return {"id": item.id, "name": item.name, "color": item.color, "created_at": iso(item.created_at)}
+
+
+def found_message(row: Any, reactions: dict[str, list[dict[str, Any]]], snippet: str) -> dict[str, Any]:
+    """A search result: the message as the thread shows it, its conversation and its snippet."""
+    wa_id = row.contact_wa_id
+    return {
+        **message(row, reactions),
+        "conversation": {
+            "id": row.Message.conversation_id,
+            "display_name": display_name(row.contact_display_name, row.contact_name, wa_id, row.contact_user_id),
+            "contact": {
+                "name": row.contact_name,
+                "phone": "+" + wa_id if wa_id and wa_id.isascii() and wa_id.isdigit() else None,
+            },
+            "status": row.conversation_status,
+        },
+        "snippet": snippet,
+    }

@@ -60,12 +60,18 @@ from app.models.conversations import CONVERSATION_STATUSES
 from app.services.conversation_actions import list_canned_responses
 from app.services.conversations import (
     ConversationFilters,
+    MessagePage,
     UnknownCursor,
     get_conversation_summary,
     list_conversations,
     list_messages,
+    list_messages_around,
 )
+from app.services.errors import InvalidParameter
 from app.services.labels import list_labels
+from app.services.search import MAX_QUERY_CHARS as SEARCH_QUERY_CHARS
+from app.services.search import MAX_RESULTS as SEARCH_MAX_RESULTS
+from app.services.search import search_messages, snippet_html
 
 bp = Blueprint("inbox", __name__)
 bp.record_once(lambda state: init_formatting(cast(Flask, state.app)))
@@ -74,6 +80,12 @@ TABS = ("mine", "unassigned", "all")
 STATUS_FILTERS = (*CONVERSATION_STATUSES, "all")
 PER_PAGE = 25
 THREAD_PAGE = 40
+# A thread opened on a message (a search result): this many messages before it, and the rest up
+# to the newest, at most AROUND_AFTER after it (beyond that the page shows that stretch of the
+# past, without following new messages, and links to the newest).
+AROUND_BEFORE = 15
+AROUND_AFTER = 200
+SEARCH_PAGE = 20
 CANNED_SHOWN = 8
 CANNED_QUERY_CHARS = 100
 LIST_POLLER = "list"  # the id of the element that polls the list (htmx sends it as HX-Trigger)
@@ -121,17 +133,32 @@ def _list_context(state: dict[str, Any], selected_id: int | None) -> dict[str, A
     }
 
 
-def _thread_context(conversation_id: int) -> dict[str, Any]:
+def _thread_context(conversation_id: int, around: int | None = None) -> dict[str, Any]:
+    """The open conversation: its newest messages, or with `around` (a message id) the thread
+    from just before that message on, the message marked (`hit_id`)."""
     row = get_conversation_summary(db.session, conversation_id)
     if row is None:
         abort(404)
-    page = list_messages(db.session, conversation_id, before=None, limit=THREAD_PAGE)
+    live = True
+    page: MessagePage | None = None
+    if around:
+        try:
+            page = list_messages_around(
+                db.session, conversation_id, around, before=AROUND_BEFORE, at_least=THREAD_PAGE, after_max=AROUND_AFTER
+            )
+            live = page.reaches_newest
+        except UnknownCursor:
+            around = None  # not a message of this conversation: open it as usual
+    if page is None:
+        page = list_messages(db.session, conversation_id, before=None, limit=THREAD_PAGE)
     return {
         "conversation_id": conversation_id,
         "selected": serializers.conversation_summary(row),
         "thread": [serializers.message(m, page.reactions) for m in page.messages],
         "next_cursor": page.next_cursor,
         "labels": list_labels(),
+        "hit_id": around,
+        "live": live,
     }
 
 
@@ -154,7 +181,15 @@ def _conditional(html: str) -> Response:
     "inboxPage",
     tag="pages",
     security=SESSION,
-    parameters=[*PAGE_FILTERS, query("c", {"type": "integer", "minimum": 1}, "The id of the conversation to open.")],
+    parameters=[
+        *PAGE_FILTERS,
+        query("c", {"type": "integer", "minimum": 1}, "The id of the conversation to open."),
+        query(
+            "m",
+            {"type": "integer", "minimum": 1},
+            "With `c`: a message of that conversation (a search result) to open the thread at, marked.",
+        ),
+    ],
     responses={
         200: html("The inbox page."),
         302: LOGIN_REDIRECT,
@@ -170,14 +205,15 @@ def index() -> ResponseReturnValue:
     """The two-pane inbox (HTML)
 
     The conversation list (25 per page) and, with `c`, one conversation's newest 40
-    messages, rendered from the same serializers as the JSON API. Unknown parameter values
-    fall back to their defaults instead of an error. Without a session: a redirect to
-    `/login?next=…`.
+    messages, rendered from the same serializers as the JSON API; with `c` and `m`, the
+    thread from 15 messages before message `m` to the newest (at most 200 after it), `m`
+    marked, for the page to scroll to. Unknown parameter values fall back to their defaults
+    instead of an error. Without a session: a redirect to `/login?next=…`.
     """
     selected_id = _arg_int("c", 0) or None
     context = _list_context(_list_state(), selected_id)
     if selected_id:
-        context.update(_thread_context(selected_id))
+        context.update(_thread_context(selected_id, _arg_int("m", 0, maximum=MAX_BIG_ID) or None))
     # The composer's templates, and the "New conversation" dialog's.
     context["templates"] = template_choices()
     if not selected_id:
@@ -236,7 +272,15 @@ def list_fragment() -> ResponseReturnValue:
     "inboxThreadFragment",
     tag="pages",
     security=SESSION,
-    parameters=[IF_NONE_MATCH],
+    parameters=[
+        query(
+            "hit",
+            {"type": "integer", "minimum": 1},
+            "The search result the page was opened at (`m` of the page): the same messages as the page, from "
+            "15 before it to the newest, that message marked.",
+        ),
+        IF_NONE_MATCH,
+    ],
     responses={
         200: FRAGMENT,
         302: LOGIN_REDIRECT,
@@ -255,7 +299,9 @@ def thread_fragment(conversation_id: int) -> ResponseReturnValue:
     browser merges changed messages by id, so the composer and older messages already loaded
     are untouched.
     """
-    context = {**_list_state(), **_thread_context(conversation_id)}
+    # Opened on a search result: the same window as the page (that message on), so a poll
+    # merges into what is shown instead of replacing it with the newest page.
+    context = {**_list_state(), **_thread_context(conversation_id, _arg_int("hit", 0, maximum=MAX_BIG_ID) or None)}
     return _conditional(render_template("inbox/_thread.html", agents=_agents(), oob=True, **context))
 
 
@@ -296,6 +342,54 @@ def older_fragment(conversation_id: int) -> ResponseReturnValue:
         "moved_day": moved_day if anchor and moved_day == day_key(anchor.sent_at) else None,
     }
     return _conditional(render_template("inbox/_messages.html", **context))
+
+
+@bp.get("/inbox/fragments/search")
+@documented(
+    "inboxSearchFragment",
+    tag="pages",
+    security=SESSION,
+    parameters=[
+        query("q", {"type": "string", "maxLength": SEARCH_QUERY_CHARS}, "What the agent typed in the search box."),
+        query("page", {"type": "integer", "minimum": 1}, "The page of results (20 each)."),
+        *PAGE_FILTERS[:2],
+    ],
+    responses={200: html("An HTML fragment (empty without a search)."), 302: LOGIN_REDIRECT, 429: RATE_LIMITED_PAGE},
+)
+@login_required
+def search_fragment() -> ResponseReturnValue:
+    """The messages that match the search box (HTML fragment)
+
+    The same search as `GET /whatsapp/api/mensajes`, newest first, 20 at a time: each result
+    is the matching message's snippet (escaped, the matched words marked), its conversation
+    and its date, and links to the conversation opened at that message. Empty when the box
+    is, or holds no word; page 2 and later answer only the further results and their "more"
+    button, to go below the first ones.
+    """
+    state = _list_state()
+    q = request.args.get("q", "").replace("\x00", "").strip()[:SEARCH_QUERY_CHARS]
+    page = _arg_int("page", 1, maximum=SEARCH_MAX_RESULTS)
+    result = None
+    if q:
+        try:
+            result = search_messages(db.session, q, page=page, per_page=SEARCH_PAGE)
+        except InvalidParameter:
+            result = None  # punctuation only: nothing to look for
+    if result is None:
+        return ""
+    hits = [
+        {**serializers.found_message(row, result.reactions, ""), "snippet": snippet_html(row.headline)}
+        for row in result.rows
+    ]
+    return render_template(
+        "inbox/_search_results.html",
+        hits=hits,
+        result=result,
+        search_q=q,
+        more=page < result.pages,
+        capped=result.total >= SEARCH_MAX_RESULTS,
+        **state,
+    )
 
 
 @bp.get("/inbox/fragments/canned")

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     Double,
     ForeignKey,
@@ -22,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy import (
     text as sql_text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import Model
@@ -39,6 +40,13 @@ NOTE_TYPE = "note"
 # expired: Meta no longer had it; corrupt: its sha256 never matched the webhook's; failed: Graph
 # kept failing; pruned: removed after MEDIA_RETENTION_DAYS. NULL: nothing to keep.
 MEDIA_STATES = ("pending", "stored", "expired", "corrupt", "failed", "pruned")
+# What full-text search reads of a message (app/services/search.py): its text or caption and its
+# document's file name (`_`, `-` and `.` as spaces, so "factura_marzo.pdf" is three words), as
+# Spanish without accents (the `es_unaccent` configuration of migration 0007).
+SEARCH_VECTOR_SQL = (
+    "to_tsvector('es_unaccent'::regconfig, coalesce(text, '') || ' ' || "
+    "translate(coalesce(media_filename, ''), '._-', '   '))"
+)
 
 
 class Message(Model):
@@ -71,6 +79,8 @@ class Message(Model):
         # The sweep's work list (media still owed) and the retention prune's (files kept).
         Index("ix_messages_media_pending", "id", postgresql_where=sql_text("media_state = 'pending'")),
         Index("ix_messages_media_stored", "media_stored_at", postgresql_where=sql_text("media_state = 'stored'")),
+        # Full-text search (migration 0007).
+        Index("ix_messages_search", "search_vector", postgresql_using="gin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -118,3 +128,6 @@ class Message(Model):
     is_read: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     # The message object as Meta sent it: type-specific fields and unknown future types.
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=sql_text("'{}'::jsonb"))
+    # Kept by PostgreSQL from `text` and `media_filename` (a stored generated column: computed
+    # once per write, read by search without recomputing; never loaded with the message).
+    search_vector: Mapped[Any] = mapped_column(TSVECTOR, Computed(SEARCH_VECTOR_SQL, persisted=True), deferred=True)

@@ -286,6 +286,62 @@ def list_messages(session: DbSession, conversation_id: int, *, before: int | Non
     )
 
 
+@dataclass
+class MessageWindow(MessagePage):
+    """The thread around one message: `reaches_newest` is false when more messages follow than
+    the window holds (the page then shows older history, not the live end of the thread)."""
+
+    reaches_newest: bool = True
+
+
+def list_messages_around(
+    session: DbSession, conversation_id: int, message_id: int, *, before: int, at_least: int, after_max: int
+) -> MessageWindow:
+    """The thread from a little before `message_id` to the newest message (at most `after_max`
+    from it on), and at least `at_least` messages in all, oldest to newest; `next_cursor` pages
+    further back as `list_messages` does. `UnknownCursor` when the message is not one of this
+    conversation's shown messages."""
+    anchor = session.execute(
+        select(Message.sent_at, Message.id).where(
+            Message.id == message_id,
+            Message.conversation_id == conversation_id,
+            Message.type.not_in(HIDDEN_TYPES),
+        )
+    ).first()
+    if anchor is None:
+        raise UnknownCursor(message_id)
+    shown = [Message.conversation_id == conversation_id, Message.type.not_in(HIDDEN_TYPES)]
+    key = tuple_(Message.sent_at, Message.id)
+    point = tuple_(anchor.sent_at, anchor.id)
+    newer = list(
+        session.execute(
+            thread_select().where(*shown, key >= point).order_by(Message.sent_at, Message.id).limit(after_max + 1)
+        ).all()
+    )
+    reaches_newest = len(newer) <= after_max
+    newer = newer[:after_max]
+    wanted = max(before, at_least - len(newer))
+    older = list(
+        session.execute(
+            thread_select()
+            .where(*shown, key < point)
+            .order_by(Message.sent_at.desc(), Message.id.desc())
+            .limit(wanted + 1)
+        ).all()
+    )
+    has_more = len(older) > wanted
+    older = older[:wanted]
+    older.reverse()
+    rows = older + newer
+    wamids = [row.Message.wamid for row in rows if row.Message.wamid]
+    return MessageWindow(
+        messages=rows,
+        reactions=_reactions_for(session, wamids),
+        next_cursor=rows[0].Message.id if has_more and rows else None,
+        reaches_newest=reaches_newest,
+    )
+
+
 def _reactions_for(session: DbSession, wamids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Current reactions per target: the latest reaction of each reactor; removals clear it."""
     if not wamids:

@@ -182,7 +182,8 @@
     return items.length ? items[items.length - 1].id : null;
   };
 
-  let stickToBottom = true;
+  // Opened on a search result (data-hit): static/js/search.js scrolls to it instead.
+  let stickToBottom = !thread.dataset.hit;
   const nearBottom = (list) => list.scrollHeight - list.scrollTop - list.clientHeight < 120;
   function scrollToBottom() {
     const list = messagesList();
@@ -655,6 +656,6 @@
   /* --- start ------------------------------------------------------------------------- */
   setMode(mode);
   applyState();
-  scrollToBottom();
+  if (!thread.dataset.hit) scrollToBottom();
   if (mode === "text" && window.matchMedia("(min-width: 761px)").matches) composerText.focus({ preventScroll: true });
 })();
