@@ -19,7 +19,7 @@ import av
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from app.api.docs import openapi_document
 from app.extensions import db
@@ -212,6 +212,27 @@ def test_every_accepted_format_goes_out_as_its_whatsapp_type(
     assert (upload.form["type"], upload.content) == (mime, content)
     [sent] = graph.sent(POST_MESSAGES)
     assert sent.body["type"] == kind and sent.body[kind]["id"] == upload.media_id
+
+
+def test_graph_is_called_only_after_commits_the_upload_then_the_send(client, auth, graph, conversation):
+    statements: list[tuple[int, str]] = []  # (Graph requests seen so far, SQL)
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append((len(graph.requests), statement))
+
+    connection = db.session.connection()  # every session of the test runs on it
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        response = send(client, auth, conversation, JPEG, "a.jpg", key="order-1")
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert response.status_code == 201
+    before_upload = [sql for seen, sql in statements if seen == 0]
+    before_send = [sql for seen, sql in statements if seen == 1]
+    assert any("INSERT INTO messages" in sql for sql in before_upload)  # stored pending before Graph
+    assert before_upload[-1].startswith("RELEASE SAVEPOINT")  # the service's commit, in tests
+    assert any("UPDATE messages SET media_id" in sql for sql in before_send)
+    assert before_send[-1].startswith("RELEASE SAVEPOINT")
 
 
 # --- once per Idempotency-Key ---------------------------------------------------------------------

@@ -319,8 +319,9 @@ def _deliver(
 ) -> SendOutcome:
     attempt = SendAttempt(message_id=message_id, agent_id=agent_id)
     db.session.add(attempt)
-    db.session.commit()  # the attempt is on record before Graph is called
-    attempt_id = attempt.id
+    db.session.flush()
+    attempt_id = attempt.id  # read before the commit: after it, reading it would reopen a transaction
+    db.session.commit()  # the attempt is on record before Graph is called, and no connection is held
     try:
         wamid = graph_client().send_message(phone_number_id, payload)
     except GraphError as error:
@@ -471,8 +472,9 @@ def _deliver_media(
     connection held. A failure of either is recorded like a failed send, with Meta's code."""
     attempt = SendAttempt(message_id=message_id, agent_id=agent_id)
     db.session.add(attempt)
-    db.session.commit()  # the attempt is on record before Graph is called
-    attempt_id = attempt.id
+    db.session.flush()
+    attempt_id = attempt.id  # read before the commit: after it, reading it would reopen a transaction
+    db.session.commit()  # the attempt is on record before Graph is called, and no connection is held
     client = graph_client()
     try:
         media_id = media.media_id
