@@ -9,6 +9,7 @@ Idempotency-Key. Refusals leave nothing behind: no message row, no stored file, 
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from app.whatsapp.media_rules import ANIMATED_STICKER_LIMIT, AUDIO_LIMIT, IMAGE_
 from tests import media_samples, meta
 from tests.fake_graph import MEDIA_UPLOAD, POST_MESSAGES, FakeGraph, error, server_error
 from tests.s3_server import S3Server
+from tests.test_openapi import THREAD, assert_documented
 
 URL = "/whatsapp/api/conversaciones/{}/mensajes"
 JPEG = media_samples.jpeg()
@@ -46,8 +48,6 @@ def storage_dir(app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 @pytest.fixture
 def conversation(post_webhook: Any, storage_dir: Path) -> int:
     """A conversation whose customer wrote a minute ago (the window is open)."""
-    import time
-
     post_webhook(meta.delivery(meta.value(messages=[meta.message(ts=int(time.time()) - 60)])))
     return int(db.session.execute(select(Conversation.id)).scalar_one())
 
@@ -559,3 +559,21 @@ def test_the_openapi_document_describes_the_form_beside_the_json_body(app):
     assert properties["file"]["format"] == "binary"
     assert properties["caption"]["type"] == "string"
     assert {"413", "415"} <= set(operation["responses"])
+
+
+def test_the_answers_to_files_are_as_documented(client, auth, graph, conversation):
+    sent = send(client, auth, conversation, JPEG, "a.jpg", caption="hola", key="doc-k")
+    assert assert_documented(sent, THREAD, "post")["message"]["media"]["state"] == "stored"
+    replay = send(client, auth, conversation, JPEG, "a.jpg", caption="hola", key="doc-k")
+    assert assert_documented(replay, THREAD, "post") == sent.get_json()
+    answers = {
+        400: send(client, auth, conversation, b"", "a.jpg"),
+        413: send(client, auth, conversation, _oversized(JPEG, IMAGE_LIMIT + 1), "a.jpg"),
+        415: send(client, auth, conversation, PDF, "a.jpg"),
+        422: send(client, auth, conversation, PDF, "a.pdf", key="doc-k"),
+    }
+    graph.script(MEDIA_UPLOAD, error(131053))
+    answers[502] = send(client, auth, conversation, JPEG, "b.jpg")
+    for status, response in answers.items():
+        assert response.status_code == status, response.get_json()
+        assert_documented(response, THREAD, "post")
