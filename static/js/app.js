@@ -647,6 +647,9 @@
     chooseTemplate();
   }
 
+  // For static/js/attachments.js (files and voice notes in the composer).
+  window.inboxComposer = { toast, refresh, sessionEnded, showError, csrfToken, strings: T };
+
   /* --- start ------------------------------------------------------------------------- */
   setMode(mode);
   applyState();
