@@ -163,7 +163,14 @@
     staged = { file, kind: checked.kind, url: URL.createObjectURL(file), duration, key: null, signature: null };
     const media = mediaElement(staged.kind, staged.url);
     docIcon.hidden = Boolean(media);
-    if (media) previewBox.append(media);
+    if (media) {
+      // A file the browser cannot draw (not really an image?) shows as a file chip: the server judges it.
+      media.addEventListener("error", () => {
+        media.remove();
+        docIcon.hidden = false;
+      });
+      previewBox.append(media);
+    }
     panel.dataset.kind = staged.kind;
     nameBox.textContent = displayName(staged);
     sizeBox.textContent = formatSize(file.size);
