@@ -23,7 +23,11 @@ from tests.test_browser import World, _expect, _login, _new_page, _seed_accounts
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
-FAKE_MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
+FAKE_MEDIA_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
 ROSA = ("5491155550201", "Rosa Medina")
 # A small but real PDF (one empty page): what an agent sends as an invoice.
 PDF = (
@@ -31,7 +35,11 @@ PDF = (
     b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 )
 # A Windows program renamed to look like a photo: the server judges by content (415).
-EXE = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + b"\x00" * 240 + b"This program cannot be run in DOS mode."
+EXE = (
+    b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"
+    + b"\x00" * 240
+    + b"This program cannot be run in DOS mode."
+)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +111,9 @@ def test_an_image_and_a_pdf_are_previewed_uploaded_and_shown_in_the_thread(world
     assert page.locator("#attach-btn").is_visible()
 
     # The image: a thumbnail from an object URL, its name and size, a caption.
-    page.set_input_files("#attach-input", files=[{"name": "pedido.png", "mimeType": "image/png", "buffer": png(640, 420)}])
+    page.set_input_files(
+        "#attach-input", files=[{"name": "pedido.png", "mimeType": "image/png", "buffer": png(640, 420)}]
+    )
     panel = page.locator("#attachment")
     panel.wait_for()
     thumb = panel.locator(".attachment-preview img")
@@ -140,7 +150,9 @@ def test_an_image_and_a_pdf_are_previewed_uploaded_and_shown_in_the_thread(world
     assert image["image"]["id"] and image["image"].get("caption") == "Así quedó el pedido"
 
     # The PDF: a file chip; its "caption" is the file name the customer sees.
-    page.set_input_files("#attach-input", files=[{"name": "factura-0107.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+    page.set_input_files(
+        "#attach-input", files=[{"name": "factura-0107.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+    )
     panel.wait_for()
     assert panel.locator(".attachment-icon").is_visible()
     assert page.locator("label[for=attachment-caption]").inner_text() == "Nombre del archivo que ve el cliente"
@@ -219,7 +231,9 @@ def test_a_refused_file_shows_the_servers_reason_and_leaves_nothing_in_the_threa
     assert _uploads(world) == [] and _outbound(world, "image") == []
     # The client's own check answers at once for what WhatsApp never takes.
     page.locator("#attachment-remove").click()
-    page.set_input_files("#attach-input", files=[{"name": "anim.gif", "mimeType": "image/gif", "buffer": b"GIF89a" + b"\x00" * 20}])
+    page.set_input_files(
+        "#attach-input", files=[{"name": "anim.gif", "mimeType": "image/gif", "buffer": b"GIF89a" + b"\x00" * 20}]
+    )
     assert "JPEG o PNG" in error.inner_text()
     assert page.locator("#attachment").is_hidden()
     page.context.close()
@@ -233,7 +247,12 @@ def test_the_phone_layout_carries_attachments_and_recording(world, browser):
         box = page.locator(control).bounding_box()
         assert box and box["y"] > 600 and box["x"] + box["width"] <= 375, control  # in the thumb's reach
     _shot(page, "media-08-phone-thread")
-    page.set_input_files("#attach-input", files=[{"name": "un-nombre-de-archivo-muy-largo-del-pedido.png", "mimeType": "image/png", "buffer": png(800, 600)}])
+    page.set_input_files(
+        "#attach-input",
+        files=[
+            {"name": "un-nombre-de-archivo-muy-largo-del-pedido.png", "mimeType": "image/png", "buffer": png(800, 600)}
+        ],
+    )
     page.locator("#attachment").wait_for()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     box = page.locator("#attachment").bounding_box()
@@ -256,11 +275,13 @@ def test_the_composer_in_english_and_no_csp_errors(world, browser):
     _open_rosa(page, world)
     assert page.get_by_role("button", name="Attach a photo, video, audio or document").is_visible()
     assert page.get_by_role("button", name="Record a voice note").is_visible()
-    page.set_input_files("#attach-input", files=[{"name": "big.png", "mimeType": "image/png", "buffer": b"\x89PNG" + b"\x00" * (6 * 1024 * 1024)}])
+    page.set_input_files(
+        "#attach-input",
+        files=[{"name": "big.png", "mimeType": "image/png", "buffer": b"\x89PNG" + b"\x00" * (6 * 1024 * 1024)}],
+    )
     assert "WhatsApp takes photos up to 5 MB; this one is 6 MB." in page.locator("#composer-error").inner_text()
     _shot(page, "media-11-en-limit")
     _expect(lambda: page.locator("li.msg").count() >= 1, 5, "thread")
     _shot(page, "media-12-thread-en")
     assert world.console == []
     page.context.close()
-
