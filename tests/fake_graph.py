@@ -2,10 +2,15 @@
 
 It answers with Meta's documented shapes and records every request it receives. Tests
 script its answers: `graph.script(POST_MESSAGES, error(131047))`, `graph.script(..., TIMEOUT)`.
+Uploads (`POST /{phone-number-id}/media`, multipart) answer a new media id and are kept in
+`uploads` (the bytes, type and name received); the uploaded file can then be downloaded like
+any media (`GET /{media-id}`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import itertools
 import json
 import threading
@@ -16,6 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from werkzeug.formparser import MultiPartParser
+from werkzeug.http import parse_options_header
+
 ACCESS_TOKEN = "test-graph-token"
 API_VERSION = "v25.0"
 
@@ -24,6 +32,7 @@ POST_MESSAGES = "messages"  # sends (and read receipts: see MARK_READ)
 MARK_READ = "mark_read"
 MEDIA_INFO = "media_info"
 MEDIA_DOWNLOAD = "media_download"
+MEDIA_UPLOAD = "media_upload"
 TEMPLATES = "templates"
 
 TIMEOUT = "timeout"  # sleep longer than the client's read timeout, then answer 200
@@ -73,12 +82,29 @@ class Recorded:
 
 
 @dataclass
+class Upload:
+    """One file received by `POST /{phone-number-id}/media`."""
+
+    phone_number_id: str
+    media_id: str | None  # None when the upload was answered with a scripted error
+    form: dict[str, str]  # messaging_product, type
+    filename: str | None
+    content_type: str | None
+    content: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass
 class FakeGraph:
     timeout_seconds: float = 2.0
     requests: list[Recorded] = field(default_factory=list)
     scripts: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     templates: list[dict[str, Any]] = field(default_factory=list)
+    uploads: list[Upload] = field(default_factory=list)
     # When set, templates are served in pages of this size, each but the last with `paging.next`.
     templates_page_size: int | None = None
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -113,6 +139,7 @@ class FakeGraph:
             self.scripts.clear()
             self.media.clear()
             self.templates.clear()
+            self.uploads.clear()
             self.templates_page_size = None
 
     def script(self, kind: str, *answers: Any) -> None:
@@ -133,6 +160,8 @@ class FakeGraph:
         parts = [p for p in path.split("/") if p]
         if parts and parts[0] == "download":
             return MEDIA_DOWNLOAD
+        if method == "POST" and parts[-1:] == ["media"]:
+            return MEDIA_UPLOAD
         if method == "POST" and parts[-1:] == ["messages"]:
             return MARK_READ if isinstance(body, dict) and body.get("status") == "read" else POST_MESSAGES
         if parts[-1:] == ["message_templates"]:
@@ -143,15 +172,22 @@ class FakeGraph:
         split = urlsplit(handler.path)
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
+        upload = None
+        if handler.headers.get("Content-Type", "").startswith("multipart/form-data"):
+            upload = self._parse_upload(split.path, handler.headers["Content-Type"], raw)
+            body: Any = {**upload.form, "file": {"filename": upload.filename, "size": len(upload.content)}}
+        else:
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
         recorded = Recorded(method, split.path, parse_qs(split.query), dict(handler.headers.items()), body)
         kind = self._kind(method, split.path, body)
         with self._lock:
             self.requests.append(recorded)
             answer = self.scripts[kind].popleft() if self.scripts[kind] else None
+            if upload is not None:
+                self.uploads.append(upload)
         if handler.headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
             return self._reply(handler, *error(190))
         if answer == TIMEOUT:
@@ -166,7 +202,32 @@ class FakeGraph:
             return None
         if answer is not None:
             return self._reply(handler, *answer)
+        if upload is not None and kind == MEDIA_UPLOAD:
+            return self._accept_upload(handler, upload)
         return self._default(handler, kind, split.path, body)
+
+    def _accept_upload(self, handler: BaseHTTPRequestHandler, upload: Upload) -> None:
+        media_id = str(900_000_000_000 + next(self._ids))
+        with self._lock:
+            upload.media_id = media_id
+            self.media[media_id] = (upload.content, upload.form.get("type") or "application/octet-stream")
+        return self._reply(handler, 200, {"id": media_id})
+
+    @staticmethod
+    def _parse_upload(path: str, content_type: str, raw: bytes) -> Upload:
+        _, options = parse_options_header(content_type)
+        boundary = options.get("boundary", "").encode()
+        form, files = MultiPartParser().parse(io.BytesIO(raw), boundary, len(raw))
+        part = files.get("file")
+        parts = [p for p in path.split("/") if p]
+        return Upload(
+            phone_number_id=parts[-2] if len(parts) >= 2 else "",
+            media_id=None,
+            form={k: v for k, v in form.items()},
+            filename=part.filename if part else None,
+            content_type=part.content_type if part else None,
+            content=part.read() if part else b"",
+        )
 
     def _default(self, handler: BaseHTTPRequestHandler, kind: str, path: str, body: Any) -> None:
         if kind == POST_MESSAGES:

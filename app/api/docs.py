@@ -69,11 +69,14 @@ class Response:
 
 @dataclass(frozen=True)
 class Body:
-    """A request body not generated from `INPUTS` (forms, the webhook's raw delivery)."""
+    """A request body not generated from `INPUTS` (forms, the webhook's raw delivery), or one beside
+    the JSON body of `INPUTS` (the multipart form of `sendMessage`)."""
 
     content: Mapping[str, Schema]
     description: str | None = None
     required: bool = True
+    # Per media type, OpenAPI's `encoding` of its form fields (e.g. a file part's content types).
+    encoding: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -399,7 +402,9 @@ Timestamps are RFC 3339 strings (UTC, `Z`). Any answer may be a 503
 `database_unavailable` with `Retry-After` while the database is unreachable or its
 connection pool is exhausted: retry after that many seconds. Unexpected failures are a
 500 `internal_error` JSON body, never a stack trace. Request bodies over 4 MB are refused
-with 413 on every route. Rate limits answer 429 `rate_limited` with `Retry-After`.
+with 413 on every route, except a file sent with `multipart/form-data` to `sendMessage`
+(up to 100 MB, WhatsApp's largest document, plus 1 MB for the form). Rate limits answer
+429 `rate_limited` with `Retry-After`.
 
 Every answer carries `X-Request-ID`: the caller's own when it is 1–128 characters of
 `A-Za-z0-9._:-`, else a new one; it is in every log line of that request.
@@ -498,16 +503,20 @@ class _Builder:
             parameters = [p for p in parameters if p.get("in") != "query"] + query_parameters(query_model)
         if parameters:
             operation["parameters"] = parameters
+        # The JSON body of `INPUTS`, and beside it (or alone) the declared ones (a multipart form).
+        content: dict[str, Any] = {}
         if body_model is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": self.schema(body_model)}},
-            }
-        elif declared.body is not None:
-            body: dict[str, Any] = {"required": declared.body.required}
-            if declared.body.description:
+            content["application/json"] = {"schema": self.schema(body_model)}
+        if declared.body is not None:
+            for media, s in declared.body.content.items():
+                content[media] = {"schema": self.schema(s)}
+                if media in declared.body.encoding:
+                    content[media]["encoding"] = copy.deepcopy(dict(declared.body.encoding[media]))
+        if content:
+            body: dict[str, Any] = {"required": True if body_model is not None else declared.body.required}  # type: ignore[union-attr]
+            if declared.body is not None and declared.body.description:
                 body["description"] = declared.body.description
-            body["content"] = {media: {"schema": self.schema(s)} for media, s in declared.body.content.items()}
+            body["content"] = content
             operation["requestBody"] = body
         operation["responses"] = {
             str(status): self.response(response) for status, response in sorted(declared.responses.items())

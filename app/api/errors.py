@@ -20,6 +20,9 @@ from app.services.errors import (
     KeyReused,
     NotConfigured,
     NotFound,
+    StorageUnavailable,
+    TooLarge,
+    UnsupportedMedia,
     UpstreamFailed,
 )
 
@@ -30,9 +33,12 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotFound: 404,
     Conflict: 409,
     Gone: 410,
+    TooLarge: 413,
+    UnsupportedMedia: 415,
     KeyReused: 422,
     UpstreamFailed: 502,
     NotConfigured: 503,
+    StorageUnavailable: 503,
     DomainError: 400,
 }
 

@@ -72,6 +72,33 @@ class WindowClosedError(_Closed):
     ]
 
 
+class FileTooLargeError(_Closed):
+    """A file over WhatsApp's limit for its type, refused before anything is stored (`file_too_large`)."""
+
+    error: Literal["file_too_large"]
+    message: Annotated[str, Field(description="Names the type, its limit and the file's size; may change.")]
+    limit_bytes: Annotated[int, Field(description="The limit that was passed, in bytes (MB = 1,048,576 bytes).")]
+    size: Annotated[
+        int | None, Field(description="The file's size in bytes (the request's, for an upload over 100 MB).")
+    ]
+    media_type: Annotated[
+        Literal["image", "video", "audio", "document", "sticker"] | None,
+        WithJsonSchema({"type": "string", "enum": ["image", "video", "audio", "document", "sticker"]}),
+        Field(description="The WhatsApp type the content was judged to be; absent for an upload over 100 MB."),
+    ] = None
+
+
+class UnsupportedMediaError(_Closed):
+    """A file WhatsApp does not take, judged by its content (`unsupported_media_type`), or whose name
+    says another type (`media_type_mismatch`)."""
+
+    error: Literal["unsupported_media_type", "media_type_mismatch"]
+    message: str
+    detected: Annotated[
+        str | None, Field(description="The MIME type the content was judged to be; null when it is unknown.")
+    ] = None
+
+
 class GraphErrorDetail(_Closed):
     """Meta's error, as Graph gave it."""
 
@@ -528,6 +555,8 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     Error,
     MissingParametersError,
+    FileTooLargeError,
+    UnsupportedMediaError,
     WindowClosedError,
     SendFailure,
     MediaFailure,

@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError, PydanticUseDefault
 
 from app.converters import MAX_BIG_ID, MAX_ID
 from app.models.conversations import CONVERSATION_STATUSES
+from app.whatsapp.media_rules import LIMITS, MAX_CAPTION_CHARS, MAX_FILENAME_CHARS, human_size
 from app.whatsapp.rules import MAX_TEXT_CHARS
 
 MAX_PAGE = 1_000_000
@@ -307,6 +308,70 @@ class SendTemplate(BaseModel):
 
 class SendRequest(RootModel[Annotated[SendText | SendTemplate, Field(discriminator="type")]]):
     """A free-text message or an approved template, optionally quoting a message of the conversation."""
+
+
+def _form_text(value: Any) -> Any:
+    """A form field: empty means not given."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise PydanticUseDefault()
+    return value
+
+
+def _form_digits(value: Any) -> Any:
+    value = _form_text(value)
+    if not (isinstance(value, str) and value.isascii() and value.strip().isdigit()):
+        raise PydanticCustomError("whole_number", "must be a whole number.")
+    return int(value)
+
+
+_LIMITS_TEXT = "; ".join(f"{kind} {formats} ≤ {human_size(limit)}" for kind, formats, limit in LIMITS)
+
+
+class SendMediaForm(BaseModel):
+    """`multipart/form-data`: a file to send as an image, video, audio, document or sticker — its
+    type is judged by its content, not by its name — with an optional caption."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    file: Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "format": "binary",
+                "contentMediaType": "application/octet-stream",
+                "description": f"The file. Accepted: {_LIMITS_TEXT}. An empty file is 400 `empty_file`, a "
+                "larger one 413 `file_too_large`, another type 415 `unsupported_media_type`, a name whose "
+                "extension says another type than the content 415 `media_type_mismatch`. A WebM/Opus "
+                "recording (what Chromium's MediaRecorder makes) is converted to OGG/Opus and sent as a voice "
+                "message; WebM video is refused.",
+            }
+        ),
+    ]
+    caption: Annotated[
+        Annotated[StrictStr, Field(max_length=MAX_CAPTION_CHARS), AfterValidator(_no_nul)] | None,
+        BeforeValidator(_form_text),
+        WithJsonSchema({"type": "string", "maxLength": MAX_CAPTION_CHARS}),
+        Field(
+            description=f"At most {MAX_CAPTION_CHARS} characters, for an image, a video or a document (400 "
+            "`caption_not_allowed` for audio and stickers). Empty means none."
+        ),
+    ] = None
+    filename: Annotated[
+        Annotated[StrictStr, Field(max_length=MAX_FILENAME_CHARS), AfterValidator(_no_nul)] | None,
+        BeforeValidator(_form_text),
+        WithJsonSchema({"type": "string", "maxLength": MAX_FILENAME_CHARS}),
+        Field(
+            description="A document's name as the customer sees it (default: the uploaded file's name; the "
+            "format's extension is added when it has none). Ignored for other types."
+        ),
+    ] = None
+    reply_to: Annotated[
+        Annotated[int, Field(ge=1, le=MAX_BIG_ID)] | None,
+        BeforeValidator(_form_digits),
+        WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,19}$"}),
+        Field(description="The `id` of a message of this conversation to quote."),
+    ] = None
 
 
 class ConversationPatch(BaseModel):

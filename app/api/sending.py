@@ -8,9 +8,13 @@ answers exactly what the first request was answered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from flask import Response, jsonify, request
+from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api import serializers
 from app.api.docs import (
@@ -18,6 +22,7 @@ from app.api.docs import (
     API_ERRORS,
     GRAPH_FAILURE,
     IDEMPOTENT_REPLAYED,
+    Body,
     documented,
     error_answer,
     error_schema,
@@ -26,15 +31,24 @@ from app.api.docs import (
 )
 from app.api.errors import domain_error_body, status_for
 from app.api.guards import api_auth_required, current_agent
-from app.api.responses import Error, MissingParametersError, SendFailure, SendResult, WindowClosedError
-from app.api.schemas import SendRequest, SendTemplate, SendText
-from app.api.validation import accepts
+from app.api.responses import (
+    Error,
+    FileTooLargeError,
+    MissingParametersError,
+    SendFailure,
+    SendResult,
+    UnsupportedMediaError,
+    WindowClosedError,
+)
+from app.api.schemas import SendMediaForm, SendRequest, SendTemplate, SendText
+from app.api.validation import accepts, validated_form
 from app.api.views import bp
 from app.extensions import db
-from app.services import sending
+from app.services import outbound_media, sending
 from app.services.conversations import message_row
-from app.services.errors import DomainError
+from app.services.errors import DomainError, Invalid, TooLarge
 from app.services.sending import KeptAnswer, SendOutcome
+from app.whatsapp import media_rules
 
 
 def render(outcome: SendOutcome | DomainError) -> KeptAnswer:
@@ -87,6 +101,91 @@ def outgoing(request: SendText | SendTemplate) -> sending.OutgoingText | sending
     )
 
 
+# --- media: the same route with multipart/form-data --------------------------------------------
+
+# The largest file WhatsApp takes (a 100 MB document) plus room for the form's other parts. Only
+# this route's multipart form may be that large: every other body stays under MAX_CONTENT_LENGTH.
+UPLOAD_CEILING = media_rules.MAX_UPLOAD_BYTES + media_rules.MB
+_FORM_FIELDS = ("caption", "filename", "reply_to")
+
+
+def media_form_or_json(json_view: Callable[[int], Any]) -> Callable[[int], Any]:
+    """`multipart/form-data` is a file to send (`send_media`); anything else goes to the JSON
+    view, validated by `@accepts` as before."""
+
+    @wraps(json_view)
+    def view(conversation_id: int) -> Any:
+        if request.mimetype == "multipart/form-data":
+            return send_media(conversation_id)
+        return json_view(conversation_id)
+
+    return view
+
+
+def _media_form() -> tuple[SendMediaForm, FileStorage]:
+    """The form, parsed with this route's ceiling; the file part streams to a temporary file
+    (Werkzeug keeps only small ones in memory), so it is never held in memory twice."""
+    request.max_content_length = UPLOAD_CEILING
+    try:
+        files, form = request.files, request.form
+    except RequestEntityTooLarge:
+        if (request.content_length or 0) > UPLOAD_CEILING:
+            largest = media_rules.human_size(media_rules.MAX_UPLOAD_BYTES)
+            raise TooLarge(
+                f"The upload is larger than WhatsApp's largest file ({largest}, a document).",
+                limit_bytes=media_rules.MAX_UPLOAD_BYTES,
+                size=request.content_length,
+            ) from None
+        raise Invalid("A form field is too large.") from None
+    fields: dict[str, Any] = {name: values for name, values in form.lists()}
+    for name, values in [*fields.items(), *files.lists()]:
+        if len(values) > 1:
+            raise Invalid(f"'{name}' is given more than once.", field=name)
+    data = {name: values[0] for name, values in fields.items()}
+    if "file" in files:
+        data["file"] = files["file"]
+    parsed = validated_form(SendMediaForm, data)
+    if not isinstance(parsed.file, FileStorage):
+        raise Invalid("'file' must be a file part (Content-Disposition with a filename).", field="file")
+    return parsed, parsed.file
+
+
+def send_media(conversation_id: int) -> Response:
+    """The multipart form of `sendMessage`: judge and check the file, then send it like text."""
+    form, upload = _media_form()
+    attachment = outbound_media.Attachment(
+        stream=upload.stream,
+        filename=upload.filename,
+        caption=form.caption,
+        filename_override=form.filename,
+        reply_to=form.reply_to,
+    )
+    with outbound_media.prepared(attachment) as media:
+        key = request.headers.get("Idempotency-Key")
+        idempotency = (
+            sending.Idempotency(key, sending.request_hash(conversation_id, media.request_facts()), render)
+            if key is not None
+            else None
+        )
+        result = outbound_media.send_media(conversation_id, current_agent().id, media, idempotency)
+    if isinstance(result, KeptAnswer):
+        return _respond(result, replayed=True)
+    return _respond(result.kept or render(result))
+
+
+_MEDIA_LIMITS = ", ".join(
+    f"{kind} ({formats}) {media_rules.human_size(limit)}" for kind, formats, limit in media_rules.LIMITS
+)
+MEDIA_FORM = Body(
+    {"multipart/form-data": SendMediaForm},
+    encoding={
+        "multipart/form-data": {
+            "file": {"contentType": ", ".join(sorted({f.mime_type for f in media_rules.FORMATS.values()}))}
+        }
+    },
+)
+
+
 @bp.post("/conversaciones/<id:conversation_id>/mensajes")
 @documented(
     "sendMessage",
@@ -102,6 +201,7 @@ def outgoing(request: SendText | SendTemplate) -> sending.OutgoingText | sending
             "20 s, then 409 `request_in_progress`.",
         )
     ],
+    body=MEDIA_FORM,
     responses={
         201: json_response(
             "Graph accepted the message (`status` `accepted`, with its `wamid`).",
@@ -111,9 +211,22 @@ def outgoing(request: SendText | SendTemplate) -> sending.OutgoingText | sending
         400: json_response(
             "The body is not a valid send request (`invalid_body`), the template is unknown or not approved "
             "(`unknown_template`), placeholders are empty (`missing_parameters`, listing them in `missing`), "
-            "or the `Idempotency-Key` is malformed (`invalid_idempotency_key`). Nothing is stored or sent.",
+            "or the `Idempotency-Key` is malformed (`invalid_idempotency_key`); for a file: it is empty "
+            "(`empty_file`) or has a caption where WhatsApp takes none (`caption_not_allowed`, audio and "
+            "stickers). Nothing is stored or sent.",
             {"oneOf": [Error, MissingParametersError]},
             headers={"Idempotent-Replayed": IDEMPOTENT_REPLAYED},
+        ),
+        413: json_response(
+            f"The file is larger than WhatsApp takes for its type (`file_too_large`, with `limit_bytes`): "
+            f"{_MEDIA_LIMITS}. Nothing is stored or sent.",
+            FileTooLargeError,
+        ),
+        415: json_response(
+            "WhatsApp does not take this file (`unsupported_media_type`: an unknown type, OGG that is not "
+            "Opus, WebM video, text not named .txt), or its name's extension says another type than its "
+            "content (`media_type_mismatch`); `detected` names what the content is. Nothing is stored or sent.",
+            UnsupportedMediaError,
         ),
         404: error_answer(
             "not_found", "No conversation with that id.", headers={"Idempotent-Replayed": IDEMPOTENT_REPLAYED}
@@ -132,12 +245,19 @@ def outgoing(request: SendText | SendTemplate) -> sending.OutgoingText | sending
         ),
         502: GRAPH_FAILURE,
         **API_ERRORS,
+        503: json_response(
+            "The database is unavailable (`database_unavailable`, with `Retry-After`), or the media storage "
+            "could not keep a file (`storage_unavailable`); nothing was sent.",
+            {"anyOf": [error_schema("database_unavailable"), error_schema("storage_unavailable")]},
+            headers={"Retry-After": {"required": False, "schema": {"type": "integer", "minimum": 1}}},
+        ),
     },
 )
 @api_auth_required
+@media_form_or_json
 @accepts("sendMessage")
 def send_message(conversation_id: int, json: SendRequest) -> Any:
-    """Send a text or a template
+    """Send a text, a template or a file
 
     Free text is accepted only inside WhatsApp's 24-hour customer service window (24 hours
     from the customer's last message); outside it the answer is 409 `window_closed` and
@@ -151,6 +271,18 @@ def send_message(conversation_id: int, json: SendRequest) -> Any:
 
     With an `Idempotency-Key`, a repeated request within 24 hours is not sent again: it
     gets the first request's answer with `Idempotent-Replayed: true`.
+
+    **A file** (image, video, audio, document or sticker) is sent as `multipart/form-data` with
+    a `file` part and optional `caption`, `filename` (documents) and `reply_to` parts. Its type
+    is judged by its content, and WhatsApp's limits are checked before anything is stored or
+    uploaded: 400 `empty_file`, 413 `file_too_large` (with `limit_bytes`), 415
+    `unsupported_media_type` or `media_type_mismatch` (the name's extension says another type).
+    A WebM/Opus recording (Chromium's MediaRecorder) is converted to OGG/Opus and sent as a
+    voice message. Like text it needs the 24-hour window (409 `window_closed`, nothing stored).
+    The file is kept in our media storage (`GET /whatsapp/api/media/{message id}` serves it),
+    the message stored `pending`, then the file is uploaded to Graph and sent by its media id:
+    201, or the message `failed` with Meta's code (502) — a retry uploads our copy again. The
+    `Idempotency-Key` stands for the file's sha256 and the form's fields.
     """
     data = request.get_json()  # as sent: what an Idempotency-Key stands for
     key = request.headers.get("Idempotency-Key")

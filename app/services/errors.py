@@ -88,6 +88,25 @@ class NotConfigured(DomainError):
     code = "not_configured"
 
 
+class TooLarge(DomainError):
+    """A file over WhatsApp's limit for its type (or over the largest upload at all)."""
+
+    code = "file_too_large"
+
+
+class UnsupportedMedia(DomainError):
+    """A file WhatsApp does not take: an unknown or refused type, or a name that says another type
+    than the content (`media_type_mismatch`)."""
+
+    code = "unsupported_media_type"
+
+
+class StorageUnavailable(DomainError):
+    """The media storage could not keep the file; nothing was sent. Try again."""
+
+    code = "storage_unavailable"
+
+
 class UpstreamFailed(DomainError):
     """WhatsApp (Graph) refused or could not be reached."""
 

@@ -61,7 +61,7 @@ class MediaSource:
 
     message_id: int
     type: str
-    media_id: str
+    media_id: str | None
     mime_type: str | None
     filename: str | None
     # Our copy (media_state `stored`), or why there is none.
@@ -127,8 +127,12 @@ class MediaBody:
 
 def source_of(message: Message) -> MediaSource | None:
     """The media of a message row (inbound or outbound), or None when it has none to serve."""
-    if message.type not in MEDIA_TYPES or not is_media_id(message.media_id) or message.deleted_at is not None:
+    if message.type not in MEDIA_TYPES or message.deleted_at is not None:
+        return None
+    kept = message.media_state == "stored" and message.media_storage_key is not None
+    if not is_media_id(message.media_id) and not kept:
         return None  # a media id not of Meta's shape (digits) is never sent to Graph
+    # An agent's file is stored before it is uploaded: served from our copy, with or without an id.
     return MediaSource(
         message_id=message.id,
         type=message.type,
@@ -232,6 +236,8 @@ def open_media(source: MediaSource) -> MediaStream:
     """Ask Graph for a fresh URL, start the download and work out the answer's headers."""
     client = graph_client()
     try:
+        if source.media_id is None:  # an agent's file not uploaded yet, and our copy unreadable
+            raise GraphError(code=None, title="The file was never uploaded to WhatsApp and our copy is unavailable")
         info = client.media_info(source.media_id)
         url = info.get("url")
         if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http"):

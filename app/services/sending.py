@@ -17,10 +17,10 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -31,7 +31,11 @@ from app.services.errors import Conflict, DomainError, Invalid, KeyReused, NotFo
 from app.services.graph_factory import graph_client
 from app.services.statuses import apply_waiting_statuses
 from app.services.summaries import touch_conversation
-from app.whatsapp.graph_client import WINDOW_CLOSED, GraphError
+from app.storage import StorageError, media_storage
+from app.storage.base import CHUNK_SIZE
+from app.whatsapp.graph_client import WINDOW_CLOSED, GraphError, is_media_id
+from app.whatsapp.media_rules import send_by_id
+from app.whatsapp.payloads import MEDIA_TYPES
 from app.whatsapp.rules import template_graph_payload, window_expires_at, window_open
 
 log = logging.getLogger(__name__)
@@ -384,9 +388,18 @@ def retry(conversation_id: int, message_id: int, agent_id: int) -> SendOutcome:
     ).scalar_one_or_none()
     if message is None:
         raise NotFound("Message not found.")
-    if message.direction != "out" or message.type not in ("text", "template") or message.status != "failed":
-        raise Conflict("Only failed text or template messages sent by an agent can be retried.", code="not_retryable")
-    if message.type == "text" and not window_open(target.conversation.last_customer_message_at):
+    media = message.type in MEDIA_TYPES
+    if (
+        message.direction != "out"
+        or message.type not in ("text", "template", *MEDIA_TYPES)
+        or message.status != "failed"
+    ):
+        raise Conflict(
+            "Only failed text, template or media messages sent by an agent can be retried.", code="not_retryable"
+        )
+    if media and not (message.media_state == "stored" and message.media_storage_key):
+        raise Conflict("The file of this message is no longer kept, so it cannot be sent again.", code="not_retryable")
+    if message.type != "template" and not window_open(target.conversation.last_customer_message_at):
         raise _window_refusal(target.conversation)
     # Claim the message for this attempt: a second click finds it no longer failed.
     claimed = db.session.execute(
@@ -398,4 +411,81 @@ def retry(conversation_id: int, message_id: int, agent_id: int) -> SendOutcome:
     if claimed is None:
         raise Conflict("This message is already being retried.", code="not_retryable")
     db.session.commit()
+    if media:
+        return _deliver_media(message_id, agent_id, target.phone_number_id, _stored_media(message), None)
     return _deliver(message_id, agent_id, target.phone_number_id, dict(message.payload), None)
+
+
+# --- media: upload the stored file, then send it by id (app/services/outbound_media.py stores it) ----
+
+
+# Meta keeps an uploaded file 30 days; a retry after that (counted from the first send, so never
+# too late) uploads it again from our copy.
+UPLOAD_KEPT = timedelta(days=29)
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    """An outbound media message's file as kept in our storage, and what Graph is sent for it."""
+
+    payload: dict[str, Any]  # the message object without the media id (media_rules.media_payload)
+    storage_key: str
+    size: int
+    mime_type: str  # Graph's `type` for the upload
+    filename: str
+    media_id: str | None = None  # Meta's id once uploaded (reused while Meta keeps it)
+    # The bytes at hand (the request's temporary file) so the first upload does not read storage.
+    local: IO[bytes] | None = None
+
+
+def _stored_media(message: Message) -> StoredMedia:
+    assert message.media_storage_key and message.media_size is not None
+    fresh = message.sent_at > datetime.now(UTC) - UPLOAD_KEPT
+    return StoredMedia(
+        payload=dict(message.payload),
+        storage_key=message.media_storage_key,
+        size=message.media_size,
+        mime_type=(message.media_mime_type or "application/octet-stream").split(";", 1)[0].strip(),
+        filename=message.media_filename or f"{message.type}-{message.id}",
+        media_id=message.media_id if fresh and is_media_id(message.media_id) else None,
+    )
+
+
+def _chunks(media: StoredMedia) -> Callable[[], Iterable[bytes]]:
+    """How the upload reads the file (again for a retry): the local copy, else our storage."""
+    local = media.local
+    if local is not None:
+
+        def from_local() -> Iterable[bytes]:
+            local.seek(0)
+            return iter(lambda: local.read(CHUNK_SIZE), b"")
+
+        return from_local
+    return lambda: media_storage().open_range(media.storage_key, 0, media.size)
+
+
+def _deliver_media(
+    message_id: int, agent_id: int, phone_number_id: str, media: StoredMedia, claim: _Claim | None
+) -> SendOutcome:
+    """Upload the file (unless Meta still has it), then send it by id: both with no database
+    connection held. A failure of either is recorded like a failed send, with Meta's code."""
+    attempt = SendAttempt(message_id=message_id, agent_id=agent_id)
+    db.session.add(attempt)
+    db.session.commit()  # the attempt is on record before Graph is called
+    attempt_id = attempt.id
+    client = graph_client()
+    try:
+        media_id = media.media_id
+        if media_id is None:
+            try:
+                media_id = client.upload_media(
+                    phone_number_id, _chunks(media), size=media.size, mime_type=media.mime_type, filename=media.filename
+                )
+            except StorageError as exc:
+                raise GraphError(code=None, title=f"Our copy of the file could not be read: {exc}") from exc
+            db.session.execute(update(Message).where(Message.id == message_id).values(media_id=media_id))
+            db.session.commit()
+        wamid = client.send_message(phone_number_id, send_by_id(media.payload, media_id))
+    except GraphError as error:
+        return _record_failure(message_id, attempt_id, error, claim)
+    return _record_success(message_id, attempt_id, wamid, claim)

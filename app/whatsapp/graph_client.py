@@ -23,6 +23,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests_toolbelt.multipart.encoder import MultipartEncoder
 
 log = logging.getLogger(__name__)
 
@@ -216,18 +217,32 @@ class GraphClient:
     # --- transport ---------------------------------------------------------------------
 
     def _request(
-        self, method: str, url: str, *, operation: str, idempotent: bool, media: bool = False, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        operation: str,
+        idempotent: bool,
+        media: bool = False,
+        fresh_body: Callable[[], tuple[Any, str]] | None = None,
+        **kwargs: Any,
     ) -> requests.Response:
         """One Graph call, retried a bounded number of times when that is safe.
 
         A request that never reached Meta (connection refused, connect timeout) or that Meta
         refused as transient is retried with backoff. A read timeout is ambiguous — Meta may
         have accepted it — so a non-idempotent call (a send) is not repeated.
+
+        `fresh_body`, when given, makes a fresh (streamed body, Content-Type) for each attempt: a
+        stream cannot be read twice.
         """
         headers = self._authorised(url, media=media)
         attempt = 0
         while True:
             attempt += 1
+            if fresh_body is not None:
+                kwargs["data"], content_type = fresh_body()
+                headers = {**headers, "Content-Type": content_type}
             try:
                 response = self.session.request(
                     method, url, headers=headers, timeout=self.timeout, allow_redirects=False, **kwargs
@@ -304,6 +319,46 @@ class GraphClient:
             code=None, title="Graph accepted the message but returned no id", http_status=response.status_code
         )
 
+    def upload_media(
+        self,
+        phone_number_id: str,
+        open_chunks: Callable[[], Iterable[bytes]],
+        *,
+        size: int,
+        mime_type: str,
+        filename: str,
+    ) -> str:
+        """POST /{phone_number_id}/media (multipart: `messaging_product`, `type`, `file`); returns the
+        media id to send by. The `size` bytes of `open_chunks()` (called again for a retry) are
+        streamed, never held in memory whole. Safe to retry: a second upload only makes a second id."""
+        opened: list[_ChunkReader] = []
+
+        def multipart() -> tuple[MultipartEncoder, str]:
+            reader = _ChunkReader(open_chunks(), size)
+            opened.append(reader)
+            encoder = MultipartEncoder(
+                fields={"messaging_product": "whatsapp", "type": mime_type, "file": (filename, reader, mime_type)}
+            )
+            return encoder, encoder.content_type
+
+        try:
+            response = self._request(
+                "POST",
+                f"{self.base_url}/{_segment(phone_number_id)}/media",
+                fresh_body=multipart,
+                operation="media_upload",
+                idempotent=True,
+            )
+        finally:
+            for reader in opened:
+                reader.close()
+        media_id = self._json(response).get("id")
+        if not is_media_id(media_id):
+            raise GraphError(
+                code=None, title="Graph accepted the upload but returned no media id", http_status=response.status_code
+            )
+        return media_id
+
     def mark_read(self, phone_number_id: str, wamid: str) -> None:
         """Blue ticks for `wamid`. Best effort: a read timeout is not retried, so a hanging Graph
         costs one read timeout, well inside gunicorn's worker timeout."""
@@ -349,3 +404,35 @@ class GraphClient:
             url = paging.get("next") if isinstance(paging.get("next"), str) else None
             params = None
         return templates
+
+
+class _ChunkReader:
+    """`size` bytes from an iterable of chunks as the file object a streamed multipart body reads;
+    `len()` is what is left (requests-toolbelt asks it as it goes)."""
+
+    def __init__(self, chunks: Iterable[bytes], size: int) -> None:
+        self._source = chunks
+        self._chunks = iter(chunks)
+        self._buffer = b""
+        self._left = size
+
+    def __len__(self) -> int:
+        return self._left
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buffer) < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if n < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:n], self._buffer[n:]
+        self._left = max(0, self._left - len(data))
+        return data
+
+    def close(self) -> None:
+        close = getattr(self._source, "close", None)
+        if callable(close):
+            close()
