@@ -96,8 +96,9 @@ def _outbound(world: World, kind: str) -> list[dict[str, Any]]:
     return [r.body for r in world.graph.sent(POST_MESSAGES) if isinstance(r.body, dict) and r.body.get("type") == kind]
 
 
-def _uploads(world: World) -> list[Any]:
-    return [r for r in world.graph.requests if r.method == "POST" and r.path.endswith("/media")]
+def _uploads(world: World) -> list[fake_graph.Upload]:
+    """The files the fake Graph received by `POST /{phone-number-id}/media`."""
+    return list(world.graph.uploads)
 
 
 def _count_messages(world: World) -> int:
@@ -127,7 +128,7 @@ def test_an_image_and_a_pdf_are_previewed_uploaded_and_shown_in_the_thread(world
     _shot(page, "media-01-preview-image")
 
     # Sent while Graph is slow: the progress bar fills and a pending bubble stands in the thread.
-    world.graph.requests.clear()
+    world.graph.reset()
     world.graph.script(POST_MESSAGES, delay(1.5))
     before = _count_messages(world)
     page.locator("#attachment-send").click()
@@ -137,17 +138,18 @@ def test_an_image_and_a_pdf_are_previewed_uploaded_and_shown_in_the_thread(world
     _expect(lambda: page.locator("#attachment-progress-bar").evaluate("p => p.value") == 100, 5, "upload progress")
     assert "100" in page.locator("#attachment-progress-text").inner_text()
     _shot(page, "media-02-uploading")
-    sent = page.locator("li.msg-out .media-image img")
+    sent = page.locator("li.msg.msg-out .media-image img")
     sent.wait_for(timeout=8000)
     _expect(lambda: stand_in.count() == 0, 5, "the stand-in replaced by the real message")
     _expect(lambda: sent.evaluate("img => img.complete && img.naturalWidth") == 640, 5, "sent image from our storage")
     assert page.locator("#attachment").is_hidden() and page.locator("#message-text").is_visible()
-    bubble = page.locator("li.msg-out").filter(has=page.locator(".media-image"))
+    bubble = page.locator("li.msg.msg-out").filter(has=page.locator(".media-image"))
     assert "Así quedó el pedido" in bubble.locator(".text").inner_text()
     assert _count_messages(world) == before + 1
-    assert len(_uploads(world)) == 1
-    image = _outbound(world, "image")[-1]
-    assert image["image"]["id"] and image["image"].get("caption") == "Así quedó el pedido"
+    (upload,) = _uploads(world)  # one upload to Graph, then one send by its id
+    assert upload.content == png(640, 420) and upload.form.get("type") == "image/png"
+    (image,) = _outbound(world, "image")
+    assert image["image"]["id"] == upload.media_id and image["image"].get("caption") == "Así quedó el pedido"
 
     # The PDF: a file chip; its "caption" is the file name the customer sees.
     page.set_input_files(
@@ -160,16 +162,17 @@ def test_an_image_and_a_pdf_are_previewed_uploaded_and_shown_in_the_thread(world
     page.locator("#attachment-caption").fill("Factura 0107.pdf")
     _shot(page, "media-03-preview-document")
     page.locator("#attachment-caption").press("Enter")
-    chip = page.locator("li.msg-out a.document")
+    chip = page.locator("li.msg.msg-out a.document")
     chip.wait_for(timeout=8000)
     assert "Factura 0107.pdf" in chip.inner_text()
     href = chip.get_attribute("href")
     assert re.search(r"/whatsapp/api/media/\d+$", href)
     assert page.evaluate("url => fetch(url).then(r => r.arrayBuffer()).then(b => b.byteLength)", href) == len(PDF)
-    assert len(_uploads(world)) == 2
-    document = _outbound(world, "document")[-1]
-    assert document["document"]["id"] and document["document"].get("filename") == "Factura 0107.pdf"
-    _expect(lambda: page.locator("li.msg-out .ticks[data-status=accepted]").count() >= 2, 5, "ticks on both")
+    assert len(_uploads(world)) == 2 and _uploads(world)[-1].content == PDF
+    (document,) = _outbound(world, "document")
+    assert document["document"]["id"] == _uploads(world)[-1].media_id
+    assert document["document"].get("filename") == "Factura 0107.pdf"
+    _expect(lambda: page.locator("li.msg.msg-out .ticks[data-status=accepted]").count() >= 2, 5, "ticks on both")
     _shot(page, "media-04-thread-desktop")
     page.context.close()
 
@@ -195,18 +198,19 @@ def test_a_voice_note_is_recorded_previewed_and_sent_as_audio(world, browser):
     assert "Nota de voz" in panel.locator(".attachment-name").inner_text()
     assert page.locator("#attachment-caption-field").is_hidden()  # WhatsApp's audio has no caption
     _shot(page, "media-06-voice-preview")
-    world.graph.requests.clear()
+    world.graph.reset()
     page.locator("#attachment-send").click()
-    sent = page.locator("li.msg-out audio.media-audio")
+    sent = page.locator("li.msg.msg-out audio.media-audio")
     sent.wait_for(timeout=8000)
-    assert len(_uploads(world)) == 1
-    voice = _outbound(world, "audio")[-1]
-    assert voice["audio"]["id"]
+    (upload,) = _uploads(world)
+    assert upload.content.startswith(b"OggS")  # converted from Chromium's webm/opus
+    (voice,) = _outbound(world, "audio")
+    assert voice["audio"]["id"] == upload.media_id
     mime = world.scalar(
         "SELECT media_mime_type FROM messages WHERE conversation_id = :c AND type = 'audio' ORDER BY id DESC LIMIT 1",
         c=world.conversations["rosa"],
     )
-    assert mime and mime.startswith("audio/ogg")  # converted from Chromium's webm/opus
+    assert mime and mime.startswith("audio/ogg")
     page.context.close()
 
 
@@ -216,7 +220,7 @@ def test_a_refused_file_shows_the_servers_reason_and_leaves_nothing_in_the_threa
     _open_rosa(page, world)
     before = _count_messages(world)
     shown = page.locator("li.msg").count()
-    world.graph.requests.clear()
+    world.graph.reset()
     page.set_input_files("#attach-input", files=[{"name": "foto.jpg", "mimeType": "image/jpeg", "buffer": EXE}])
     page.locator("#attachment").wait_for()
     page.locator("#attachment-send").click()

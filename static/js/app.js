@@ -648,7 +648,10 @@
   }
 
   // For static/js/attachments.js (files and voice notes in the composer).
-  window.inboxComposer = { toast, refresh, sessionEnded, showError, csrfToken, strings: T };
+  window.inboxComposer = {
+    toast, refresh, sessionEnded, showError, csrfToken, strings: T, cancelReply,
+    replyTo: () => (mode === "note" ? null : replyTo),
+  };
 
   /* --- start ------------------------------------------------------------------------- */
   setMode(mode);

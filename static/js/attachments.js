@@ -384,7 +384,9 @@
       for (const kind of ["error", "abort", "timeout"]) xhr.addEventListener(kind, () => resolve({ status: 0, data: null }));
       const form = new FormData();
       form.append("file", item.file, item.file.name);
-      if (caption) form.append("caption", caption);
+      // A document's field is the name the customer sees; the others' is the caption.
+      if (caption) form.append(item.kind === "document" ? "filename" : "caption", caption);
+      if (item.replyTo) form.append("reply_to", String(item.replyTo));
       xhr.send(form);
     });
   }
@@ -396,9 +398,11 @@
     hooks.showError("");
     const item = staged;
     const caption = captionField.hidden ? "" : captionInput.value.trim();
-    // The same file and caption after a network error reuse their key: never sent twice.
-    if (item.signature !== caption) {
-      item.signature = caption;
+    item.replyTo = hooks.replyTo();
+    // The same file, caption and quote after a network error reuse their key: never sent twice.
+    const signature = JSON.stringify([caption, item.replyTo]);
+    if (item.signature !== signature) {
+      item.signature = signature;
       item.key = newKey();
     }
     setBusy(true);
@@ -418,6 +422,7 @@
       pendingBubbles.delete(bubble);
       setTimeout(() => bubble.isConnected && dropBubble(bubble), 30000);
       clearStaged();
+      if (item.replyTo) hooks.cancelReply();
       if (data.error === "window_closed") hooks.showError(T.windowClosedError);
       hooks.refresh();
       return;
