@@ -243,6 +243,46 @@ def test_a_refused_file_shows_the_servers_reason_and_leaves_nothing_in_the_threa
     page.context.close()
 
 
+DRAG_FILE = """([selector, type, name]) => {
+    const file = new File([new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10])], name, { type: "image/png" });
+    const data = new DataTransfer();
+    data.items.add(file);
+    const target = document.querySelector(selector);
+    if (type === "paste") {
+        target.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
+    } else {
+        target.dispatchEvent(new DragEvent(type, { dataTransfer: data, bubbles: true, cancelable: true }));
+    }
+}"""
+
+
+def test_a_file_dropped_on_the_thread_or_an_image_pasted_is_attached(world, browser):
+    page = _new_page(world, browser)
+    _login(page, world)
+    _open_rosa(page, world)
+    page.evaluate(DRAG_FILE, ["#messages", "dragenter", "arrastrada.png"])
+    drop = page.locator("#drop-target")
+    assert drop.is_visible()
+    assert "Suelta el archivo para adjuntarlo" in drop.inner_text()
+    _shot(page, "media-13-drop-target")
+    page.evaluate(DRAG_FILE, ["#drop-target", "drop", "arrastrada.png"])
+    assert drop.is_hidden()
+    page.locator("#attachment").wait_for()
+    assert page.locator("#attachment-name").inner_text() == "arrastrada.png"
+    page.locator("#attachment-remove").click()
+    assert page.locator("#attachment").is_hidden()
+    page.evaluate(DRAG_FILE, ["#message-text", "paste", "image.png"])
+    page.locator("#attachment").wait_for()
+    assert page.locator("#attachment-name").inner_text() == "image.png"
+    # A private note takes no file: the agent is told so.
+    page.locator("#attachment-remove").click()
+    page.locator("#tab-note").click()
+    page.evaluate(DRAG_FILE, ["#drop-target", "drop", "nota.png"])
+    assert "Las notas privadas son solo texto" in page.locator("#composer-error").inner_text()
+    assert page.locator("#attachment").is_hidden()
+    page.context.close()
+
+
 def test_the_phone_layout_carries_attachments_and_recording(world, browser):
     page = _new_page(world, browser, width=375, height=740)
     _login(page, world)
