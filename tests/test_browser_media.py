@@ -17,7 +17,7 @@ import pytest
 
 from tests import fake_graph, meta
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, png, require_chromium
-from tests.fake_graph import POST_MESSAGES, delay
+from tests.fake_graph import POST_MESSAGES, delay, error
 from tests.live import Gunicorn
 from tests.test_browser import World, _expect, _login, _new_page, _seed_accounts, _shot, _truncate
 
@@ -240,6 +240,34 @@ def test_a_refused_file_shows_the_servers_reason_and_leaves_nothing_in_the_threa
     )
     assert "JPEG o PNG" in error.inner_text()
     assert page.locator("#attachment").is_hidden()
+    page.context.close()
+
+
+def test_a_photo_whatsapp_refuses_is_kept_failed_with_metas_reason_and_retried(world, browser):
+    page = _new_page(world, browser)
+    _login(page, world)
+    _open_rosa(page, world)
+    world.graph.reset()
+    world.graph.script(POST_MESSAGES, error(131026))
+    page.set_input_files(
+        "#attach-input", files=[{"name": "reintento.png", "mimeType": "image/png", "buffer": png(300, 200)}]
+    )
+    page.locator("#attachment").wait_for()
+    page.locator("#attachment-send").click()
+    page.locator("li.msg.msg-out").filter(has=page.locator(".failure")).last.wait_for(timeout=8000)
+    failed = page.locator(
+        "#" + page.locator("li.msg.msg-out").filter(has=page.locator(".failure")).last.get_attribute("id")
+    )
+    assert "Message undeliverable" in failed.locator(".failure").inner_text()
+    assert failed.locator(".ticks").get_attribute("data-status") == "failed"
+    assert failed.locator(".media-image img").count() == 1  # what was sent, from our storage
+    assert page.locator("#attachment").is_hidden()  # stored: the composer is free again
+    _shot(page, "media-14-failed-photo")
+    failed.get_by_role("button", name="Reintentar").click()
+    _expect(lambda: failed.locator(".failure").count() == 0, 8, "retried")
+    assert failed.locator(".ticks").get_attribute("data-status") == "accepted"
+    sends = _outbound(world, "image")
+    assert len(sends) == 2 and sends[0]["image"]["id"] == sends[1]["image"]["id"]  # the same upload, sent again
     page.context.close()
 
 
