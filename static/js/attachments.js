@@ -476,6 +476,8 @@
     if (!recording) return;
     recording.cancelled = cancel;
     clearInterval(recording.timer);
+    recorderBar.hidden = true; // at once: the recorder's last data comes a moment later
+    composer.classList.remove("is-recording");
     if (recording.recorder.state !== "inactive") recording.recorder.stop();
     else finishRecording();
   }
