@@ -2,7 +2,8 @@
 
 No inline script, no inline style, no `style=` attribute: scripts and styles come only from
 this origin (the hashed files under /assets). Images and media come from this origin too (the
-media endpoint relays WhatsApp's bytes).
+media endpoint relays WhatsApp's bytes), or from `blob:` object URLs: the composer's preview of
+a file the agent is about to send, which never leaves the browser until it is sent.
 
 HTML answers that set no caching of their own are `no-store` (a page may show a customer's
 messages or, on the admin page, a new password): the live fragments keep their own
@@ -20,8 +21,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
-        "media-src 'self'",
+        "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
         "connect-src 'self'",
         "font-src 'self'",
         "manifest-src 'self'",

@@ -653,6 +653,12 @@
     chooseTemplate();
   }
 
+  // For static/js/attachments.js (files and voice notes in the composer).
+  window.inboxComposer = {
+    toast, refresh, sessionEnded, showError, csrfToken, strings: T, cancelReply,
+    replyTo: () => (mode === "note" ? null : replyTo),
+  };
+
   /* --- start ------------------------------------------------------------------------- */
   setMode(mode);
   applyState();
