@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.admin.views import bp as admin_bp
 from app.api import actions as _action_routes  # noqa: F401  (its routes join the api blueprint)
+from app.api import hours as _hours_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import media as _media_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import sending as _sending_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import templates as _templates_routes  # noqa: F401  (its routes join the api blueprint)

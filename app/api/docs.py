@@ -413,6 +413,7 @@ TAGS: tuple[tuple[str, str], ...] = (
     ("actions", "Working a conversation (read, triage, notes) and canned responses."),
     ("media", "Files of messages, streamed from WhatsApp."),
     ("templates", "Message templates approved by Meta."),
+    ("settings", "Business hours and the automatic replies (the away message, the greeting)."),
     ("health", "Liveness and readiness probes, and metrics."),
     ("docs", "This document."),
     ("pages", "The agents' server-rendered HTML pages (Flask-Login session, CSRF-protected forms)."),

@@ -3,12 +3,15 @@
 from app.models.agents import Agent, ApiToken
 from app.models.conversations import BusinessNumber, Contact, Conversation
 from app.models.events import StatusEvent, WebhookDelivery
+from app.models.hours import AutoReply, BusinessHours
 from app.models.messages import Message
 from app.models.outbound import CannedResponse, IdempotencyKey, MessageTemplate, SendAttempt
 
 __all__ = [
     "Agent",
     "ApiToken",
+    "AutoReply",
+    "BusinessHours",
     "BusinessNumber",
     "CannedResponse",
     "Contact",
