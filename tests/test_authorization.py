@@ -73,6 +73,7 @@ WRITES = {
     "admin.activate": ADMIN,
     "admin.reset_password": ADMIN,
     "admin.sync_templates": ADMIN,
+    "admin.save_hours": ADMIN,
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 DENIED = {302, 401, 403}

@@ -34,6 +34,7 @@ from tests import fake_graph, meta
 from tests.conftest import WebhookPoster
 from tests.fake_graph import POST_MESSAGES, error
 from tests.live import Gunicorn
+from tests.test_pages import csrf_token, login
 
 AWAY = "Ahora estamos cerrados; le respondemos a partir de las 9:00."
 GREETING = "¡Hola! Gracias por escribirnos."
@@ -128,6 +129,59 @@ def test_an_agent_reads_the_hours_but_only_an_admin_changes_them(client: FlaskCl
     refused = client.put("/whatsapp/api/horario", json=settings(), headers=headers)
     assert refused.status_code == 403 and refused.get_json()["error"] == "forbidden"
     assert client.get("/whatsapp/api/horario", headers=headers).get_json()["updated_at"] is None
+
+
+# --- the admin page --------------------------------------------------------------------------------
+
+
+def _page_form(client: FlaskClient, **fields: str) -> dict[str, str]:
+    page = client.get("/admin/horario")
+    assert page.status_code == 200
+    form = {"csrf_token": csrf_token(page.text), "time_zone": "Europe/Madrid", "away_message": AWAY, "enabled": "y"}
+    form.update({day: "" for day in DAYS})
+    form.update(fields)
+    return form
+
+
+def test_the_admin_page_edits_the_hours(client: FlaskClient, agent: Any, auth: dict[str, str]) -> None:
+    login(client, agent.email)
+    page = client.get("/admin/horario")
+    assert page.status_code == 200 and "09:00-14:00, 16:00-20:00" in page.text  # the defaults
+    saved = client.post(
+        "/admin/horario",
+        data=_page_form(client, mon="9:00-14:00, 16:00 - 20:00", sat="10:00-24:00", holidays="2026-12-25\n2026-01-06"),
+    )
+    assert saved.status_code == 302, saved.text
+    body = client.get("/whatsapp/api/horario", headers=auth).get_json()
+    assert body["week"]["mon"] == [["09:00", "14:00"], ["16:00", "20:00"]]
+    assert body["week"]["sat"] == [["10:00", "24:00"]] and body["week"]["tue"] == []
+    assert body["holidays"] == ["2026-01-06", "2026-12-25"] and body["enabled"] is True
+    assert "10:00-24:00" in client.get("/admin/horario").text
+
+
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        ({"tue": "14:00-09:00"}, 'id="hours-tue-error"'),
+        ({"wed": "mañana"}, 'id="hours-wed-error"'),
+        ({"holidays": "25/12/2026"}, 'id="hours-holidays-error"'),
+        ({"time_zone": "Madrid"}, 'id="hours-time_zone-error"'),
+        ({"away_message": ""}, 'id="hours-away_message-error"'),
+    ],
+)
+def test_the_admin_page_shows_what_is_wrong_and_saves_nothing(
+    client: FlaskClient, agent: Any, auth: dict[str, str], fields: dict[str, str], shown: str
+) -> None:
+    login(client, agent.email)
+    refused = client.post("/admin/horario", data=_page_form(client, **fields))
+    assert refused.status_code == 400
+    assert shown in refused.text and 'aria-invalid="true"' in refused.text
+    assert client.get("/whatsapp/api/horario", headers=auth).get_json()["updated_at"] is None
+
+
+def test_the_admin_page_is_for_admins(client: FlaskClient, other_agent: Any) -> None:
+    login(client, other_agent.email, "correct horse battery 2")
+    assert client.get("/admin/horario").status_code == 403
 
 
 # --- the away reply, through the webhook and the jobs -------------------------------------------

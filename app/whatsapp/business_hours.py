@@ -88,6 +88,11 @@ def _zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
+def zone_names() -> list[str]:
+    """Every IANA zone name this machine knows, sorted (the settings page's choices)."""
+    return sorted(_zone_names())
+
+
 def valid_time_zone(name: object) -> bool:
     """True for an IANA zone name this machine knows (`Europe/Madrid`, `UTC`)."""
     if not isinstance(name, str) or name not in _zone_names():
