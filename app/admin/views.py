@@ -321,6 +321,13 @@ def _hours_error(field: str) -> tuple[str, str]:
     return "time_zone", _("The change could not be made.")
 
 
+def _in_business_zone(at: datetime | None, settings: hours_service.HoursSettings) -> str | None:
+    """An instant as the business's own clock shows it, e.g. "2026-12-03 09:00 (Europe/Madrid)"."""
+    if at is None:
+        return None
+    return f"{at.astimezone(settings.schedule.zone):%Y-%m-%d %H:%M} ({settings.schedule.time_zone})"
+
+
 def _hours_page(form: HoursForm, settings: hours_service.HoursSettings, status: int = 200) -> ResponseReturnValue:
     now = datetime.now(UTC)
     return (
@@ -331,7 +338,7 @@ def _hours_page(form: HoursForm, settings: hours_service.HoursSettings, status: 
             zones=zone_names(),
             open_now=is_open(settings.schedule, now),
             enabled=settings.schedule.enabled,
-            next_opening=next_opening(settings.schedule, now),
+            next_opening=_in_business_zone(next_opening(settings.schedule, now), settings),
             updated_at=settings.updated_at,
         ),
         status,
