@@ -29,7 +29,7 @@ from tests.test_browser import (
     _shot,
     _truncate,
 )
-from tests.test_browser import browser as browser  # noqa: F401  (the module's Chromium)
+from tests.test_browser import browser as browser  # the module's Chromium (a fixture)
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
