@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.admin.views import bp as admin_bp
 from app.api import actions as _action_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import contacts as _contact_routes  # noqa: F401  (its routes join the api blueprint)
+from app.api import hours as _hours_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import labels as _label_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import media as _media_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import search as _search_routes  # noqa: F401  (its routes join the api blueprint)

@@ -70,6 +70,7 @@ WRITES = {
     "api.update_contact": EVERY_AGENT,  # the team's name, notes and attributes of a contact
     "api.create_canned_response": EVERY_AGENT,
     "api.delete_canned_response": AUTHOR_OR_ADMIN,
+    "api.update_business_hours": ADMIN,
     "auth.logout": EVERY_AGENT,
     "auth.logout_everywhere": EVERY_AGENT,  # ends only their own sessions
     "admin.create_agent": ADMIN,
@@ -81,6 +82,7 @@ WRITES = {
     "admin.create_label": ADMIN,
     "admin.update_label": ADMIN,
     "admin.delete_label": ADMIN,
+    "admin.save_hours": ADMIN,
 }
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 DENIED = {302, 401, 403}

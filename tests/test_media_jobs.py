@@ -347,7 +347,8 @@ def test_two_workers_never_fetch_the_same_media_at_once(
     assert errors == []
     assert len(graph.sent(MEDIA_DOWNLOAD)) == 1  # one download, although two jobs ran
     assert rows(jobs_app)[message["id"]].media_state == "stored"
-    assert {j.status for j in jobs(jobs_app)} == {"succeeded"}
+    # (Only the fetches: a worker also defers the periodic tasks of queues it does not run.)
+    assert {j.status for j in jobs(jobs_app) if j.task_name == FETCH_MEDIA} == {"succeeded"}
 
 
 def test_two_fetches_racing_in_threads_download_once(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
@@ -15,7 +16,16 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 
-from app.admin.forms import ROLE_CHOICES, ActionForm, CreateAgentForm, RoleForm
+from app.admin.forms import (
+    DAY_LABELS,
+    ROLE_CHOICES,
+    ActionForm,
+    CreateAgentForm,
+    HoursForm,
+    RoleForm,
+    fill_hours_form,
+    hours_body,
+)
 from app.api.docs import (
     BACK_TO_ADMIN,
     CSRF_FAILED_PAGE,
@@ -31,9 +41,11 @@ from app.api.docs import (
 from app.extensions import db
 from app.models import Agent, MessageTemplate
 from app.services import agents as agent_service
+from app.services import business_hours as hours_service
 from app.services import labels as label_service
 from app.services import templates as template_service
 from app.services.errors import DomainError
+from app.whatsapp.business_hours import is_open, next_opening, zone_names
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -378,3 +390,109 @@ def delete_label(label_id: int) -> ResponseReturnValue:
     else:
         flash(_("Label removed."), "success")
     return redirect(url_for("admin.index", _anchor="labels-title"))
+
+
+# --- business hours ------------------------------------------------------------------------------
+
+
+def _hours_error(field: str) -> tuple[str, str]:
+    """The form field a refusal names (`week.mon[1]` → `mon`) and the reason in the page's
+    language, chosen by the field."""
+    if field.startswith("week."):
+        day = field.removeprefix("week.").split("[")[0].split(".")[0]
+        if day in DAY_LABELS:
+            return day, _(
+                "Write the hours like 09:00-14:00, 16:00-20:00: in order, not overlapping, each ending after it "
+                "starts (24:00 ends the day). Leave it empty when closed all day."
+            )
+    if field.startswith("holidays"):
+        return "holidays", _("Write each holiday as a date like 2026-12-25, one per line.")
+    if field == "time_zone":
+        return "time_zone", _("Choose a time zone from the list, such as Europe/Madrid.")
+    if field == "away_message":
+        return "away_message", _("Write the away message (it cannot be empty while the business hours are in force).")
+    if field == "greeting_message":
+        return "greeting_message", _("Write the greeting (it cannot be empty while greeting is on).")
+    return "time_zone", _("The change could not be made.")
+
+
+def _in_business_zone(at: datetime | None, settings: hours_service.HoursSettings) -> str | None:
+    """An instant as the business's own clock shows it, e.g. "2026-12-03 09:00 (Europe/Madrid)"."""
+    if at is None:
+        return None
+    return f"{at.astimezone(settings.schedule.zone):%Y-%m-%d %H:%M} ({settings.schedule.time_zone})"
+
+
+def _hours_page(form: HoursForm, settings: hours_service.HoursSettings, status: int = 200) -> ResponseReturnValue:
+    now = datetime.now(UTC)
+    return (
+        render_template(
+            "admin/hours.html",
+            form=form,
+            days=list(DAY_LABELS),
+            zones=zone_names(),
+            open_now=is_open(settings.schedule, now),
+            enabled=settings.schedule.enabled,
+            next_opening=_in_business_zone(next_opening(settings.schedule, now), settings),
+            updated_at=settings.updated_at,
+        ),
+        status,
+    )
+
+
+@bp.get("/horario")
+@documented(
+    "adminHoursPage",
+    tag="pages",
+    security=SESSION,
+    responses={200: html("The page."), 302: LOGIN_REDIRECT, 403: NOT_ADMIN},
+)
+@admin_required
+def hours() -> ResponseReturnValue:
+    """The business hours page (HTML, admins only): opening hours, holidays, away message, greeting"""
+    settings = hours_service.get_settings()
+    form = HoursForm(formdata=None)
+    fill_hours_form(form, settings.to_dict())
+    return _hours_page(form, settings)
+
+
+@bp.post("/horario")
+@documented(
+    "adminSaveHours",
+    tag="pages",
+    security=SESSION,
+    body=html_form(
+        {
+            "time_zone": {"type": "string"},
+            **{day: {"type": "string", "description": "e.g. 09:00-14:00, 16:00-20:00"} for day in DAY_LABELS},
+            "holidays": {"type": "string", "description": "YYYY-MM-DD dates, one per line"},
+            "enabled": {"type": "string", "enum": ["y"]},
+            "away_message": {"type": "string"},
+            "greeting_enabled": {"type": "string", "enum": ["y"]},
+            "greeting_message": {"type": "string"},
+        },
+        required=["time_zone"],
+    ),
+    responses={
+        302: empty("Saved; back to the page with a message.", headers={"Location": LOCATION}),
+        400: html("A wrong value (the page shows which, nothing is saved) or a missing CSRF token."),
+        403: NOT_ADMIN,
+    },
+)
+@admin_required
+def save_hours() -> ResponseReturnValue:
+    """Save the business hours (as `PUT /whatsapp/api/horario`)"""
+    form = HoursForm()
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        return _hours_page(form, hours_service.get_settings(), 400)
+    try:
+        hours_service.update_settings(hours_body(form), current_user)
+    except DomainError as error:
+        name, reason = _hours_error(str(getattr(error, "field", "") or ""))
+        field = getattr(form, name)
+        field.errors = [*field.errors, reason]
+        return _hours_page(form, hours_service.get_settings(), 400)
+    flash(_("Business hours saved."), "success")
+    return redirect(url_for("admin.hours"))

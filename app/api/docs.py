@@ -421,6 +421,7 @@ TAGS: tuple[tuple[str, str], ...] = (
     ("labels", "Labels on conversations, defined by admins."),
     ("media", "Files of messages, streamed from WhatsApp."),
     ("templates", "Message templates approved by Meta."),
+    ("settings", "Business hours and the automatic replies (the away message, the greeting)."),
     ("health", "Liveness and readiness probes, and metrics."),
     ("docs", "This document."),
     ("pages", "The agents' server-rendered HTML pages (Flask-Login session, CSRF-protected forms)."),

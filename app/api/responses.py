@@ -707,6 +707,26 @@ class Readiness(_Closed):
 
 # Schemas written as JSON Schema: pydantic would spell the nullable enum as `anyOf`, and the
 # media download is bytes, not JSON.
+class BusinessHoursSettings(_Closed):
+    """The business hours, the away message and the greeting (`GET|PUT /horario`)."""
+
+    time_zone: Annotated[str, Field(examples=["Europe/Madrid"])]
+    week: Annotated[
+        dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[list[str]]],
+        Field(description='Each weekday\'s ["HH:MM", "HH:MM"] opening intervals; "24:00" ends the day.'),
+    ]
+    holidays: Annotated[list[str], Field(description="Local dates closed all day, sorted.")]
+    enabled: bool
+    away_message: str
+    greeting_enabled: bool
+    greeting_message: str
+    updated_at: Annotated[datetime | None, Field(description="Null until an admin first saves them.")]
+    open_now: Annotated[bool, Field(description="Whether the business is open at the time of the answer.")]
+    next_opening: Annotated[
+        datetime | None, Field(description="When it opens next (now while open); null if it never opens.")
+    ]
+
+
 JSON_SCHEMAS: dict[str, dict[str, Any]] = {
     "MediaBytes": {"type": "string", "description": "The file's bytes, as WhatsApp stores them."},
     "DeliveryStatus": {
@@ -722,6 +742,7 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
 # Documented under `components/schemas` by their class names (with the models they use), also
 # when no operation names them directly.
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    BusinessHoursSettings,
     Error,
     MissingParametersError,
     FileTooLargeError,

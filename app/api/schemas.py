@@ -687,6 +687,66 @@ class BulkRequest(BaseModel):
         return self
 
 
+_HHMM = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+        description='"HH:MM" in the business time zone; "24:00" only as an end (the end of the day).',
+    ),
+]
+_OpeningInterval = Annotated[
+    list[_HHMM], Field(min_length=2, max_length=2, description='["start", "end"], end > start.')
+]
+_OpeningDay = Annotated[
+    list[_OpeningInterval],
+    Field(max_length=12, description="Sorted, non-overlapping intervals (touching is allowed); [] is closed all day."),
+]
+_AutoText = Annotated[
+    StrictStr,
+    AfterValidator(_no_nul),
+    Field(max_length=MAX_TEXT_CHARS, json_schema_extra={"not": {"pattern": r"\u0000"}}),
+]
+
+
+class OpeningWeek(BaseModel):
+    """The opening intervals of each weekday; an interval never crosses midnight (Monday 22:00 to
+    Tuesday 02:00 is `mon: [["22:00", "24:00"]]` and `tue: [["00:00", "02:00"]]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mon: _OpeningDay
+    tue: _OpeningDay
+    wed: _OpeningDay
+    thu: _OpeningDay
+    fri: _OpeningDay
+    sat: _OpeningDay
+    sun: _OpeningDay
+
+
+class BusinessHoursRequest(BaseModel):
+    """`PUT /horario`: the whole settings (what is left out takes its default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_zone: Annotated[
+        StrictStr, Field(min_length=1, max_length=64, description="An IANA time zone.", examples=["Europe/Madrid"])
+    ]
+    week: OpeningWeek
+    holidays: Annotated[
+        list[Annotated[StrictStr, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]],
+        Field(max_length=1000, description="Local dates closed all day, `YYYY-MM-DD`."),
+    ] = []
+    enabled: Annotated[StrictBool, Field(description="The hours are in force (false: always open, no away reply).")]
+    away_message: Annotated[
+        _AutoText, Field(description="Sent once per closed period per conversation; not blank while `enabled`.")
+    ] = ""
+    greeting_enabled: StrictBool = False
+    greeting_message: Annotated[
+        _AutoText,
+        Field(description="Sent for a customer's first message ever (the away message instead while closed)."),
+    ] = ""
+
+
 # --- where each model is used --------------------------------------------------------------
 
 # Each validated operation (by its OpenAPI operationId) and its (query, body) models. The views
@@ -705,4 +765,5 @@ INPUTS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
     "createLabel": (None, LabelRequest),
     "updateLabel": (None, LabelPatch),
     "bulkUpdateConversations": (None, BulkRequest),
+    "updateBusinessHours": (None, BusinessHoursRequest),
 }

@@ -21,7 +21,8 @@ from app.jobs.queue import (
     SWEEP_MEDIA,
     defer_fetch,
     defer_fetches,
+    defer_replies,
     web_queue,
 )
 
-__all__ = ["FETCH_MEDIA", "MEDIA_QUEUE", "SWEEP_MEDIA", "defer_fetch", "defer_fetches", "web_queue"]
+__all__ = ["FETCH_MEDIA", "MEDIA_QUEUE", "SWEEP_MEDIA", "defer_fetch", "defer_fetches", "defer_replies", "web_queue"]

@@ -23,7 +23,15 @@ MEDIA_QUEUE = "media"
 FETCH_MEDIA = "media.fetch"
 SWEEP_MEDIA = "media.sweep"
 PRUNE_MEDIA = "media.prune"
-TASK_NAMES = (FETCH_MEDIA, SWEEP_MEDIA, PRUNE_MEDIA)
+REPLIES_QUEUE = "replies"
+SEND_REPLY = "replies.send"
+SWEEP_REPLIES = "replies.sweep"
+TASK_NAMES = (FETCH_MEDIA, SWEEP_MEDIA, PRUNE_MEDIA, SEND_REPLY, SWEEP_REPLIES)
+
+
+def reply_lock(reply_id: int) -> str:
+    """The queueing lock of an automatic reply's send job."""
+    return f"replies.send:{reply_id}"
 
 
 def fetch_lock(message_id: int) -> str:
@@ -99,5 +107,23 @@ def defer_fetches(message_ids: Iterable[int]) -> int:
             queued += defer_fetch(message_id)
         except Exception as exc:  # the database went away between commit and enqueue
             log.warning("could not queue the media fetch of message %s (the sweep will): %s", message_id, exc)
+            return queued
+    return queued
+
+
+def defer_replies(reply_ids: Iterable[int]) -> int:
+    """After the webhook's commit: queue the send of each automatic reply it made owed (a failure
+    is logged; the rows stay `pending` and the replies sweep queues them)."""
+    queued = 0
+    for reply_id in reply_ids:
+        try:
+            web_queue().configure_task(SEND_REPLY, queue=REPLIES_QUEUE, queueing_lock=reply_lock(reply_id)).defer(
+                reply_id=reply_id
+            )
+            queued += 1
+        except queue_errors.AlreadyEnqueued:
+            continue
+        except Exception as exc:
+            log.warning("could not queue automatic reply %s (the sweep will): %s", reply_id, exc)
             return queued
     return queued

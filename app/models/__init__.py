@@ -3,6 +3,7 @@
 from app.models.agents import Agent, ApiToken
 from app.models.conversations import BusinessNumber, Contact, Conversation
 from app.models.events import StatusEvent, WebhookDelivery
+from app.models.hours import AutoReply, BusinessHours
 from app.models.labels import ConversationLabel, Label
 from app.models.messages import Message
 from app.models.outbound import CannedResponse, IdempotencyKey, MessageTemplate, SendAttempt
@@ -10,6 +11,8 @@ from app.models.outbound import CannedResponse, IdempotencyKey, MessageTemplate,
 __all__ = [
     "Agent",
     "ApiToken",
+    "AutoReply",
+    "BusinessHours",
     "BusinessNumber",
     "CannedResponse",
     "Contact",

@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
-from app.jobs import defer_fetches
+from app.jobs import defer_fetches, defer_replies
 from app.metrics import MESSAGES_INGESTED, STATUSES_RECEIVED, WEBHOOK_DELIVERIES
 from app.services.ingest import IngestResult, ingest_delivery
 from app.whatsapp.payloads import parse_delivery
@@ -61,6 +61,8 @@ def receive_delivery(body: bytes, data: dict[str, Any]) -> IngestResult:
         # After the commit: a crash before this line leaves the rows `pending`, which the sweep
         # queues (app/jobs/media.py). The webhook never calls Graph itself.
         defer_fetches(result.media_owed)
+    if result.replies_owed:
+        defer_replies(result.replies_owed)  # likewise: the sweep sends what this misses
     WEBHOOK_DELIVERIES.labels(outcome=result.outcome).inc()
     for message_type, count in result.stored_types.items():
         MESSAGES_INGESTED.labels(type=message_type).inc(count)

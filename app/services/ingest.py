@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from app.extensions import DbSession
 from app.models import BusinessNumber, Contact, Conversation, Message, WebhookDelivery
+from app.services.auto_replies import ReplyCheck
 from app.services.statuses import apply_waiting_statuses, record_status
 from app.services.summaries import touch_conversation
 from app.whatsapp.graph_client import is_media_id
@@ -121,6 +122,8 @@ class IngestResult:
     received_statuses: Counter[str] = field(default_factory=Counter)
     # Messages stored with `media_state = 'pending'`: the caller queues their fetch after commit.
     media_owed: list[int] = field(default_factory=list)
+    # Automatic replies recorded as owed (app/services/auto_replies.py): queued after commit.
+    replies_owed: list[int] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -171,6 +174,7 @@ class _Known:
 
     contacts: dict[ParsedContact, int] = field(default_factory=dict)
     conversations: dict[tuple[int, int], int] = field(default_factory=dict)
+    replies: ReplyCheck = field(default_factory=ReplyCheck)
 
 
 def _business_number_id(session: DbSession, change: ParsedChange) -> int:
@@ -337,6 +341,15 @@ def _store_message(
     )
     if message.direction == "out":
         apply_waiting_statuses(session, message.wamid)
+    result.replies_owed += known.replies.owed(
+        session,
+        conversation_id,
+        message_id,
+        direction=message.direction,
+        sender=message.sender,
+        message_type=message.type,
+        sent_at=sent_at,
+    )
 
 
 def _store_status(session: DbSession, status: ParsedStatus, result: IngestResult) -> None:

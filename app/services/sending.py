@@ -325,7 +325,7 @@ def stage_pending(
 
 
 def _deliver(
-    message_id: int, agent_id: int, phone_number_id: str, payload: dict[str, Any], claim: _Claim | None
+    message_id: int, agent_id: int | None, phone_number_id: str, payload: dict[str, Any], claim: _Claim | None
 ) -> SendOutcome:
     attempt = SendAttempt(message_id=message_id, agent_id=agent_id)
     db.session.add(attempt)
@@ -389,6 +389,41 @@ def _record_failure(message_id: int, attempt_id: int, error: GraphError, claim: 
     kept = _keep(claim, outcome)
     db.session.commit()
     return SendOutcome(message_id, error, kept=kept)
+
+
+def store_automatic(conversation_id: int, text: str) -> tuple[int, str, dict[str, Any]]:
+    """An automatic reply (app/services/auto_replies.py): free text from no agent (`sender =
+    'system'`), stored `pending` in the caller's transaction, which commits it before
+    `deliver_automatic()`. Refused like an agent's text: `WindowClosed`, `Conflict`."""
+    target = _load_target(conversation_id, lock=True)
+    conversation = target.conversation
+    if not target.wa_id:
+        raise Conflict("This contact has no WhatsApp number.", code="contact_unreachable")
+    if not window_open(conversation.last_customer_message_at):
+        raise _window_refusal(conversation)
+    payload: dict[str, Any] = {"to": target.wa_id, "type": "text", "text": {"preview_url": False, "body": text}}
+    now = datetime.now(UTC)
+    message = Message(
+        conversation_id=conversation.id,
+        direction="out",
+        sender="system",
+        type="text",
+        text=text,
+        sent_at=now,
+        status="pending",
+        payload=payload,
+    )
+    db.session.add(message)
+    db.session.flush()
+    touch_conversation(
+        db.session, conversation.id, message.id, message_type="text", sender="system", direction="out", sent_at=now
+    )
+    return message.id, target.phone_number_id, payload
+
+
+def deliver_automatic(message_id: int, phone_number_id: str, payload: dict[str, Any]) -> SendOutcome:
+    """Hand a stored automatic reply to Graph and record the outcome (Meta's error kept)."""
+    return _deliver(message_id, None, phone_number_id, payload, None)
 
 
 def retry(conversation_id: int, message_id: int, agent_id: int) -> SendOutcome:

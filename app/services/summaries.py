@@ -11,7 +11,8 @@ the same transaction as the message, with one UPDATE:
   `sent_at` (Meta's clock for inbound); reactions, edits, revocations and notes never become it;
 - for a customer's visible message: `unread_count` + 1, `last_customer_message_at` (the
   24-hour window runs from it) and a resolved conversation reopens;
-- for our own visible outbound message (an agent's reply or an echo): `last_agent_message_id`;
+- for our own visible outbound message (an agent's reply or an echo, not an automatic reply):
+  `last_agent_message_id`;
 - `updated_at` always (it invalidates the cached list).
 
 The UPDATE is set-based and commutative (`greatest`, `CASE`): deliveries may arrive out of
@@ -55,7 +56,8 @@ def effect_of(message_type: str, sender: str, direction: str) -> Effect:
         activity=True,
         preview=visible,
         customer=visible and from_customer,
-        agent=visible and not from_customer and direction == "out",
+        # An automatic reply (sender 'system') is not the team's answer.
+        agent=visible and sender == "agent" and direction == "out",
     )
 
 
