@@ -150,8 +150,10 @@ def test_the_contact_panel_renames_the_contact_and_keeps_a_note(world, browser):
 
 
 def test_the_phone_layout_carries_the_dialog_and_the_panel(world, browser):
+    # Lucía's conversation exists from the start, so this test needs no other test to run first
+    # (under pytest-xdist it may run on another worker than the test that starts one).
     conversation_id = world.scalar(
-        "SELECT c.id FROM conversations c JOIN contacts k ON k.id = c.contact_id WHERE k.wa_id = :w", w=WA_ID
+        "SELECT c.id FROM conversations c JOIN contacts k ON k.id = c.contact_id WHERE k.wa_id = :w", w=LUCIA[0]
     )
     page = _new_page(world, browser, width=375, height=740)
     _login(page, world)
