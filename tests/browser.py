@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +40,21 @@ INSTALL_HINT = (
 
 def skip_requested() -> bool:
     return os.environ.get("SKIP_BROWSER_TESTS", "").strip().lower() in ("1", "true", "yes")
+
+
+@contextmanager
+def launched_chromium(extra_args: tuple[str, ...] = ()) -> Iterator[Any]:
+    """Debian's Chromium, headless, for one test module (its `browser` fixture)."""
+    from playwright.sync_api import sync_playwright  # imported here: only the browser tests need it
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        args = [*CHROMIUM_ARGS, *extra_args]
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 def require_chromium() -> None:

@@ -23,7 +23,7 @@ from app.services import agents as agent_service
 from app.services import conversation_actions
 from app.services import templates as template_service
 from tests import fake_graph, meta
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, png, require_chromium
+from tests.browser import SCREENSHOTS, launched_chromium, png, require_chromium
 from tests.conftest import TABLES, TEST_CONFIG
 from tests.fake_graph import MARK_READ, POST_MESSAGES, error
 from tests.live import Gunicorn
@@ -236,13 +236,8 @@ def world(app, database_url: str, graph_server: fake_graph.FakeGraph) -> Iterato
 
 @pytest.fixture(scope="module")
 def browser(world: World) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright  # imported here: only the browser tests need it
-
-    SCREENSHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def _new_page(world: World, browser: Any, *, locale: str = "es-AR", width: int = 1366, height: int = 860) -> Any:

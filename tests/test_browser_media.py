@@ -16,18 +16,18 @@ from typing import Any
 import pytest
 
 from tests import fake_graph, meta
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, png, require_chromium
+from tests.browser import launched_chromium, png, require_chromium
 from tests.fake_graph import POST_MESSAGES, delay, error
 from tests.live import Gunicorn
 from tests.test_browser import World, _expect, _login, _new_page, _seed_accounts, _shot, _truncate
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
 
-FAKE_MEDIA_ARGS = [
+FAKE_MEDIA_ARGS = (
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
-]
+)
 ROSA = ("5491155550201", "Rosa Medina")
 # A small but real PDF (one empty page): what an agent sends as an invoice.
 PDF = (
@@ -74,15 +74,8 @@ def world(app, database_url: str, graph_server: fake_graph.FakeGraph, tmp_path_f
 
 @pytest.fixture(scope="module")
 def browser(world: World) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright  # imported here: only the browser tests need it
-
-    SCREENSHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *FAKE_MEDIA_ARGS], headless=True
-        )
+    with launched_chromium(FAKE_MEDIA_ARGS) as chromium:
         yield chromium
-        chromium.close()
 
 
 def _open_rosa(page: Any, world: World) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests import fake_graph, meta
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, require_chromium
+from tests.browser import launched_chromium, require_chromium
 from tests.fake_graph import POST_MESSAGES
 from tests.live import Gunicorn
 from tests.test_browser import LUCIA, World, _expect, _login, _new_page, _seed_accounts, _shot, _truncate
@@ -51,13 +51,8 @@ def world(app, database_url: str, graph_server: fake_graph.FakeGraph) -> Iterato
 
 @pytest.fixture(scope="module")
 def browser(world: World) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def _fill_dialog(page: Any, name: str | None = None) -> None:
