@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import procrastinate
@@ -96,34 +96,38 @@ def defer_fetch(message_id: int, *, queue: procrastinate.App | None = None) -> b
     return True
 
 
-def defer_fetches(message_ids: Iterable[int]) -> int:
-    """After the webhook's commit: queue each new media message's fetch.
+def defer_reply(reply_id: int, *, queue: procrastinate.App | None = None) -> bool:
+    """Queue the send of one automatic reply; False when one is already waiting."""
+    queue = queue or web_queue()
+    try:
+        queue.configure_task(SEND_REPLY, queue=REPLIES_QUEUE, queueing_lock=reply_lock(reply_id)).defer(
+            reply_id=reply_id
+        )
+    except queue_errors.AlreadyEnqueued:
+        return False
+    return True
 
-    A failure here loses nothing — the rows say `pending` and the sweep queues them — so it is
-    logged, never raised into the webhook's answer."""
+
+def _defer_after_commit(defer: Callable[[int], bool], ids: Iterable[int], what: str) -> int:
+    """After the webhook's commit: queue each job its rows made owed.
+
+    A failure here loses nothing — the rows say `pending` and a periodic sweep queues them — so
+    it is logged, never raised into the webhook's answer."""
     queued = 0
-    for message_id in message_ids:
+    for item in ids:
         try:
-            queued += defer_fetch(message_id)
+            queued += defer(item)
         except Exception as exc:  # the database went away between commit and enqueue
-            log.warning("could not queue the media fetch of message %s (the sweep will): %s", message_id, exc)
+            log.warning("could not queue the %s %s (the sweep will): %s", what, item, exc)
             return queued
     return queued
+
+
+def defer_fetches(message_ids: Iterable[int]) -> int:
+    """After the webhook's commit: queue each new media message's fetch."""
+    return _defer_after_commit(defer_fetch, message_ids, "media fetch of message")
 
 
 def defer_replies(reply_ids: Iterable[int]) -> int:
-    """After the webhook's commit: queue the send of each automatic reply it made owed (a failure
-    is logged; the rows stay `pending` and the replies sweep queues them)."""
-    queued = 0
-    for reply_id in reply_ids:
-        try:
-            web_queue().configure_task(SEND_REPLY, queue=REPLIES_QUEUE, queueing_lock=reply_lock(reply_id)).defer(
-                reply_id=reply_id
-            )
-            queued += 1
-        except queue_errors.AlreadyEnqueued:
-            continue
-        except Exception as exc:
-            log.warning("could not queue automatic reply %s (the sweep will): %s", reply_id, exc)
-            return queued
-    return queued
+    """After the webhook's commit: queue the send of each automatic reply it made owed."""
+    return _defer_after_commit(defer_reply, reply_ids, "send of automatic reply")
