@@ -28,7 +28,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
 from app.extensions import db
-from app.jobs import FETCH_MEDIA, MEDIA_QUEUE, SWEEP_MEDIA, defer_fetches, web_queue
+from app.jobs import FETCH_MEDIA, MEDIA_QUEUE, SWEEP_MEDIA, defer_owed, web_queue
 from app.jobs.media import RETRY, sweep_media
 from app.jobs.worker import build_worker_queue, run_worker
 from app.models import Message
@@ -263,22 +263,59 @@ def test_range_requests_answer_206_with_the_right_bytes_and_416_out_of_range(
 # --- no job lost, none run twice at once --------------------------------------------------------
 
 
-def test_a_crash_between_commit_and_enqueue_still_ends_stored_by_the_sweep(
+def test_the_webhook_queues_the_fetch_in_its_own_transaction(
+    jobs_app: Flask, http: FlaskClient, graph: fake_graph.FakeGraph
+) -> None:
+    graph.media["7200"] = (JPEG, "image/jpeg")
+    message = media_message("image", "7200", JPEG, "image/jpeg")
+    post(http, message)
+    queued = jobs(jobs_app)
+    assert [(job.task_name, job.status, job.args) for job in queued] == [
+        (FETCH_MEDIA, "todo", {"message_id": message_id(jobs_app, message["id"])})
+    ]
+
+
+def test_a_delivery_rolled_back_leaves_no_job(
+    jobs_app: Flask, http: FlaskClient, graph: fake_graph.FakeGraph, monkeypatch
+) -> None:
+    """The job is part of the webhook's transaction: a failure after it was queued and before the
+    commit leaves neither the message nor its job (Meta delivers again; nothing runs for a row
+    that does not exist)."""
+    monkeypatch.setattr("app.services.inbound.defer_owed", _defer_then_fail)
+    message = media_message("image", "7203", JPEG, "image/jpeg")
+    response = WebhookPoster(http)(meta.delivery(meta.value(messages=[message])))
+    assert response.status_code == 500 and response.json == {
+        "error": "internal_error",
+        "message": "Something went wrong; it has been logged.",
+    }
+    assert jobs(jobs_app) == [] and message["id"] not in rows(jobs_app)
+
+
+def _defer_then_fail(message_ids: list[int], reply_ids: list[int]) -> int:
+    defer_owed(message_ids, reply_ids)
+    raise RuntimeError("the process dies before the commit")
+
+
+def test_a_fetch_left_unqueued_still_ends_stored_by_the_sweep(
     jobs_app: Flask, http: FlaskClient, auth: dict[str, str], graph: fake_graph.FakeGraph, monkeypatch
 ) -> None:
     graph.media["7201"] = (JPEG, "image/jpeg")
     graph.media["7202"] = (PDF, "application/pdf")
-    # The process dies right after the commit: nothing is queued.
-    monkeypatch.setattr("app.services.inbound.defer_fetches", lambda ids: 0)
+    # A version that queued nothing (or a job lost by a restore of the queue's tables).
+    monkeypatch.setattr("app.services.inbound.defer_owed", lambda message_ids, reply_ids: 0)
     first = media_message("image", "7201", JPEG, "image/jpeg")
     post(http, first)
-    # The queue's database refuses the enqueue: the webhook still answers 200, the row stays owed.
-    monkeypatch.setattr("app.services.inbound.defer_fetches", defer_fetches)
-    monkeypatch.setattr("app.jobs.queue.defer_fetch", _refuse)
+    # The queue refuses the job (one with the same queueing lock waits): the webhook still answers
+    # 200 and commits the message as owed; the refused insert was rolled back to its savepoint.
+    monkeypatch.setattr("app.services.inbound.defer_owed", defer_owed)
+    with jobs_app.app_context():
+        web_queue().configure_task(FETCH_MEDIA, queue=MEDIA_QUEUE, queueing_lock="taken").defer(message_id=0)
+    monkeypatch.setattr("app.jobs.queue.fetch_lock", lambda message_id: "taken")
     second = media_message("document", "7202", PDF, "application/pdf", filename="f.pdf")
     post(http, second)
-    assert jobs(jobs_app) == []
+    assert [job.args for job in jobs(jobs_app)] == [{"message_id": 0}]
     assert {rows(jobs_app)[m["id"]].media_state for m in (first, second)} == {"pending"}
+    monkeypatch.undo()
 
     web_queue_defer_sweep(jobs_app)  # what the worker's periodic deferrer does every minute
     run_jobs(jobs_app)
@@ -287,10 +324,6 @@ def test_a_crash_between_commit_and_enqueue_still_ends_stored_by_the_sweep(
     assert [kept[m["id"]].media_state for m in (first, second)] == ["stored", "stored"]
     graph.reset()
     assert http.get(media_url(jobs_app, first["id"]), headers=auth).data == JPEG
-
-
-def _refuse(message_id: int, **_: object) -> bool:
-    raise RuntimeError("connection refused")
 
 
 def web_queue_defer_sweep(app: Flask) -> None:

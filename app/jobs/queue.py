@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import procrastinate
@@ -14,6 +14,8 @@ from procrastinate.contrib.sqlalchemy.psycopg2_connector import (
     SQLAlchemyPsycopg2Connector,
     wrap_exceptions,
 )
+from procrastinate.jobs import Job
+from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 
@@ -76,6 +78,20 @@ class SessionConnector(SQLAlchemyPsycopg2Connector):
         return rows
 
 
+class TransactionConnector(SessionConnector):
+    """Runs each query in the caller's open transaction on `db.session` and never commits: the jobs
+    commit, or roll back, with the rows that owe them. Database errors reach the caller as
+    SQLAlchemy's own (a deadlock is retried, an outage answers 503), not wrapped."""
+
+    def _in_transaction(self, query: str, arguments: dict[str, Any], fetch: str | None) -> Any:
+        result = self._run(query, arguments)
+        if fetch == "one":
+            return result.mappings().fetchone()
+        if fetch == "all":
+            return result.mappings().all()
+        return None
+
+
 def web_queue() -> procrastinate.App:
     queue = current_app.extensions.get("web_queue")
     if queue is None:
@@ -108,26 +124,48 @@ def defer_reply(reply_id: int, *, queue: procrastinate.App | None = None) -> boo
     return True
 
 
-def _defer_after_commit(defer: Callable[[int], bool], ids: Iterable[int], what: str) -> int:
-    """After the webhook's commit: queue each job its rows made owed.
-
-    A failure here loses nothing — the rows say `pending` and a periodic sweep queues them — so
-    it is logged, never raised into the webhook's answer."""
-    queued = 0
-    for item in ids:
-        try:
-            queued += defer(item)
-        except Exception as exc:  # the database went away between commit and enqueue
-            log.warning("could not queue the %s %s (the sweep will): %s", what, item, exc)
-            return queued
-    return queued
+def owed_queue() -> procrastinate.App:
+    """The queue that defers inside the caller's open transaction (`TransactionConnector`)."""
+    queue = current_app.extensions.get("owed_queue")
+    if queue is None:
+        queue = current_app.extensions["owed_queue"] = procrastinate.App(connector=TransactionConnector())
+    assert isinstance(queue, procrastinate.App)
+    return queue
 
 
-def defer_fetches(message_ids: Iterable[int]) -> int:
-    """After the webhook's commit: queue each new media message's fetch."""
-    return _defer_after_commit(defer_fetch, message_ids, "media fetch of message")
+def owed_jobs(queue: procrastinate.App, message_ids: Iterable[int], reply_ids: Iterable[int]) -> list[Job]:
+    """The fetch job of each media message and the send job of each automatic reply."""
+    fetches = [
+        queue.configure_task(FETCH_MEDIA, queue=MEDIA_QUEUE, queueing_lock=fetch_lock(item)).make_new_job(
+            message_id=item
+        )
+        for item in message_ids
+    ]
+    replies = [
+        queue.configure_task(SEND_REPLY, queue=REPLIES_QUEUE, queueing_lock=reply_lock(item)).make_new_job(
+            reply_id=item
+        )
+        for item in reply_ids
+    ]
+    return fetches + replies
 
 
-def defer_replies(reply_ids: Iterable[int]) -> int:
-    """After the webhook's commit: queue the send of each automatic reply it made owed."""
-    return _defer_after_commit(defer_reply, reply_ids, "send of automatic reply")
+def defer_owed(message_ids: Sequence[int], reply_ids: Sequence[int]) -> int:
+    """Inside the webhook's transaction, before its commit: queue the jobs its new rows owe.
+
+    One statement for all of them (Procrastinate's batch defer), committed with the rows, so the
+    webhook pays no second transaction and no job exists for a row that was rolled back. It runs
+    in a savepoint: should a job with the same queueing lock already wait (the new rows' ids make
+    that impossible in practice), it is left out and the rows still commit as owed (`pending`),
+    which the periodic sweep queues. Any other database error is the webhook's (retry, 503)."""
+    if not message_ids and not reply_ids:
+        return 0
+    queue = owed_queue()
+    jobs = owed_jobs(queue, message_ids, reply_ids)
+    try:
+        with db.session.begin_nested():
+            queue.job_manager.batch_defer_jobs(jobs)
+    except IntegrityError as exc:
+        log.warning("could not queue %d owed jobs (the sweep will): %s", len(jobs), exc.orig)
+        return 0
+    return len(jobs)

@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
-from app.jobs import defer_fetches, defer_replies
+from app.jobs import defer_owed
 from app.metrics import MESSAGES_INGESTED, STATUSES_RECEIVED, WEBHOOK_DELIVERIES
 from app.services.ingest import IngestResult, ingest_delivery
 from app.whatsapp.payloads import parse_delivery
@@ -47,6 +47,9 @@ def receive_delivery(body: bytes, data: dict[str, Any]) -> IngestResult:
     for attempt in range(1, ATTEMPTS + 1):
         try:
             result = ingest_delivery(db.session, body, parsed)
+            # The downloads and automatic replies the new rows owe, queued in this transaction
+            # (the webhook never calls Graph itself); what this misses stays `pending` for the sweep.
+            defer_owed(result.media_owed, result.replies_owed)
             db.session.commit()
             break
         except DBAPIError as exc:
@@ -57,12 +60,6 @@ def receive_delivery(body: bytes, data: dict[str, Any]) -> IngestResult:
         except Exception:
             db.session.rollback()
             raise
-    if result.media_owed:
-        # After the commit: a crash before this line leaves the rows `pending`, which the sweep
-        # queues (app/jobs/media.py). The webhook never calls Graph itself.
-        defer_fetches(result.media_owed)
-    if result.replies_owed:
-        defer_replies(result.replies_owed)  # likewise: the sweep sends what this misses
     WEBHOOK_DELIVERIES.labels(outcome=result.outcome).inc()
     for message_type, count in result.stored_types.items():
         MESSAGES_INGESTED.labels(type=message_type).inc(count)
