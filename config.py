@@ -238,6 +238,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # The jobs worker (`flask --app wsgi jobs worker`): jobs run at once, its own connections.
         "JOBS_CONCURRENCY": _int(env, "JOBS_CONCURRENCY", 2, minimum=1),
         "JOBS_DB_POOL_SIZE": _int(env, "JOBS_DB_POOL_SIZE", 3, minimum=2),
+        # The worker's CPU priority (nice 0-19): downloads yield the CPU to the webhook and pages.
+        "JOBS_NICE": _int(env, "JOBS_NICE", 10, minimum=0),
         # gunicorn.conf.py reads it too: start the worker beside the web workers (Render's default).
         "JOBS_IN_WEB": _bool(env, "JOBS_IN_WEB", True),
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 5, minimum=1),

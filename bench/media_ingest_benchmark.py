@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.media_ingest_benchmark [--rounds 3] [--duration 8]   (or `make bench`)
 
-Issue 11: inbound media is fetched by a background job after the webhook's commit, so the
+Issue 11: inbound media is fetched by a background job queued in the webhook's transaction, so the
 webhook itself never calls Graph and its latency does not change. This measures it: the same
 gunicorn (production settings, `gunicorn.conf.py`, Render's `--preload`, and the jobs worker
 started by its master as `JOBS_IN_WEB` does by default) receives, in alternating runs of the
@@ -646,9 +646,9 @@ def statement_lines(result: Result) -> list[str]:
     return [
         f"- SQL per delivery (pg_stat_statements over 40 new deliveries of each kind posted one by one, the jobs "
         f"worker stopped meanwhile): a text {text_count.cell()}, a media message {media_count.cell()}. The "
-        "media delivery's extra: " + "; ".join(extra) + ". The fetch job is deferred in a second transaction "
-        "after the webhook's commit (app/jobs/queue.py `SessionConnector`), so the pool's pre-ping, the defer "
-        "and a second commit (a second WAL flush) are on the webhook's path for every media message."
+        "media delivery's extra: " + "; ".join(extra) + ". The fetch job is queued inside the webhook's own "
+        "transaction, in a savepoint before its commit (app/jobs/queue.py `defer_owed`): one statement more, "
+        "no second transaction, no second commit."
     ]
 
 
@@ -714,7 +714,7 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
         f"{fmt_rps(t_load.med('rate'))} deliveries/s; text-only rounds spread over "
         f"{_spread(t_load.values('rate'), fmt_rps)} /s. The web workers spend {fmt_ms(m_load.med('cpu_web_ms'))} vs "
         f"{fmt_ms(t_load.med('cpu_web_ms'))} ms of CPU per delivery ({web_delta:+.2f} ms: the media message's "
-        "extra columns and the job deferred after the commit); the jobs worker's "
+        "extra columns and the job queued in its transaction); the jobs worker's "
         f"{fmt_ms(m_load.med('cpu_jobs_ms'))} ms per delivery is CPU the webhook no longer has on a 2-core "
         "machine — the only way the downloads reach the webhook.",
         f"- One delivery at a time (what Meta sees when the service is not saturated) p50 is "
@@ -727,8 +727,9 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
         f"{fmt_ms(median(kind_p50['media']))} ms (rounds {_spread(kind_p50['media'], fmt_ms)}), p99 "
         f"{fmt_ms(median(kind_p99['media']))} ms; one carrying a text at p50 {fmt_ms(median(kind_p50['text']))} ms "
         f"(rounds {_spread(kind_p50['text'], fmt_ms)}), p99 {fmt_ms(median(kind_p99['text']))} ms. That difference "
-        "is the webhook's own cost of a media message (the media columns, and the fetch job deferred after the "
-        "commit: one more statement and commit); no delivery waits for a download, the webhook never calls Graph.",
+        "is the webhook's own cost of a media message (the media columns, and the fetch job queued in its "
+        "transaction: a savepoint and one statement more) plus the downloads' CPU on the same 2 cores (the worker "
+        "runs at `JOBS_NICE`); no delivery waits for a download, the webhook never calls Graph.",
         "",
         *statement_lines(result),
         "",

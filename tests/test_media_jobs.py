@@ -629,3 +629,19 @@ def test_a_worker_killed_mid_download_still_ends_stored(
     assert rows(jobs_app)[message["id"]].media_state == "stored"
     graph.reset()
     assert len(MP4) == rows(jobs_app)[message["id"]].media_size
+
+
+def test_the_worker_runs_at_a_lower_cpu_priority_never_a_higher_one() -> None:
+    """JOBS_NICE: measured in a child process, so the suite's own priority is untouched."""
+    script = (
+        "import os, sys\n"
+        "from app.jobs.worker import lower_priority\n"
+        "first = lower_priority(10)\n"
+        "again = lower_priority(5)\n"  # never raised back
+        "most = lower_priority(40)\n"  # at most 19
+        "sys.stdout.write(f'{first} {again} {most} {os.getpriority(os.PRIO_PROCESS, 0)}')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout == "10 10 19 19"

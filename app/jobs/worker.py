@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import procrastinate
 from flask import Flask
@@ -47,6 +48,17 @@ def build_worker_queue(app: Flask) -> procrastinate.App:
     return queue
 
 
+def lower_priority(nice: int) -> int:
+    """Run this process at `nice` (never raising its priority): when the webhook, the pages and
+    the downloads want the same CPU (Render's 0.5 CPU, a burst), the web workers get it first and
+    the queue catches up afterwards. Called before the worker starts threads, which inherit it."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    target = min(max(current, nice), 19)
+    if target != current:
+        os.setpriority(os.PRIO_PROCESS, 0, target)
+    return target
+
+
 def run_worker(app: Flask, *, once: bool = False, concurrency: int | None = None) -> None:
     """Run the worker: until stopped (SIGTERM / Ctrl-C), or `once` until the queues are empty."""
     queue = worker_queue(app)
@@ -56,6 +68,8 @@ def run_worker(app: Flask, *, once: bool = False, concurrency: int | None = None
             "on a persistent disk; set MEDIA_S3_BUCKET or mount a disk there (README: Media & jobs)",
             app.config["MEDIA_STORAGE_PATH"],
         )
+    if not once:
+        lower_priority(app.config["JOBS_NICE"])
     log.info("jobs worker starting (queues: %s%s)", ", ".join(QUEUES), ", once" if once else "")
     queue.run_worker(
         queues=list(QUEUES),
