@@ -45,13 +45,24 @@ def voice_recording(*, layout: str = "mono", seconds: float = 0.5) -> bytes:
     return audio("webm", "libopus", layout=layout, seconds=seconds)
 
 
-def video(container: str = "mp4", codec: str = "libx264", *, frames: int = 5, pix: str = "yuv420p") -> bytes:
+def video(
+    container: str = "mp4",
+    codec: str = "libx264",
+    *,
+    frames: int = 5,
+    pix: str = "yuv420p",
+    width: int = 64,
+    height: int = 48,
+    sound: tuple[str, ...] = (),
+) -> bytes:
+    """`frames` frames of `codec` video in `container`, with one audio track per codec in `sound`."""
     out = io.BytesIO()
     with av.open(out, "w", format=container) as muxer:
         stream = muxer.add_stream(codec, rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, pix
+        stream.width, stream.height, stream.pix_fmt = width, height, pix
+        tracks = [muxer.add_stream(name, rate=44_100, layout="mono") for name in sound]
         for i in range(frames):
-            frame = av.VideoFrame(64, 48, "rgb24")
+            frame = av.VideoFrame(width, height, "rgb24")
             frame.planes[0].update(bytes([(i * 40) % 256, 100, 200]) * (frame.planes[0].buffer_size // 3))
             frame = frame.reformat(format=pix)
             frame.pts = i
@@ -59,6 +70,20 @@ def video(container: str = "mp4", codec: str = "libx264", *, frames: int = 5, pi
                 muxer.mux(packet)
         for packet in stream.encode():
             muxer.mux(packet)
+        for track in tracks:
+            size = track.codec_context.frame_size or 1152
+            pcm = _tone(size * 4, 44_100, 1)
+            for n in range(4):
+                sound_frame = av.AudioFrame(format="s16", layout="mono", samples=size)
+                sound_frame.planes[0].update(
+                    pcm[n * size * 2 : (n + 1) * size * 2].ljust(sound_frame.planes[0].buffer_size, b"\0")
+                )
+                sound_frame.sample_rate = 44_100
+                sound_frame.pts = n * size
+                for packet in track.encode(sound_frame):
+                    muxer.mux(packet)
+            for packet in track.encode():
+                muxer.mux(packet)
     return out.getvalue()
 
 
@@ -66,10 +91,22 @@ def jpeg() -> bytes:
     return video("mjpeg", "mjpeg", frames=1, pix="yuvj420p")
 
 
-def webp(*, animated: bool = False) -> bytes:
+def webp(*, animated: bool = False, size: int = 512, lossless: bool = False) -> bytes:
+    """A sticker (WhatsApp takes 512 × 512 pixels only): lossy (a `VP8 ` chunk), lossless (`VP8L`)
+    or animated (`VP8X`)."""
+    if lossless:
+        out = io.BytesIO()
+        with av.open(out, "w", format="webp") as muxer:
+            stream = muxer.add_stream("libwebp", rate=10, options={"lossless": "1"})
+            stream.width, stream.height, stream.pix_fmt = size, size, "bgra"
+            frame = av.VideoFrame(size, size, "rgb24").reformat(format="bgra")
+            frame.pts = 0
+            for packet in [*stream.encode(frame), *stream.encode()]:
+                muxer.mux(packet)
+        return out.getvalue()
     if animated:
-        return video("webp", "libwebp_anim", frames=3, pix="yuva420p")
-    return video("webp", "libwebp", frames=1)
+        return video("webp", "libwebp_anim", frames=3, pix="yuva420p", width=size, height=size)
+    return video("webp", "libwebp", frames=1, width=size, height=size)
 
 
 def png(width: int = 4, height: int = 4) -> bytes:

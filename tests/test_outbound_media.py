@@ -185,7 +185,8 @@ def _opus_packets(data: bytes) -> list[bytes]:
     [
         (media_samples.png, "captura.png", "image", "image/png"),
         (lambda: media_samples.video("mp4"), "clip.mp4", "video", "video/mp4"),
-        (lambda: media_samples.video("3gp", "mpeg4"), "clip.3gp", "video", "video/3gpp"),
+        (lambda: media_samples.video("mp4", sound=("aac",)), "clip.mp4", "video", "video/mp4"),
+        (lambda: media_samples.video("3gp", sound=("aac",)), "clip.3gp", "video", "video/3gpp"),
         (lambda: media_samples.audio("mp3", "libmp3lame", rate=44100), "nota.mp3", "audio", "audio/mpeg"),
         (lambda: media_samples.audio("ipod", "aac", rate=44100), "nota.m4a", "audio", "audio/mp4"),
         (lambda: media_samples.audio("adts", "aac", rate=44100), "nota.aac", "audio", "audio/aac"),
@@ -200,6 +201,7 @@ def _opus_packets(data: bytes) -> list[bytes]:
         (lambda: "Hola, ¿qué tal?\n".encode(), "nota.txt", "document", "text/plain"),
         (media_samples.webp, "sticker.webp", "sticker", "image/webp"),
         (lambda: media_samples.webp(animated=True), "sticker.webp", "sticker", "image/webp"),
+        (lambda: media_samples.webp(lossless=True), "sticker.webp", "sticker", "image/webp"),
     ],
 )
 def test_every_accepted_format_goes_out_as_its_whatsapp_type(
@@ -307,6 +309,31 @@ REFUSALS = [
     ("OGG Vorbis", OGG_VORBIS, "x.ogg", 415, "unsupported_media_type"),
     ("WebM video", media_samples.video("webm", "libvpx"), "clip.webm", 415, "unsupported_media_type"),
     ("HTML", b"<!doctype html><script>alert(1)</script>", "page.html", 415, "unsupported_media_type"),
+    ("HEVC video", media_samples.video("mp4", "libx265"), "iphone.mp4", 415, "unsupported_media_type"),
+    ("MPEG-4 Part 2 3GP", media_samples.video("3gp", "mpeg4"), "old.3gp", 415, "unsupported_media_type"),
+    ("MP4 with MP3 sound", media_samples.video("mp4", sound=("libmp3lame",)), "c.mp4", 415, "unsupported_media_type"),
+    (
+        "MP4 with two sound tracks",
+        media_samples.video("mp4", sound=("aac", "aac")),
+        "c.mp4",
+        415,
+        "unsupported_media_type",
+    ),
+    ("a sticker of 64 x 64", media_samples.webp(size=64), "s.webp", 400, "sticker_dimensions"),
+    (
+        "a lossless sticker of 100 x 100",
+        media_samples.webp(size=100, lossless=True),
+        "s.webp",
+        400,
+        "sticker_dimensions",
+    ),
+    (
+        "an animated sticker of 256 x 256",
+        media_samples.webp(animated=True, size=256),
+        "s.webp",
+        400,
+        "sticker_dimensions",
+    ),
     (
         "a broken WebM",
         b"\x1a\x45\xdf\xa3\x9fB\x86\x81\x01B\xf7\x81\x01B\xf2\x81\x04B\xf3\x81\x08B\x82\x84webm" + b"\x00" * 50,
@@ -331,6 +358,10 @@ def test_a_file_whatsapp_refuses_is_refused_before_anything_is_kept(
         assert body["limit_bytes"] in (IMAGE_LIMIT, AUDIO_LIMIT, STICKER_LIMIT, ANIMATED_STICKER_LIMIT)
         assert body["size"] == len(content)
         assert "MB" in body["message"] or "KB" in body["message"]
+    if code == "sticker_dimensions":
+        assert "512 × 512" in body["message"] and (body["width"], body["height"]) in ((64, 64), (100, 100), (256, 256))
+    if filename == "iphone.mp4":
+        assert "HEVC (H.265)" in body["message"] and body["video_codecs"] == ["hevc"]
 
 
 @pytest.mark.slow

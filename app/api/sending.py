@@ -212,8 +212,9 @@ MEDIA_FORM = Body(
             "The body is not a valid send request (`invalid_body`), the template is unknown or not approved "
             "(`unknown_template`), placeholders are empty (`missing_parameters`, listing them in `missing`), "
             "or the `Idempotency-Key` is malformed (`invalid_idempotency_key`); for a file: it is empty "
-            "(`empty_file`) or has a caption where WhatsApp takes none (`caption_not_allowed`, audio and "
-            "stickers). Nothing is stored or sent.",
+            "(`empty_file`), has a caption where WhatsApp takes none (`caption_not_allowed`, audio and "
+            "stickers), or is a sticker that is not 512 × 512 pixels (`sticker_dimensions`, with `width` and "
+            "`height`). Nothing is stored or sent.",
             {"oneOf": [Error, MissingParametersError]},
             headers={"Idempotent-Replayed": IDEMPOTENT_REPLAYED},
         ),
@@ -224,7 +225,8 @@ MEDIA_FORM = Body(
         ),
         415: json_response(
             "WhatsApp does not take this file (`unsupported_media_type`: an unknown type, OGG that is not "
-            "Opus, WebM video, text not named .txt), or its name's extension says another type than its "
+            "Opus, WebM video, a video that is not H.264 with no sound or one AAC track, text not named .txt), "
+            "or its name's extension says another type than its "
             "content (`media_type_mismatch`); `detected` names what the content is. Nothing is stored or sent.",
             UnsupportedMediaError,
         ),
@@ -275,8 +277,9 @@ def send_message(conversation_id: int, json: SendRequest) -> Any:
     **A file** (image, video, audio, document or sticker) is sent as `multipart/form-data` with
     a `file` part and optional `caption`, `filename` (documents) and `reply_to` parts. Its type
     is judged by its content, and WhatsApp's limits are checked before anything is stored or
-    uploaded: 400 `empty_file`, 413 `file_too_large` (with `limit_bytes`), 415
-    `unsupported_media_type` or `media_type_mismatch` (the name's extension says another type).
+    uploaded: 400 `empty_file` or `sticker_dimensions` (stickers are 512 × 512), 413
+    `file_too_large` (with `limit_bytes`), 415 `unsupported_media_type` (a video must be H.264,
+    with no sound or one AAC track) or `media_type_mismatch` (the name's extension says another type).
     A WebM/Opus recording (Chromium's MediaRecorder) is converted to OGG/Opus and sent as a
     voice message. Like text it needs the 24-hour window (409 `window_closed`, nothing stored).
     The file is kept in our media storage (`GET /whatsapp/api/media/{message id}` serves it),

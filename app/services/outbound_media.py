@@ -59,7 +59,7 @@ from app.services.sending import (
 from app.services.summaries import touch_conversation
 from app.storage import StorageError, media_storage
 from app.storage.base import CHUNK_SIZE
-from app.whatsapp import media_rules, voice_notes
+from app.whatsapp import media_probe, media_rules, voice_notes
 from app.whatsapp.media_rules import OGG_OPUS, Judged, Refused
 from app.whatsapp.rules import window_open
 
@@ -118,6 +118,8 @@ def _refusal(refused: Refused) -> DomainError:
         return Invalid(refused.message, field="file", code="empty_file")
     if refused.reason == "too_large":
         return TooLarge(refused.message, **refused.facts)
+    if refused.reason == "dimensions":
+        return Invalid(refused.message, field="file", code="sticker_dimensions", **refused.facts)
     if refused.reason == "mismatch":
         return UnsupportedMedia(refused.message, code="media_type_mismatch", **refused.facts)
     return UnsupportedMedia(refused.message, **refused.facts)
@@ -136,8 +138,9 @@ def _digest_and_size(stream: IO[bytes]) -> tuple[str, int]:
 @contextmanager
 def prepared(attachment: Attachment) -> Iterator[PreparedMedia]:
     """The attachment judged, within its limit, converted when it is a recording; or a domain
-    error (400 `empty_file`, 413 `file_too_large`, 415 `unsupported_media_type` /
-    `media_type_mismatch`, 400 for a caption where WhatsApp takes none). Nothing is stored."""
+    error (400 `empty_file`, 413 `file_too_large`, 415 `unsupported_media_type` (a video's codecs
+    included) / `media_type_mismatch`, 400 `sticker_dimensions`, 400 for a caption where WhatsApp
+    takes none). Nothing is stored."""
     stream = attachment.stream
     upload_sha256, size = _digest_and_size(stream)
     head = stream.read(media_rules.HEAD_BYTES)
@@ -153,6 +156,11 @@ def prepared(attachment: Attachment) -> Iterator[PreparedMedia]:
             field="caption",
             code="caption_not_allowed",
         )
+    if judged.kind == "video":
+        try:
+            media_probe.check_video(stream, judged.format.mime_type)
+        except Refused as refused:
+            raise _refusal(refused) from None
     if not judged.needs_conversion:
         yield _ready(stream, size, upload_sha256, upload_sha256, judged, attachment, caption)
         return

@@ -9,10 +9,10 @@ a 3GP brand, plain text). A name whose extension says another type is refused as
 | WhatsApp type | formats                                          | at most              |
 |---------------|--------------------------------------------------|----------------------|
 | image         | JPEG, PNG                                        | 5 MB                 |
-| video         | MP4, 3GP                                         | 16 MB                |
+| video         | MP4, 3GP (H.264 video; no sound or one AAC track) | 16 MB               |
 | audio         | AAC, AMR, MP3, M4A, OGG (Opus only)              | 16 MB                |
 | document      | PDF, TXT, DOC(X), XLS(X), PPT(X)                 | 100 MB               |
-| sticker       | WebP                                             | 100 KB / 500 KB anim |
+| sticker       | WebP, 512 × 512 pixels                           | 100 KB / 500 KB anim |
 
 A voice note recorded by Chromium arrives as WebM with Opus: it is accepted as audio (16 MB) and
 converted to OGG/Opus before it is stored (`app/whatsapp/voice_notes.py`); WebM video is not.
@@ -58,6 +58,11 @@ class Format:
 
 
 IMAGE_LIMIT = 5 * MB
+STICKER_PIXELS = (512, 512)  # static and animated alike
+# What WhatsApp plays in an MP4 or 3GP (checked by app/whatsapp/media_probe.py): H.264 video and,
+# if there is sound, one AAC stream.
+VIDEO_CODECS = ("h264",)
+VIDEO_AUDIO_CODECS = ("aac",)
 VIDEO_LIMIT = 16 * MB
 AUDIO_LIMIT = 16 * MB
 DOCUMENT_LIMIT = 100 * MB
@@ -191,6 +196,20 @@ def _webp_animated(head: bytes) -> bool:
     return head[12:16] == b"VP8X" and len(head) > 20 and bool(head[20] & 0x02)
 
 
+def webp_size(head: bytes) -> tuple[int, int] | None:
+    """A WebP's canvas in pixels, from its first chunk's header (RFC 9649): VP8X (extended, and
+    every animated one), VP8L (lossless) or VP8 (lossy); None when it cannot be read."""
+    chunk, body = head[12:16], head[20:]
+    if chunk == b"VP8X" and len(body) >= 10:
+        return 1 + int.from_bytes(body[4:7], "little"), 1 + int.from_bytes(body[7:10], "little")
+    if chunk == b"VP8L" and len(body) >= 5 and body[0] == 0x2F:
+        bits = int.from_bytes(body[1:5], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 " and len(body) >= 10 and body[3:6] == b"\x9d\x01\x2a":
+        return int.from_bytes(body[6:8], "little") & 0x3FFF, int.from_bytes(body[8:10], "little") & 0x3FFF
+    return None
+
+
 # Control bytes that do not occur in text (as file(1) judges it): NUL, most C0 controls.
 _BINARY = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 
@@ -246,6 +265,17 @@ def judge(head: bytes, size: int, filename: str | None) -> Judged:
             size=size,
             media_type=fmt.kind,
         )
+    if fmt.kind == "sticker":
+        dimensions = webp_size(head)
+        if dimensions != STICKER_PIXELS:
+            shown = f"{dimensions[0]} × {dimensions[1]}" if dimensions else "of unknown size"
+            raise Refused(
+                "dimensions",
+                f"WhatsApp takes stickers of exactly {STICKER_PIXELS[0]} × {STICKER_PIXELS[1]} pixels; this one is "
+                f"{shown}. Send it as an image instead, or resize it.",
+                width=dimensions[0] if dimensions else None,
+                height=dimensions[1] if dimensions else None,
+            )
     content_type = "audio/ogg; codecs=opus" if fmt.mime_type == OGG_OPUS else fmt.mime_type
     return Judged(fmt, content_type)
 
