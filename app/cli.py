@@ -122,6 +122,13 @@ def maintenance_prune_media(days: int | None) -> None:
     click.echo(f"Pruned {removed} media files stored more than {days} days ago.")
 
 
+@maintenance_cli.command("prune-orphans")
+def maintenance_prune_orphans() -> None:
+    """Delete stored media files no message serves (older than a day; the worker does it daily)."""
+    removed = media_fetch.prune_orphans()
+    click.echo(f"Removed {removed} orphaned media files.")
+
+
 @jobs_cli.command("list")
 def jobs_list() -> None:
     """List failed jobs and media given up on (failed or corrupt)."""

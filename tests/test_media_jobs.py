@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import os
 import random
 import re
@@ -20,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -503,6 +505,47 @@ def test_pruned_media_leaves_the_message_saying_so(
     response = http.get(media_url(jobs_app, old["id"]), headers=auth)
     assert response.status_code == 410 and response.json["error"] == "media_pruned"
     assert http.get(media_url(jobs_app, new["id"]), headers=auth).data == JPEG
+
+
+def test_files_no_message_serves_are_removed_once_a_day_old(
+    jobs_app: Flask, backend: str, http: FlaskClient, auth: dict[str, str], graph: fake_graph.FakeGraph
+) -> None:
+    graph.media["7811"] = (JPEG, "image/jpeg")
+    graph.media["7812"] = (PDF, "application/pdf")
+    kept_message = media_message("image", "7811", JPEG, "image/jpeg")
+    pruned_message = media_message("document", "7812", PDF, "application/pdf", filename="f.pdf")
+    post(http, kept_message, pruned_message)
+    run_jobs(jobs_app)
+    stored = rows(jobs_app)
+    kept_key = stored[kept_message["id"]].media_storage_key
+    pruned_key = stored[pruned_message["id"]].media_storage_key
+    assert kept_key and pruned_key
+    kept_id = message_id(jobs_app, kept_message["id"])
+    orphans = [
+        f"messages/00099/999999-{'a' * 16}",  # an upload whose message never committed
+        f"messages/{kept_id // 10000:05d}/{kept_id}-{'b' * 16}",  # the message's id, not its file
+        f"messages/{kept_id // 10000:05d}/.half-written.tmp",  # a put interrupted
+        pruned_key,  # a prune whose delete failed: the row says `pruned`
+    ]
+    with jobs_app.app_context():
+        db.session.execute(
+            text("UPDATE messages SET media_state = 'pruned' WHERE wamid = :w"), {"w": pruned_message["id"]}
+        )
+        db.session.commit()
+        storage = media_storage()
+        for key in orphans[:3]:
+            storage.put(key, io.BytesIO(b"left behind"), size=11, content_type="application/octet-stream")
+
+    # Younger than a day: an upload may still be about to commit its row; nothing goes.
+    result = jobs_app.test_cli_runner().invoke(args=["maintenance", "prune-orphans"])
+    assert result.exit_code == 0 and "Removed 0 orphaned" in result.output, result.output
+    with jobs_app.app_context():
+        assert all(media_storage().exists(key) for key in [kept_key, *orphans])
+        removed = media_fetch.prune_orphans(now=datetime.now(UTC) + timedelta(days=2), batch=2)
+        assert removed == len(orphans)
+        assert media_storage().exists(kept_key)
+        assert not any(media_storage().exists(key) for key in orphans)
+    assert http.get(media_url(jobs_app, kept_message["id"]), headers=auth).data == JPEG
 
 
 def test_retention_defaults_to_keeping_media_forever(jobs_app: Flask) -> None:

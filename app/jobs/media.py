@@ -51,12 +51,14 @@ def register(queue: procrastinate.App, flask_app: Flask) -> None:
     @queue.periodic(cron=PRUNE_CRON)
     @queue.task(name=PRUNE_MEDIA, queue=MEDIA_QUEUE, queueing_lock=PRUNE_MEDIA)
     def prune(timestamp: int) -> int:
+        """Daily: the copies older than MEDIA_RETENTION_DAYS (when set), then orphaned files."""
         days = int(flask_app.config["MEDIA_RETENTION_DAYS"])
-        if not days:
-            return 0
+        removed = 0
         with flask_app.app_context():
-            removed = media_fetch.prune_media(days)
-        log.info("media.prune removed %d copies older than %d days", removed, days)
+            if days:
+                removed = media_fetch.prune_media(days)
+                log.info("media.prune removed %d copies older than %d days", removed, days)
+            removed += media_fetch.prune_orphans()
         return removed
 
 

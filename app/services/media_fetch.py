@@ -22,6 +22,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -248,6 +249,55 @@ def prune_media(days: int, *, batch: int = 500) -> int:
         removed += len(rows)
         if len(rows) < batch:
             return removed
+
+
+# A file younger than this is never an orphan: an agent's upload is stored before its message row
+# commits (app/services/outbound_media.py), a fetch before its row says `stored`.
+ORPHAN_GRACE = timedelta(hours=24)
+_KEY_ID = re.compile(r"^messages/\d+/(\d+)-[0-9a-f]{16}$")
+KEPT_KEYS = text(
+    "SELECT media_storage_key FROM messages WHERE id = ANY(:ids) AND media_state = 'stored'"
+    " AND media_storage_key IS NOT NULL"
+)
+
+
+def prune_orphans(*, now: datetime | None = None, batch: int = 1000) -> int:
+    """Delete stored files that no message serves: left by a process killed between storing a
+    file and committing its row, by a prune whose delete failed, or half-written (`.tmp`).
+
+    A file is kept while the message its key names (`storage_key`: the id is in the key, so each
+    batch is one primary-key lookup) is `stored` under exactly that key, and any file younger
+    than `ORPHAN_GRACE` is kept whatever it is."""
+    cutoff = (now or datetime.now(UTC)) - ORPHAN_GRACE
+    storage = media_storage()
+    removed = 0
+    pending: list[str] = []
+
+    def settle() -> int:
+        ids = sorted({int(match[1]) for key in pending if (match := _KEY_ID.match(key))})
+        kept = set(db.session.execute(KEPT_KEYS, {"ids": ids}).scalars()) if ids else set()
+        db.session.commit()
+        gone = 0
+        for key in pending:
+            if key in kept:
+                continue
+            try:
+                storage.delete(key)
+                gone += 1
+            except StorageError as exc:
+                log.warning("an orphaned media file could not be deleted (%s): %s", key, exc)
+        pending.clear()
+        return gone
+
+    for item in storage.listing("messages/"):
+        if item.modified_at < cutoff:
+            pending.append(item.key)
+        if len(pending) >= batch:
+            removed += settle()
+    removed += settle()
+    if removed:
+        log.info("removed %d orphaned media files", removed)
+    return removed
 
 
 GIVE_UP_ATTEMPTS = 24  # the sweep's re-enqueues included: the fetch keeps failing for no clear reason

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, Protocol
 
 CHUNK_SIZE = 64 * 1024
@@ -14,6 +16,12 @@ class StorageError(Exception):
 
 class StoredObjectMissing(StorageError):
     """No object under that key (deleted behind our back, or a wrong bucket)."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    modified_at: datetime  # aware, UTC
 
 
 class MediaStorage(Protocol):
@@ -31,4 +39,9 @@ class MediaStorage(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the object; a missing one is not an error."""
+        ...
+
+    def listing(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose key starts with `prefix` (a half-written temporary file included),
+        in no particular order; raises StorageError."""
         ...

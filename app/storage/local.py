@@ -10,10 +10,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from app.storage.base import CHUNK_SIZE, StorageError, StoredObjectMissing
+from app.storage.base import CHUNK_SIZE, StorageError, StoredObject, StoredObjectMissing
 
 
 class LocalStorage:
@@ -62,6 +63,17 @@ class LocalStorage:
             self._path(key).unlink(missing_ok=True)
         except OSError as exc:
             raise StorageError(f"could not delete {key}: {exc}") from exc
+
+    def listing(self, prefix: str) -> Iterator[StoredObject]:
+        top = self._path(prefix.rstrip("/"))
+        try:
+            for directory, _, files in os.walk(top):
+                for name in files:
+                    path = Path(directory, name)
+                    modified = datetime.fromtimestamp(path.lstat().st_mtime, UTC)
+                    yield StoredObject(path.relative_to(self.root).as_posix(), modified)
+        except OSError as exc:
+            raise StorageError(f"could not list {prefix}: {exc}") from exc
 
 
 class FileChunks:

@@ -7,13 +7,14 @@ keys and region come from the settings or boto3's usual chain (environment, inst
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import UTC
 from typing import Any, BinaryIO
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.storage.base import CHUNK_SIZE, StorageError, StoredObjectMissing
+from app.storage.base import CHUNK_SIZE, StorageError, StoredObject, StoredObjectMissing
 
 _MISSING = ("NoSuchKey", "404", "NotFound")
 
@@ -80,6 +81,15 @@ class S3Storage:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"could not delete {key}: {exc}") from exc
+
+    def listing(self, prefix: str) -> Iterator[StoredObject]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
+        try:
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    yield StoredObject(item["Key"][len(self.prefix) :], item["LastModified"].astimezone(UTC))
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageError(f"could not list {prefix} in bucket {self.bucket}: {exc}") from exc
 
 
 class BodyChunks:
