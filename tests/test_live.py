@@ -12,9 +12,9 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from app.extensions import db
 from app.services import agents as agent_service
-from tests import meta
+from tests import media_samples, meta
 from tests.conftest import TEST_CONFIG
-from tests.fake_graph import POST_MESSAGES, delay
+from tests.fake_graph import MEDIA_UPLOAD, POST_MESSAGES, delay
 from tests.live import Gunicorn, proxied
 
 pytestmark = [pytest.mark.live, pytest.mark.drill]
@@ -110,6 +110,42 @@ def test_concurrent_sends_with_one_idempotency_key_go_out_once(committed_db, gra
     assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 9
     assert len(graph.sent(POST_MESSAGES)) == 1
     assert _scalar(committed_db, "SELECT count(*) FROM messages WHERE direction = 'out'") == 1
+
+
+def test_concurrent_file_sends_with_one_idempotency_key_upload_and_keep_the_file_once(committed_db, graph, tmp_path):
+    """The same photo sent ten times at once with one key: one stored file, one upload, one send."""
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": committed_db})
+    with app.app_context():
+        agent = agent_service.create_agent("live-media@example.com", "Live", "correct horse battery")
+        token = agent_service.create_token(agent.email)
+        db.engine.dispose()
+    media_root = tmp_path / "media"
+    env = {
+        "WHATSAPP_GRAPH_URL": graph.base_url,
+        "WHATSAPP_ACCESS_TOKEN": TEST_CONFIG["WHATSAPP_ACCESS_TOKEN"],
+        "MEDIA_STORAGE_PATH": str(media_root),
+    }
+    graph.script(MEDIA_UPLOAD, delay(1.0))  # the upload is slow: the other requests arrive meanwhile
+    photo = media_samples.png(16, 16)
+    with Gunicorn(committed_db, env=env) as server:
+        assert server.post_webhook(meta.encode(meta.delivery(meta.value(messages=[meta.message()])))).ok
+        conversation_id = _scalar(committed_db, "SELECT id FROM conversations")
+        url = f"{server.base_url}/whatsapp/api/conversaciones/{conversation_id}/mensajes"
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "doble-clic-foto"}
+
+        def post(_: int) -> requests.Response:
+            files = {"file": ("foto.png", photo, "image/png")}
+            return requests.post(url, files=files, data={"caption": "Una vez"}, headers=headers, timeout=30)
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            responses = list(pool.map(post, range(10)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] * 10, [r.text for r in responses if r.status_code != 201]
+    assert len({r.json()["message"]["id"] for r in responses}) == 1
+    assert len(graph.uploads) == 1 and graph.uploads[0].content == photo
+    assert len(graph.sent(POST_MESSAGES)) == 1
+    assert _scalar(committed_db, "SELECT count(*) FROM messages WHERE direction = 'out'") == 1
+    assert [path.read_bytes() for path in media_root.rglob("*") if path.is_file()] == [photo]
 
 
 def test_pool_exhaustion_answers_503_within_the_pool_timeout_and_recovers(committed_db):
