@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 
 from tests import fake_graph, meta
 from tests.browser import require_chromium
-from tests.fake_graph import POST_MESSAGES
+from tests.fake_graph import POST_MESSAGES, error
 from tests.live import Gunicorn
 from tests.test_browser import (
     LUCIA,
@@ -118,6 +118,17 @@ def test_an_agent_reacts_to_a_customers_message_replaces_and_removes_it(world: W
     _expect(lambda: bubble.locator(".reactions").count() == 0, 5, "the removal")
     assert _reactions_sent(world)[-2:] == [{"message_id": second, "emoji": "🙏"}, {"message_id": second, "emoji": ""}]
     page.keyboard.press("Escape")
+
+    # WhatsApp refuses one: Meta's reason in a toast, and the bubble keeps what it had (nothing).
+    world.graph.script(POST_MESSAGES, error(131026))
+    bubble.locator(".react-btn").click()
+    bubble.get_by_role("button", name="Reaccionar con ❤️").click()
+    toast = page.locator("#toast")
+    _expect(lambda: "No se envió la reacción: Message undeliverable" in toast.inner_text(), 5, "the refusal")
+    assert toast.get_attribute("data-kind") == "error"
+    _shot(page, "reactions-4-refused-desktop")
+    assert bubble.locator(".reactions").count() == 0
+    assert world.scalar("SELECT error_code FROM messages WHERE type = 'reaction' ORDER BY id DESC LIMIT 1") == 131026
     assert not world.console, world.console
     page.context.close()
 
@@ -134,10 +145,10 @@ def test_an_agent_reacts_to_a_customers_message_replaces_and_removes_it(world: W
     box = picker.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 375, box
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
-    _shot(phone, "reactions-4-picker-phone")
+    _shot(phone, "reactions-5-picker-phone")
     picker.get_by_role("button", name="React with 😮").tap()
     _expect(lambda: bubble.locator(".reactions").inner_text().strip() == "😮", 5, "the reaction from the phone")
-    _shot(phone, "reactions-5-shown-phone")
+    _shot(phone, "reactions-6-shown-phone")
     assert not world.console, world.console
     phone.context.close()
 
