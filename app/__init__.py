@@ -17,6 +17,7 @@ from app.api import contacts as _contact_routes  # noqa: F401  (its routes join 
 from app.api import hours as _hours_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import labels as _label_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import media as _media_routes  # noqa: F401  (its routes join the api blueprint)
+from app.api import reactions as _reaction_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import search as _search_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import sending as _sending_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import starting as _starting_routes  # noqa: F401  (its routes join the api blueprint)

@@ -65,6 +65,8 @@ WRITES = {
     "api.delete_label": ADMIN,
     "api.send_message": EVERY_AGENT,
     "api.retry_message": EVERY_AGENT,
+    "api.set_reaction": EVERY_AGENT,  # the business's reaction to a customer's message
+    "api.remove_reaction": EVERY_AGENT,
     "api.add_note": EVERY_AGENT,
     "api.start_conversation": EVERY_AGENT,  # a template to a typed number
     "api.update_contact": EVERY_AGENT,  # the team's name, notes and attributes of a contact

@@ -123,9 +123,14 @@ def test_the_admin_sets_the_hours_and_a_customer_who_writes_while_closed_gets_on
     phone.goto(f"{world.base}/?c={conversation}")
     phone.locator(".bubble.is-automatic").wait_for()
     _no_horizontal_scroll(phone, 375)
+
+    # A fourth message in the same closed period: it shows up live, and still one automatic reply.
+    world.say(LUCIA, "Sigo esperando")
+    phone.locator(".msg-in", has_text="Sigo esperando").wait_for()
+    assert phone.locator(".msg-in").count() == 4
+    assert phone.locator(".bubble.is-automatic").count() == 1
+    assert world.scalar("SELECT count(*) FROM auto_replies") == 1
+    assert [r.body["text"]["body"] for r in world.graph.sent(POST_MESSAGES)] == [AWAY]
     _shot(phone, "hours-6-thread-phone")
     phone.context.close()
-
-    world.say(LUCIA, "Sigo esperando")
-    assert world.scalar("SELECT count(*) FROM auto_replies") == 1
     assert not world.console, world.console

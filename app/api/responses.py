@@ -635,6 +635,50 @@ class SendResult(_Closed):
     message: Message
 
 
+class AgentReaction(_Closed):
+    """A reaction the business sent (or tried to): a message of its own, not shown in the thread."""
+
+    id: int
+    wamid: Annotated[str | None, Field(description="Meta's id for the reaction once Graph accepted it.")]
+    emoji: Annotated[str | None, Field(description="The emoji; null for a removal.")]
+    status: Annotated[
+        str | None,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": list(DELIVERY_STATUSES),
+                "description": "`accepted`, then `sent` (Meta reports no `delivered` or `read` for reactions), "
+                "or `failed`.",
+            }
+        ),
+    ]
+    error: MessageError | None
+    agent_id: int | None
+    sent_at: datetime
+
+
+class ReactionResult(_Closed):
+    """The message reacted to, with its current reactions, and the reaction sent for this request
+    (null when the business's reaction already was the one asked for: nothing was sent)."""
+
+    message: Message
+    reaction: AgentReaction | None
+
+
+class ReactionFailure(_Closed):
+    """Graph did not accept the reaction: it is kept as `failed` with Meta's error, and the
+    message keeps the reaction it had."""
+
+    error: Annotated[
+        Literal["window_closed", "graph_error"],
+        Field(description="`window_closed` for Meta's error 131047."),
+    ]
+    message: str
+    graph_error: GraphErrorDetail
+    reaction: AgentReaction
+    stored_message: Annotated[Message, Field(description="The message reacted to, with its current reactions.")]
+
+
 class StartResult(_Closed):
     """A conversation started with a template that Graph accepted."""
 
@@ -750,6 +794,8 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     UnsupportedMediaError,
     WindowClosedError,
     SendFailure,
+    ReactionResult,
+    ReactionFailure,
     MediaFailure,
     WebhookReceipt,
     ConversationList,

@@ -38,7 +38,7 @@ from app.models.conversations import (
 )
 from app.models.labels import MAX_LABEL_NAME_CHARS
 from app.whatsapp.media_rules import LIMITS, MAX_CAPTION_CHARS, MAX_FILENAME_CHARS, human_size
-from app.whatsapp.rules import MAX_TEXT_CHARS
+from app.whatsapp.rules import MAX_TEXT_CHARS, is_single_emoji
 
 MAX_PAGE = 1_000_000
 MAX_PER_PAGE = 100
@@ -495,6 +495,30 @@ class NoteRequest(BaseModel):
     text: AgentText
 
 
+def _single_emoji(value: str) -> str:
+    if not is_single_emoji(value):
+        raise PydanticCustomError("single_emoji", "must be exactly one emoji, such as 👍 or ❤️.")
+    return value
+
+
+class ReactionRequest(BaseModel):
+    """`PUT /conversaciones/{id}/mensajes/{message_id}/reaccion`: the business's reaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    emoji: Annotated[
+        StrictStr,
+        Field(
+            min_length=1,
+            max_length=32,
+            description="Exactly one emoji (skin tones, flags and ZWJ sequences count as one), as in Unicode's "
+            "emoji data; no text, no spaces, not two.",
+            examples=["👍", "❤️", "🙏🏽"],
+        ),
+        AfterValidator(_single_emoji),
+    ]
+
+
 class CannedResponseRequest(BaseModel):
     """`POST /respuestas`: a canned response."""
 
@@ -757,6 +781,7 @@ INPUTS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
     "sendMessage": (None, SendRequest),
     "updateConversation": (None, ConversationPatch),
     "addNote": (None, NoteRequest),
+    "setReaction": (None, ReactionRequest),
     "listCannedResponses": (CannedResponseQuery, None),
     "searchMessages": (MessageSearchQuery, None),
     "createCannedResponse": (None, CannedResponseRequest),

@@ -164,6 +164,23 @@ def message(row: Any, reactions: dict[str, list[dict[str, Any]]]) -> dict[str, A
     return data
 
 
+def agent_reaction(m: Message) -> dict[str, Any]:
+    """A reaction the business sent (app/services/reactions.py), with its delivery status."""
+    return {
+        "id": m.id,
+        "wamid": m.wamid,
+        "emoji": m.reaction_emoji,
+        "status": m.status,
+        "error": (
+            {"code": m.error_code, "title": m.error_title, "details": m.error_details}
+            if m.error_code is not None or m.error_title
+            else None
+        ),
+        "agent_id": m.agent_id,
+        "sent_at": iso(m.sent_at),
+    }
+
+
 def canned_response(row: Any) -> dict[str, Any]:
     c = row.CannedResponse
     return {

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import aliased
 
@@ -260,6 +260,21 @@ def message_row(session: DbSession, message_id: int) -> Any:
     return session.execute(thread_select().where(Message.id == message_id)).one()
 
 
+def message_with_reactions(session: DbSession, message_id: int) -> tuple[Any, dict[str, list[dict[str, Any]]]]:
+    """One message as the thread shows it, with its current reactions."""
+    row = message_row(session, message_id)
+    wamid = row.Message.wamid
+    return row, _reactions_for(session, [wamid] if wamid else [])
+
+
+def business_reaction(session: DbSession, wamid: str) -> str | None:
+    """The business's current reaction to the message `wamid` (None: none)."""
+    for reaction in _reactions_for(session, [wamid]).get(wamid, []):
+        if reaction["from"] == "agent":
+            return str(reaction["emoji"])
+    return None
+
+
 def list_messages(session: DbSession, conversation_id: int, *, before: int | None, limit: int) -> MessagePage:
     """One page of a thread, oldest to newest; `next_cursor` pages further back."""
     conditions: list[Any] = [Message.conversation_id == conversation_id, Message.type.not_in(HIDDEN_TYPES)]
@@ -343,7 +358,10 @@ def list_messages_around(
 
 
 def _reactions_for(session: DbSession, wamids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Current reactions per target: the latest reaction of each reactor; removals clear it."""
+    """Current reactions per target: the latest reaction of each side — the customer, and the
+    business (one number: whichever agent reacted last, or an echo of the WhatsApp Business app,
+    replaces it, as on the customer's phone); removals clear it. A reaction Graph refused
+    (`failed`) changed nothing on WhatsApp, so it is passed over."""
     if not wamids:
         return {}
     rows = session.execute(
@@ -354,14 +372,18 @@ def _reactions_for(session: DbSession, wamids: list[str]) -> dict[str, list[dict
             Message.agent_id,
             Message.sent_at,
         )
-        .where(Message.reaction_to_wamid.in_(wamids), Message.type == "reaction")
+        .where(
+            Message.reaction_to_wamid.in_(wamids),
+            Message.type == "reaction",
+            or_(Message.status.is_(None), Message.status != "failed"),
+        )
         .order_by(Message.sent_at, Message.id)
     ).all()
-    latest: dict[tuple[str, str, int | None], tuple[str | None, datetime]] = {}
+    latest: dict[tuple[str, str], tuple[str | None, int | None, datetime]] = {}
     for row in rows:
-        latest[(row.reaction_to_wamid, row.direction, row.agent_id)] = (row.reaction_emoji, row.sent_at)
+        latest[(row.reaction_to_wamid, row.direction)] = (row.reaction_emoji, row.agent_id, row.sent_at)
     reactions: dict[str, list[dict[str, Any]]] = {}
-    for (target, direction, agent_id), (emoji, sent_at) in latest.items():
+    for (target, direction), (emoji, agent_id, sent_at) in latest.items():
         if emoji:
             reactions.setdefault(target, []).append(
                 {

@@ -1,5 +1,6 @@
 """WhatsApp's rules, in one place: the 24-hour customer-service window, template placeholders,
-the limits on a text message and the order in which delivery statuses may move.
+the limits on a text message, what a business may react to and the order in which delivery
+statuses may move.
 
 Pure functions and constants (no Flask, no database): the sending service, the serialisers,
 the status updates (`app/services/statuses.py`) and the pages all ask this module, and the
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import emoji
 
 # Free text is accepted only within 24 hours of the customer's last message (by Meta's clock).
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
@@ -29,6 +32,10 @@ STATUS_RANK: dict[str, int] = {
     "read": 30,
     "played": 40,
 }
+
+# A business's reaction reaches only a customer's message of the last 30 days that is not deleted
+# (Meta answers others with a failed status, error 131009, by webhook).
+REACTION_MAX_AGE = timedelta(days=30)
 
 # `{{1}}` or `{{first_name}}` in a template's text or URL button.
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
@@ -50,6 +57,28 @@ def window_open(last_customer_message_at: datetime | None, now: datetime | None 
 def status_advances(current: str | None, new: str) -> bool:
     """True when `new` may replace `current` (statuses never move backwards)."""
     return STATUS_RANK.get(new, 0) > STATUS_RANK.get(current or "pending", 0)
+
+
+def is_single_emoji(text: str) -> bool:
+    """True when `text` is exactly one emoji (skin tones, flags, keycaps and ZWJ sequences
+    included), as a WhatsApp reaction must be: by the `emoji` library's Unicode data."""
+    return emoji.is_emoji(text)
+
+
+def reaction_refusal(
+    *, direction: str, sender: str, wamid: str | None, deleted: bool, sent_at: datetime, now: datetime | None = None
+) -> str | None:
+    """Why a business may not react to this message (None: it may). Reactions are free-form
+    messages: the 24-hour window (`window_open`) applies to them as well."""
+    if direction != "in" or sender != "customer":
+        return "Only a customer's message can be reacted to."
+    if not wamid:
+        return "This message has no WhatsApp id to react to."
+    if deleted:
+        return "The customer deleted this message."
+    if (now or datetime.now(UTC)) - sent_at > REACTION_MAX_AGE:
+        return "WhatsApp takes reactions only to messages of the last 30 days."
+    return None
 
 
 def _text_header(component: dict[str, Any]) -> bool:
