@@ -51,7 +51,7 @@ chromium:
 	@if [ "$$SKIP_BROWSER_TESTS" = "1" ] || [ -x "$(CHROMIUM)" ]; then exit 0; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "Installing Debian's chromium for the browser tests"; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-color-emoji; \
 	else \
 		echo "Browser tests need Chromium: run 'sudo apt-get install chromium', or SKIP_BROWSER_TESTS=1 make test"; exit 1; \
 	fi
