@@ -235,3 +235,31 @@ def test_the_phone_layout_has_the_buttons_and_the_mentions_panel(world: World, b
     _shot(page, "notify-6-mentions-phone")
     page.context.close()
     assert not world.console, world.console
+
+
+def test_at_in_a_private_note_offers_the_agents_to_mention(world: World, browser: Any) -> None:
+    world.say(LUCIA, "¿Me pasan el precio?")
+    lucia = _conversation(world, LUCIA)
+    page = _new_page(world, browser)
+    _login(page, world)
+    page.goto(f"{world.base}/?c={lucia}")
+    page.locator("#composer").wait_for()
+    page.get_by_role("tab", name="Nota privada").click()
+    text = page.locator("#message-text")
+    text.press_sequentially("Mirá @be")
+    option = page.locator("#mention-list [role=option]")
+    option.first.wait_for()
+    assert option.all_inner_texts() == ["@Beto Soporte"]  # Ana herself is not offered
+    _shot(page, "notify-7-mention-autocomplete-desktop")
+    text.press("Enter")  # chooses; does not send
+    assert text.input_value() == "Mirá @Beto Soporte "
+    assert page.locator("#mention-list").is_hidden()
+    before = world.scalar("SELECT count(*) FROM mentions")
+    text.press_sequentially("¿lo ves vos?")
+    text.press("Enter")  # now it sends the note
+    _expect(lambda: world.scalar("SELECT count(*) FROM mentions") == before + 1, 5, "the mention recorded")
+    beto = world.scalar("SELECT id FROM agents WHERE email = :e", e=AGENT)
+    assert world.scalar("SELECT agent_id FROM mentions ORDER BY id DESC LIMIT 1") == beto
+    page.locator(".msg-note mark.mention", has_text="@Beto Soporte").wait_for()
+    page.context.close()
+    assert not world.console, world.console

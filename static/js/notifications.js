@@ -94,6 +94,15 @@
     });
   }
 
+  // keepalive: the request outlives the page it leaves.
+  const markRead = (url) =>
+    fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      keepalive: true,
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken },
+    }).catch(() => null);
+
   /* --- what was notified, shared by the agent's tabs ------------------------------------ */
   const since = { message: Number(inbox.dataset.sinceMessage || 0), mention: Number(inbox.dataset.sinceMention || 0) };
   const notified = new Set();
@@ -146,9 +155,10 @@
         tag: `${entry.dataset.kind}-${entry.dataset.kind === "mention" ? entry.dataset.id : entry.dataset.conversation}`,
         lang: document.documentElement.lang,
       });
-      notification.onclick = () => {
+      notification.onclick = async () => {
         window.focus();
         notification.close();
+        if (entry.dataset.readUrl) await markRead(entry.dataset.readUrl); // a mention: read once opened
         window.location.assign(targetUrl(entry));
       };
     }
@@ -208,14 +218,94 @@
     }
     const link = event.target.closest("a[data-mention]");
     if (!link || !link.dataset.readUrl) return;
-    // Marked read on the way to the note; keepalive lets the request outlive the page.
+    // Marked read on the way to the note.
     event.preventDefault();
-    await fetch(link.dataset.readUrl, {
-      method: "POST",
-      credentials: "same-origin",
-      keepalive: true,
-      headers: { Accept: "application/json", "X-CSRFToken": csrfToken },
-    }).catch(() => null);
+    await markRead(link.dataset.readUrl);
     window.location.assign(link.href);
   });
+})();
+
+/* "@" in a private note: the agents to mention, chosen with the arrows and Enter or Tab. */
+(() => {
+  const composer = document.getElementById("composer");
+  const text = document.getElementById("message-text");
+  const list = document.getElementById("mention-list");
+  const data = document.getElementById("mention-agents");
+  if (!composer || !text || !list || !data) return;
+  const names = JSON.parse(data.textContent);
+  const fold = (value) => value.normalize("NFKD").replace(/\p{M}/gu, "").toLowerCase();
+  const typing = /(?:^|[^\p{L}\p{N}])@([\p{L}\p{N}._-]*(?: [\p{L}\p{N}._-]*)?)$/u;
+  let shown = [];
+  let index = -1;
+  let start = -1;
+
+  function close() {
+    list.hidden = true;
+    list.replaceChildren();
+    shown = [];
+    index = -1;
+  }
+  function highlight(next) {
+    index = next;
+    Array.from(list.children).forEach((option, i) => option.setAttribute("aria-selected", i === index ? "true" : "false"));
+  }
+  function choose(i) {
+    const name = shown[i];
+    if (name === undefined) return;
+    const caret = text.selectionStart;
+    text.value = `${text.value.slice(0, start)}@${name} ${text.value.slice(caret)}`;
+    const after = start + name.length + 2;
+    text.setSelectionRange(after, after);
+    close();
+    text.dispatchEvent(new Event("input", { bubbles: true })); // the composer saves the draft and resizes
+    text.focus();
+  }
+  text.addEventListener("input", () => {
+    if (composer.dataset.mode !== "note") return close();
+    const before = text.value.slice(0, text.selectionStart);
+    const match = typing.exec(before);
+    if (!match) return close();
+    const query = fold(match[1]);
+    shown = names.filter((name) => fold(name).split(/\s+/).some((_w, i, words) => words.slice(i).join(" ").startsWith(query))).slice(0, 6);
+    if (!shown.length) return close();
+    start = before.length - match[1].length - 1;
+    list.replaceChildren(
+      ...shown.map((name, i) => {
+        const option = document.createElement("li");
+        option.id = `mention-option-${i}`;
+        option.setAttribute("role", "option");
+        const strong = document.createElement("strong");
+        strong.textContent = `@${name}`;
+        option.append(strong);
+        return option;
+      }),
+    );
+    list.hidden = false;
+    highlight(0);
+  });
+  // Capture: before the composer's own Enter (send) and Escape.
+  composer.addEventListener(
+    "keydown",
+    (event) => {
+      if (event.target !== text || list.hidden || !shown.length) return;
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        highlight((index + (event.key === "ArrowDown" ? 1 : shown.length - 1)) % shown.length);
+      } else if ((event.key === "Enter" && !event.shiftKey) || event.key === "Tab") {
+        choose(Math.max(0, index));
+      } else if (event.key === "Escape") {
+        close();
+      } else return;
+      event.preventDefault();
+      event.stopPropagation();
+    },
+    true,
+  );
+  list.addEventListener("mousedown", (event) => {
+    const option = event.target.closest('[role="option"]');
+    if (!option) return;
+    event.preventDefault();
+    choose(Array.from(list.children).indexOf(option));
+  });
+  // Closed when the focus leaves the text box for good (a click on an option comes first).
+  text.addEventListener("blur", () => setTimeout(() => document.activeElement !== text && close(), 150));
 })();
