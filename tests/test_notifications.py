@@ -228,3 +228,15 @@ def test_an_agents_token_reads_and_changes_only_their_own_row(client, agent, oth
     body = client.patch(ME, json={"notify_sound": False}, headers=beto).get_json()
     assert body["id"] == other_agent.id and body["role"] == "agent" and body["notify_sound"] is False
     assert _row(agent.id)["notify_sound"] is True
+
+
+def test_a_backlog_beyond_a_hundred_conversations_is_99_plus(client, agent, post_webhook, fresh_app_context):
+    """The count reads at most the newest 100 unread conversations, whatever the backlog."""
+    senders = [f"54911{n:08d}" for n in range(101)]
+    messages = [meta.message(sender=wa_id, content={"body": "Hola"}) for wa_id in senders]
+    contacts = [meta.contact(wa_id=wa_id, name=f"Cliente {n}") for n, wa_id in enumerate(senders)]
+    assert post_webhook(meta.delivery(meta.value(messages=messages, contacts=contacts))).status_code == 200
+    assert login(client, agent.email).status_code == 302
+    html = client.get("/inbox/fragments/list").text
+    assert 'data-unread="100" data-mentions="0" data-more="1"' in html
+    assert len(_feed(client)) == 10  # the newest ten stand for the rest

@@ -173,7 +173,8 @@
     if (!feed) return;
     const mentions = Number(feed.dataset.mentions || 0);
     const unread = Number(feed.dataset.unread || 0) + mentions;
-    document.title = unread ? `(${unread}) ${baseTitle}` : baseTitle;
+    const shown = feed.dataset.more || unread > 99 ? "99+" : String(unread);
+    document.title = unread ? `(${shown}) ${baseTitle}` : baseTitle;
     if (mentionsBadge) {
       mentionsBadge.textContent = String(mentions);
       mentionsBadge.hidden = mentions === 0;
