@@ -71,7 +71,7 @@ from app.services.conversations import (
 )
 from app.services.errors import InvalidParameter
 from app.services.labels import list_labels
-from app.services.mentions import list_mentions, mentionable_agents
+from app.services.mentions import list_mentions
 from app.services.notifications import newest_ids, notification_feed
 from app.services.preferences import update_preferences
 from app.services.search import MAX_QUERY_CHARS as SEARCH_QUERY_CHARS
@@ -171,7 +171,12 @@ def _thread_context(conversation_id: int, around: int | None = None) -> dict[str
 
 
 def _agents() -> list[Agent]:
-    return list(db.session.execute(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name)).scalars())
+    """The active agents (the assign menus, the composer's @), once per request."""
+    if "active_agents" not in g:
+        g.active_agents = list(
+            db.session.execute(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name)).scalars()
+        )
+    return cast(list[Agent], g.active_agents)
 
 
 def _conditional(html: str) -> Response:
@@ -446,10 +451,9 @@ def mentions_fragment() -> ResponseReturnValue:
 
 
 def _mentionable() -> list[Mentionable]:
-    """The agents a note may mention, loaded once per request (for highlighting notes)."""
-    if "mentionable" not in g:
-        g.mentionable = mentionable_agents(db.session)
-    return cast(list[Mentionable], g.mentionable)
+    """The agents a note may mention (the active ones, as app/services/mentions.py records them),
+    for highlighting notes: the page's and the thread poll's own list of agents, no extra query."""
+    return [Mentionable(id=a.id, name=a.name, email=a.email) for a in _agents()]
 
 
 @bp.app_template_filter("note_html")
