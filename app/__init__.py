@@ -16,6 +16,7 @@ from app.api import actions as _action_routes  # noqa: F401  (its routes join th
 from app.api import contacts as _contact_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import hours as _hours_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import labels as _label_routes  # noqa: F401  (its routes join the api blueprint)
+from app.api import me as _me_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import media as _media_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import reactions as _reaction_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import search as _search_routes  # noqa: F401  (its routes join the api blueprint)

@@ -29,7 +29,7 @@ from werkzeug.routing import Rule
 from app import create_app
 from app.extensions import db
 from app.inbox.assets import digest
-from app.models import Agent, ApiToken, CannedResponse, Conversation, Label, Message
+from app.models import Agent, ApiToken, CannedResponse, Conversation, Label, Mention, Message
 from app.models.agents import hash_token
 from app.services import agents as agent_service
 from tests import meta
@@ -48,7 +48,7 @@ PUBLIC = {
     "health.metrics": "Prometheus metrics, behind their own METRICS_TOKEN (404 while it is unset)",
     "webhook.verify": "Meta's handshake: 403 without the verify token",
     "webhook.receive": "Meta's deliveries: 401 unsigned, 403 wrongly signed",
-    "inbox.preferences": "page language and time zone, kept in the visitor's own session",
+    "inbox.preferences": "page language and time zone: the visitor's session, and the agent's row once logged in",
 }
 # The role matrix (README, Security): who may do each write. Every agent, admin or not, reads
 # everything an agent reads (conversations, messages, media, templates, canned responses). A
@@ -73,6 +73,9 @@ WRITES = {
     "api.create_canned_response": EVERY_AGENT,
     "api.delete_canned_response": AUTHOR_OR_ADMIN,
     "api.update_business_hours": ADMIN,
+    "api.update_me": EVERY_AGENT,  # their own preferences only
+    "api.mark_mention_read": EVERY_AGENT,  # their own mentions only (another's is a 404)
+    "api.mark_all_mentions_read": EVERY_AGENT,  # their own mentions only
     "auth.logout": EVERY_AGENT,
     "auth.logout_everywhere": EVERY_AGENT,  # ends only their own sessions
     "admin.create_agent": ADMIN,
@@ -116,6 +119,11 @@ def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webho
     assert canned.status_code == 201
     label = client.post("/whatsapp/api/etiquetas", json={"name": "Factura", "color": "#1f883d"}, headers=auth)
     assert label.status_code == 201, label.get_json()
+    note = client.post(
+        f"/whatsapp/api/conversaciones/{row.conversation_id}/notas", json={"text": "@Beto mira esto"}, headers=auth
+    )
+    assert note.status_code == 201, note.get_json()
+    mention_id = db.session.execute(select(Mention.id)).scalar_one()
     with app.test_request_context():
         version = digest("css/app.css")
     return Seeded(
@@ -125,6 +133,7 @@ def seeded(app, fresh_app_context, client, agent, other_agent, graph, post_webho
             "message_id": failed.get_json()["message_id"],
             "canned_id": canned.get_json()["id"],
             "label_id": label.get_json()["id"],
+            "mention_id": mention_id,
             "agent_id": other_agent.id,
             "filename": "css/app.css",
             "version": version,

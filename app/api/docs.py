@@ -375,6 +375,7 @@ PATH_DESCRIPTIONS = {
     "conversation_id": "The conversation's id (digits only). Ids that do not exist, including any above "
     "2147483647, answer 404.",
     "label_id": "The label's id (digits only). Ids that do not exist answer 404.",
+    "mention_id": "The mention's id (digits only). Ids that do not exist answer 404.",
 }
 
 INFO: dict[str, Any] = {
@@ -422,6 +423,7 @@ TAGS: tuple[tuple[str, str], ...] = (
     ("media", "Files of messages, streamed from WhatsApp."),
     ("templates", "Message templates approved by Meta."),
     ("settings", "Business hours and the automatic replies (the away message, the greeting)."),
+    ("me", "The caller's own account: preferences (language, time zone, notifications) and mentions."),
     ("health", "Liveness and readiness probes, and metrics."),
     ("docs", "This document."),
     ("pages", "The agents' server-rendered HTML pages (Flask-Login session, CSRF-protected forms)."),

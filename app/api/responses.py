@@ -749,6 +749,66 @@ class Readiness(_Closed):
     status: Literal["ready"]
 
 
+class AgentProfile(_Closed):
+    """The caller (`GET|PATCH /yo`): who they are and their own preferences."""
+
+    id: int
+    name: str
+    email: str
+    role: Literal["admin", "agent"]
+    language: Annotated[
+        Literal["es", "en"] | None,
+        WithJsonSchema({"type": ["string", "null"], "enum": ["es", "en", None]}),
+        Field(description="The pages' language; null follows the browser."),
+    ]
+    time_zone: Annotated[str | None, Field(description="An IANA time zone; null follows the browser.")]
+    notify_desktop: Annotated[bool, Field(description="Browser notifications of new messages and mentions.")]
+    notify_sound: Annotated[bool, Field(description="A short sound with each notification.")]
+    notify_scope: Annotated[
+        Literal["mine_and_unassigned", "all"],
+        Field(description="Whose new customer messages notify: the caller's and unassigned conversations, or all."),
+    ]
+
+
+class MentionConversation(_Closed):
+    id: int
+    display_name: str
+
+
+class MentionNote(_Closed):
+    id: Annotated[int, Field(description="The note's message id (open the thread at it with `/?c=…&m=…`).")]
+    text: Annotated[str | None, Field(description="The first 160 characters of the note.")]
+    sent_at: datetime
+
+
+class MentionItem(_Closed):
+    """The caller named with `@` in a private note."""
+
+    id: int
+    conversation: MentionConversation
+    note: MentionNote
+    author: Annotated[AgentRef | None, Field(description="Who wrote the note; null once that agent is deleted.")]
+    created_at: datetime
+    read_at: Annotated[datetime | None, Field(description="When the caller marked it read; null while unread.")]
+
+
+class MentionPagination(_Closed):
+    page: Annotated[int, Field(ge=1)]
+    per_page: Annotated[int, Field(ge=1, le=100)]
+    total: Annotated[int, Field(ge=0, description="The caller's mentions (with `unread=true`, the unread ones).")]
+    pages: Annotated[int, Field(ge=0, description="ceil(total / per_page); 0 when there is nothing.")]
+
+
+class MentionList(_Closed):
+    mentions: Annotated[list[MentionItem], Field(description="Unread first, then newest first.")]
+    pagination: MentionPagination
+    unread: Annotated[int, Field(ge=0, description="The caller's unread mentions, in all.")]
+
+
+class MentionsMarked(_Closed):
+    marked: Annotated[int, Field(ge=0, description="The mentions that were unread and are read now.")]
+
+
 # Schemas written as JSON Schema: pydantic would spell the nullable enum as `anyOf`, and the
 # media download is bytes, not JSON.
 class BusinessHoursSettings(_Closed):
@@ -786,6 +846,10 @@ JSON_SCHEMAS: dict[str, dict[str, Any]] = {
 # Documented under `components/schemas` by their class names (with the models they use), also
 # when no operation names them directly.
 RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
+    AgentProfile,
+    MentionList,
+    MentionsMarked,
+    MentionItem,
     BusinessHoursSettings,
     Error,
     MissingParametersError,

@@ -28,6 +28,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, PydanticUseDefault
 
 from app.converters import MAX_BIG_ID, MAX_ID
+from app.i18n import LANGUAGES, valid_time_zone
+from app.models.agents import NOTIFY_SCOPES
 from app.models.conversations import (
     CONVERSATION_STATUSES,
     MAX_ATTRIBUTE_KEY_CHARS,
@@ -48,6 +50,8 @@ MAX_MESSAGE_LIMIT = 100
 MAX_QUERY_CHARS = 100
 MAX_LABELS_PER_CONVERSATION = 50
 MAX_BULK_IDS = 100  # as app/services/conversation_actions.py
+DEFAULT_MENTIONS_PER_PAGE = 20
+EDITABLE_PREFERENCES = ("language", "time_zone", "notify_desktop", "notify_sound", "notify_scope")
 
 
 # --- building blocks -----------------------------------------------------------------------
@@ -775,6 +779,89 @@ class BusinessHoursRequest(BaseModel):
 
 # Each validated operation (by its OpenAPI operationId) and its (query, body) models. The views
 # declare `@accepts("<operationId>")`; app/api/docs.py documents the same models.
+# --- the agent's own preferences and mentions ---------------------------------------------------
+
+
+def _time_zone(value: Any) -> Any:
+    if value is not None and (not isinstance(value, str) or valid_time_zone(value) is None):
+        raise PydanticCustomError("time_zone", "must be an IANA time zone such as Europe/Madrid, or null.")
+    return value
+
+
+class AgentPreferencesPatch(BaseModel):
+    """`PATCH /yo`: any of the caller's own preferences, all or nothing (name, e-mail and role are
+    the admins' to change)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    language: Annotated[
+        Literal[LANGUAGES] | None,  # type: ignore[valid-type]
+        WithJsonSchema(
+            {
+                "type": ["string", "null"],
+                "enum": [*LANGUAGES, None],
+                "description": "The pages' language; null follows the browser.",
+            }
+        ),
+    ] = None
+    time_zone: Annotated[
+        StrictStr | None,
+        BeforeValidator(_time_zone),
+        WithJsonSchema(
+            {
+                "type": ["string", "null"],
+                "maxLength": 64,
+                "examples": ["Europe/Madrid"],
+                "description": "An IANA time zone; null follows the browser.",
+            }
+        ),
+    ] = None
+    notify_desktop: Annotated[
+        StrictBool | None,
+        WithJsonSchema({"type": "boolean", "description": "Browser notifications (the browser must allow them)."}),
+    ] = None
+    notify_sound: Annotated[
+        StrictBool | None, WithJsonSchema({"type": "boolean", "description": "A short sound with each notification."})
+    ] = None
+    notify_scope: Annotated[
+        Literal[NOTIFY_SCOPES] | None,  # type: ignore[valid-type]
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": list(NOTIFY_SCOPES),
+                "description": "`mine_and_unassigned`: new customer messages in conversations assigned to the caller "
+                "or to nobody; `all`: in every conversation.",
+            }
+        ),
+    ] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> AgentPreferencesPatch:
+        if not self.model_fields_set:
+            raise PydanticCustomError("empty", "Send at least one of: " + ", ".join(EDITABLE_PREFERENCES) + ".")
+        for name in ("notify_desktop", "notify_sound", "notify_scope"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise PydanticCustomError("null", f"'{name}' cannot be null.")
+        return self
+
+
+class MentionListQuery(BaseModel):
+    """`GET /menciones`: the caller's mentions, a page at a time."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    page: _query_int(1, 1, MAX_PAGE, "1-based page number. Digits only; empty means the default.")  # type: ignore[valid-type]
+    per_page: _query_int(  # type: ignore[valid-type]
+        DEFAULT_MENTIONS_PER_PAGE, 1, MAX_PER_PAGE, "Mentions per page. Digits only; empty means the default."
+    )
+    unread: Annotated[
+        bool | None,
+        BeforeValidator(_unread),
+        WithJsonSchema({"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}),
+        Field(default=None, description="`true`: only unread mentions; otherwise all of them, unread first."),
+    ]
+
+
 INPUTS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
     "listConversations": (ConversationListQuery, None),
     "listMessages": (ThreadQuery, None),
@@ -791,4 +878,6 @@ INPUTS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
     "updateLabel": (None, LabelPatch),
     "bulkUpdateConversations": (None, BulkRequest),
     "updateBusinessHours": (None, BusinessHoursRequest),
+    "updateMe": (None, AgentPreferencesPatch),
+    "listMentions": (MentionListQuery, None),
 }

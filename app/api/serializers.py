@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -241,4 +242,32 @@ def found_message(row: Any, reactions: dict[str, list[dict[str, Any]]], snippet:
             "status": row.conversation_status,
         },
         "snippet": snippet,
+    }
+
+
+def agent_profile(agent: Any, preferences: Any) -> dict[str, Any]:
+    """The caller (`GET|PATCH /yo`): `preferences` is app/services/preferences.Preferences."""
+    return {
+        "id": agent.id,
+        "name": agent.name,
+        "email": agent.email,
+        "role": agent.role,
+        **asdict(preferences),
+    }
+
+
+def mention(row: Any) -> dict[str, Any]:
+    """A mention as app/services/mentions.py selects it."""
+    return {
+        "id": row.id,
+        "conversation": {
+            "id": row.conversation_id,
+            "display_name": display_name(
+                row.contact_display_name, row.contact_name, row.contact_wa_id, row.contact_user_id
+            ),
+        },
+        "note": {"id": row.message_id, "text": row.preview, "sent_at": iso(row.sent_at)},
+        "author": {"id": row.author_id, "name": row.author_name} if row.author_id else None,
+        "created_at": iso(row.created_at),
+        "read_at": iso(row.read_at),
     }

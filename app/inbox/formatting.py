@@ -13,8 +13,10 @@ from babel.dates import format_timedelta
 from flask import Flask
 from flask_babel import format_date, format_datetime, format_time, get_locale, get_timezone
 from flask_babel import gettext as _
+from markupsafe import Markup, escape
 
 from app.whatsapp import rules
+from app.whatsapp.mentions import Mentionable, find_mentions
 
 
 def parse(value: str | datetime | None) -> datetime | None:
@@ -132,6 +134,25 @@ def label_text(color: str) -> str:
     on_white = 1.05 / (background + 0.05)
     on_dark = (background + 0.05) / (_luminance(LABEL_DARK_TEXT) + 0.05)
     return "light" if on_white >= on_dark else "dark"
+
+
+def note_html(text: str, agents: list[Mentionable], me: int | None = None) -> Markup:
+    """A private note as HTML: every character escaped, and each mention of an agent (the rule of
+    app/whatsapp/mentions.py) wrapped in our own `<mark class="mention">` (`mention-me` when it
+    names `me`)."""
+    parts: list[Markup] = []
+    position = 0
+    for found in find_mentions(text, agents):
+        parts.append(escape(text[position : found.start]))
+        kind = "mention mention-me" if found.agent_id == me else "mention"
+        parts.append(
+            Markup('<mark class="{}" data-agent="{}">{}</mark>').format(
+                kind, found.agent_id, text[found.start : found.end]
+            )
+        )
+        position = found.end
+    parts.append(escape(text[position:]))
+    return Markup("").join(parts)
 
 
 def init_formatting(app: Flask) -> None:

@@ -18,6 +18,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     make_response,
     redirect,
     render_template,
@@ -28,6 +29,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from flask_login import current_user, login_required
+from markupsafe import Markup
 from sqlalchemy import select
 
 from app.api import serializers
@@ -52,9 +54,9 @@ from app.api.docs import (
 from app.auth.views import safe_next
 from app.converters import MAX_BIG_ID, MAX_ID
 from app.extensions import db
-from app.i18n import LANGUAGES, TZ_COOKIE, time_zones, valid_time_zone
+from app.i18n import LANGUAGES, TZ_COOKIE, chosen_language, chosen_time_zone, time_zones, valid_time_zone
 from app.inbox.composer import template_choices
-from app.inbox.formatting import day_key, init_formatting
+from app.inbox.formatting import day_key, init_formatting, note_html
 from app.models import Agent, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.services.conversation_actions import list_canned_responses
@@ -69,9 +71,13 @@ from app.services.conversations import (
 )
 from app.services.errors import InvalidParameter
 from app.services.labels import list_labels
+from app.services.mentions import list_mentions
+from app.services.notifications import newest_ids, notification_feed
+from app.services.preferences import update_preferences
 from app.services.search import MAX_QUERY_CHARS as SEARCH_QUERY_CHARS
 from app.services.search import MAX_RESULTS as SEARCH_MAX_RESULTS
 from app.services.search import search_messages, snippet_html
+from app.whatsapp.mentions import Mentionable
 
 bp = Blueprint("inbox", __name__)
 bp.record_once(lambda state: init_formatting(cast(Flask, state.app)))
@@ -130,6 +136,8 @@ def _list_context(state: dict[str, Any], selected_id: int | None) -> dict[str, A
         "result": result,
         "conversations": [serializers.conversation_summary(row) for row in result.rows],
         "selected_id": selected_id,
+        # Read by static/js/notifications.js: the poll that refreshes the list brings it.
+        "feed": notification_feed(db.session, current_user.id, current_user.notify_scope),
     }
 
 
@@ -163,7 +171,12 @@ def _thread_context(conversation_id: int, around: int | None = None) -> dict[str
 
 
 def _agents() -> list[Agent]:
-    return list(db.session.execute(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name)).scalars())
+    """The active agents (the assign menus, the composer's @), once per request."""
+    if "active_agents" not in g:
+        g.active_agents = list(
+            db.session.execute(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name)).scalars()
+        )
+    return cast(list[Agent], g.active_agents)
 
 
 def _conditional(html: str) -> Response:
@@ -218,6 +231,7 @@ def index() -> ResponseReturnValue:
     context["templates"] = template_choices()
     if not selected_id:
         context["labels"] = list_labels()  # the list's label filter (the thread's context has them too)
+    context["notify_since"] = newest_ids(db.session, current_user.id)
     return render_template("inbox/index.html", agents=_agents(), phone_region=_phone_region(), **context)
 
 
@@ -412,6 +426,43 @@ def canned_fragment() -> ResponseReturnValue:
     return render_template("inbox/_canned.html", canned=canned)
 
 
+MENTIONS_SHOWN = 20
+
+
+@bp.get("/inbox/fragments/mentions")
+@documented(
+    "inboxMentionsFragment",
+    tag="pages",
+    security=SESSION,
+    responses={200: html("An HTML fragment."), 302: LOGIN_REDIRECT, 429: RATE_LIMITED_PAGE},
+)
+@login_required
+def mentions_fragment() -> ResponseReturnValue:
+    """The agent's mentions, for the inbox's Mentions panel (HTML fragment)
+
+    The newest 20 notes that mention the agent, unread first: who wrote it, in which
+    conversation, when, and the note with the mentions marked; each links to the conversation
+    opened at the note (`GET /whatsapp/api/menciones` is the same list in JSON).
+    """
+    result = list_mentions(current_user.id, page=1, per_page=MENTIONS_SHOWN)
+    return render_template(
+        "inbox/_mentions.html", mentions=[serializers.mention(row) for row in result.rows], unread=result.unread
+    )
+
+
+def _mentionable() -> list[Mentionable]:
+    """The agents a note may mention (the active ones, as app/services/mentions.py records them),
+    for highlighting notes: the page's and the thread poll's own list of agents, no extra query."""
+    return [Mentionable(id=a.id, name=a.name, email=a.email) for a in _agents()]
+
+
+@bp.app_template_filter("note_html")
+def note_html_filter(text: str | None) -> Markup:
+    """A note's text, escaped, with each mention of an agent marked (yours as `mention-me`)."""
+    me = current_user.id if current_user.is_authenticated else None
+    return note_html(text or "", _mentionable(), me)
+
+
 @bp.post("/preferences")
 @documented(
     "setPreferences",
@@ -419,7 +470,11 @@ def canned_fragment() -> ResponseReturnValue:
     security=PUBLIC,
     body=html_form(
         {
-            "lang": {"type": "string", "enum": ["es", "en"]},
+            "lang": {
+                "type": "string",
+                "enum": ["es", "en", "auto"],
+                "description": "`auto` for the browser's own.",
+            },
             "tz": {"type": "string", "description": "An IANA time zone, or `auto` for the browser's own."},
             "next": {"type": "string", "description": "Where to go back to; only local paths are followed."},
         }
@@ -427,21 +482,40 @@ def canned_fragment() -> ResponseReturnValue:
     responses={302: empty("Saved; back to `next`.", headers={"Location": LOCATION}), 400: CSRF_FAILED_PAGE},
 )
 def preferences() -> ResponseReturnValue:
-    """The agent's language and time zone (kept in the session)
+    """The agent's language and time zone (on their row; before logging in, in the session)
 
-    The pages' language and time zone; CSRF-checked like every form.
+    The pages' language and time zone; CSRF-checked like every form. `auto` follows the
+    browser. A logged-in agent's choice is saved on their row (it follows them to every browser
+    and survives logging out and in); the session keeps it too, as this browser's choice before
+    the next login.
     """
+    changes: dict[str, str | None] = {}
     lang = request.form.get("lang", "")
     if lang in LANGUAGES:
         session["lang"] = lang
+        changes["language"] = lang
+    elif lang == "auto":
+        session.pop("lang", None)
+        changes["language"] = None
     zone = request.form.get("tz", "")
     if zone == "auto":
         session.pop("tz", None)
+        changes["time_zone"] = None
     elif valid_time_zone(zone):
         session["tz"] = zone
+        changes["time_zone"] = zone
+    if changes and current_user.is_authenticated:
+        update_preferences(current_user, changes)
     return redirect(safe_next(request.form.get("next")))
 
 
 @bp.app_context_processor
 def page_globals() -> dict[str, Any]:
-    return {"LANGUAGES": LANGUAGES, "TIME_ZONES": time_zones, "TZ_COOKIE": TZ_COOKIE}
+    return {
+        "LANGUAGES": LANGUAGES,
+        "TIME_ZONES": time_zones,
+        "TZ_COOKIE": TZ_COOKIE,
+        "chosen_language": chosen_language,
+        "chosen_time_zone": chosen_time_zone,
+        "display_name": serializers.display_name,
+    }

@@ -5,6 +5,7 @@ from app.models.conversations import BusinessNumber, Contact, Conversation
 from app.models.events import StatusEvent, WebhookDelivery
 from app.models.hours import AutoReply, BusinessHours
 from app.models.labels import ConversationLabel, Label
+from app.models.mentions import Mention
 from app.models.messages import Message
 from app.models.outbound import CannedResponse, IdempotencyKey, MessageTemplate, SendAttempt
 
@@ -20,6 +21,7 @@ __all__ = [
     "ConversationLabel",
     "IdempotencyKey",
     "Label",
+    "Mention",
     "Message",
     "MessageTemplate",
     "SendAttempt",

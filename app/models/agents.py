@@ -14,6 +14,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app.extensions import Model
 
 ROLES = ("admin", "agent")
+# Which new customer messages the browser notifies an agent of: those in conversations assigned
+# to them or to nobody, or in every conversation.
+NOTIFY_SCOPES = ("mine_and_unassigned", "all")
 # Werkzeug's default (scrypt, about 0.1 s of CPU per hash or check: the point). The tests set a
 # cheap one: they hash and check passwords hundreds of times, and a stored hash names its method.
 PASSWORD_HASH_METHOD = "scrypt"
@@ -25,6 +28,8 @@ class Agent(UserMixin, Model):
         CheckConstraint("role IN ('admin', 'agent')", name="role"),
         # Emails are unique regardless of case.
         Index("uq_agents_email_lower", sql_text("lower(email)"), unique=True),
+        CheckConstraint("language IS NULL OR language IN ('es', 'en')", name="language"),
+        CheckConstraint("notify_scope IN ('mine_and_unassigned', 'all')", name="notify_scope"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -37,6 +42,14 @@ class Agent(UserMixin, Model):
     # Put into the session cookie at login and compared on every request (app/auth/sessions.py):
     # bumping it ends every session of the agent at once, wherever its cookie is.
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The agent's preferences (app/i18n.py reads the first two; NULL follows the browser).
+    language: Mapped[str | None] = mapped_column(String(8))
+    time_zone: Mapped[str | None] = mapped_column(Text)
+    notify_desktop: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    notify_sound: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    notify_scope: Mapped[str] = mapped_column(
+        String(24), default="mine_and_unassigned", server_default="mine_and_unassigned"
+    )
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="agent", lazy="raise")
 

@@ -102,6 +102,13 @@ class Conversation(Model):
             text("id DESC"),
         ),
         Index("ix_conversations_updated_at", "updated_at"),
+        # The browser notifications' feed (app/services/notifications.py): the few unread ones.
+        Index(
+            "ix_conversations_unread_activity",
+            text("last_activity_at DESC"),
+            text("id DESC"),
+            postgresql_where=text("unread_count > 0"),
+        ),
         Index("ix_conversations_contact_id", "contact_id"),
     )
 

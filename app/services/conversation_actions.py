@@ -30,6 +30,7 @@ from app.services import labels as label_service
 from app.services.conversations import escape_like
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.graph_factory import graph_client
+from app.services.mentions import record_mentions
 from app.services.summaries import touch_conversation
 from app.whatsapp.graph_client import GraphError
 
@@ -332,7 +333,8 @@ def add_note(conversation_id: int, agent_id: int, text: str) -> int:
     """Store a private note; returns its message id.
 
     Notes are shown to agents in the thread but never sent, never the conversation's last
-    message or preview, and never touch the unread count or the 24-hour window.
+    message or preview, and never touch the unread count or the 24-hour window. The agents it
+    mentions (`@name`, app/whatsapp/mentions.py) get a mention in the same transaction.
     """
     now = datetime.now(UTC)
     # Before the note is stored: a conversation that is not there is a 404, not a foreign key error.
@@ -353,6 +355,8 @@ def add_note(conversation_id: int, agent_id: int, text: str) -> int:
         is_read=True,
     )
     db.session.add(note)
+    db.session.flush()  # its id, for the mentions recorded in the same transaction
+    record_mentions(db.session, note)
     db.session.commit()
     return note.id
 
