@@ -30,6 +30,7 @@ from sqlalchemy import (
     Integer,
     Select,
     Table,
+    false,
     func,
     literal,
     select,
@@ -50,7 +51,18 @@ WOKE_BY_CUSTOMER = "customer"
 WOKE_BY_AGENT = "agent"
 
 _messages = cast(Table, Message.__table__)
-_EVENT_COLUMNS = ("conversation_id", "direction", "sender", "type", "agent_id", "payload", "sent_at", "is_read")
+_EVENT_COLUMNS = (
+    "conversation_id",
+    "direction",
+    "sender",
+    "type",
+    "agent_id",
+    "payload",
+    "sent_at",
+    "is_read",
+    "forwarded",
+    "media_attempts",
+)
 
 
 def snoozed_payload(until: datetime | None) -> Any:
@@ -88,6 +100,8 @@ def insert_events(
             payload,
             sent_at,
             true(),
+            false(),
+            literal(0, Integer),
         ),
     )
 
