@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
+from zoneinfo import ZoneInfo
 
 from flask import current_app, request, session
 
@@ -34,3 +35,10 @@ def valid_time_zone(name: str | None) -> str | None:
 
 def select_timezone() -> str | None:
     return valid_time_zone(session.get("tz")) or valid_time_zone(request.cookies.get(TZ_COOKIE))
+
+
+def agent_zone() -> ZoneInfo:
+    """The agent's time zone as a `ZoneInfo` (UTC when none is known): the one accessor for code
+    that computes wall-clock times for the agent (the snooze presets), built on
+    `select_timezone()`, so moving the choice elsewhere (the agent's row) changes it here too."""
+    return ZoneInfo(select_timezone() or "UTC")

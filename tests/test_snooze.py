@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from flask_babel import refresh
 from sqlalchemy import select, update
 
 from app.extensions import db
@@ -19,7 +20,7 @@ from app.services import agents as agent_service
 from app.whatsapp.snooze import presets
 from tests import meta
 from tests.test_openapi import assert_documented
-from tests.test_pages import login
+from tests.test_pages import csrf_token, login
 
 API = "/whatsapp/api/conversaciones"
 ONE = "/whatsapp/api/conversaciones/{conversation_id}"
@@ -252,3 +253,39 @@ def test_presets_are_in_the_agents_time_zone():
     assert presets(datetime(2026, 12, 7, 10, 0, tzinfo=UTC), MADRID).next_week == datetime(
         2026, 12, 14, 9, 0, tzinfo=MADRID
     )
+
+
+def _prefer(client, lang: str, tz: str) -> None:  # type: ignore[no-untyped-def]
+    token = csrf_token(client.get("/").text)
+    client.post("/preferences", data={"csrf_token": token, "lang": lang, "tz": tz, "next": "/"})
+    refresh()  # the test's app context spans requests: forget the locale Flask-Babel cached
+
+
+@pytest.mark.parametrize(
+    ("lang", "tz", "pill", "event", "option"),
+    [
+        ("es", "Europe/Madrid", "Pospuesta hasta mañana a las 9:00", "la pospuso hasta el", "Pospuestas"),
+        ("en", "Asia/Tokyo", "Snoozed until tomorrow 9:00", "snoozed it until", "Snoozed"),
+    ],
+)
+def test_the_inbox_shows_the_snooze_in_the_agents_language_and_time_zone(
+    client, auth, agent, conversation, lang, tz, pill, event, option
+):
+    login(client, agent.email)
+    _prefer(client, lang, tz)
+    zone = ZoneInfo(tz)
+    tomorrow = presets(datetime.now(UTC), zone).tomorrow
+    page = client.get(f"/?c={conversation}").text
+    # The menu's presets are the server's, in the agent's zone: tomorrow and next Monday at 9:00.
+    assert f'data-snooze-until="{tomorrow.isoformat()}"' in page
+    assert f'data-snooze-zone="{tz}"' in page and '<option value="snoozed"' in page and option in page
+    snoozing = _patch(client.application.test_client(), auth, conversation, {"snoozed_until": tomorrow.isoformat()})
+    assert snoozing.status_code == 200
+    snoozed_list = client.get("/", query_string={"status": "snoozed"}).text
+    assert f'id="row-{conversation}"' in snoozed_list and pill in snoozed_list
+    assert f'id="row-{conversation}"' not in client.get("/").text  # the default tab is the open conversations
+    thread = client.get(f"/inbox/fragments/conversations/{conversation}").text
+    assert pill in thread and "msg-event" in thread and event in thread
+    woke = client.application.test_client().patch(f"{API}/{conversation}", json={"status": "open"}, headers=auth)
+    assert woke.status_code == 200
+    assert f'id="row-{conversation}"' in client.get("/").text
