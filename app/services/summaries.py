@@ -90,12 +90,13 @@ def touch_statement(effect: Effect) -> Update:
     statement = update(_conversations).where(c.id == conversation_id).values(**values)
     if effect.customer:
         # The statement's snapshot still sees the status before this UPDATE: a snoozed
-        # conversation gets its "woke" event, after the message in the thread.
+        # conversation gets its "woke" event, after the message in the thread (and after the
+        # snooze, also when Meta's timestamp, in whole seconds, is older: a late delivery).
         woke = insert_events(
             select(c.id).where(c.id == conversation_id, c.status == SNOOZED),
             woke_payload(WOKE_BY_CUSTOMER),
             agent_id=by_agent(None),
-            sent_at=sent_at,
+            sent_at=func.greatest(sent_at, func.now()),
         ).cte("woke")
         statement = statement.add_cte(woke)
     return statement
