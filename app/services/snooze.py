@@ -24,7 +24,6 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    CursorResult,
     DateTime,
     Insert,
     Integer,
@@ -117,11 +116,12 @@ def wake_due(now: datetime | None = None) -> int:
         .returning(Conversation.id.label("id"))
         .cte("woke")
     )
-    statement = insert_events(
-        select(due.c.id), woke_payload(WOKE_BY_TIME), agent_id=by_agent(None), sent_at=at_time(at)
-    ).add_cte(due)
-    result = cast("CursorResult[Any]", db.session.execute(statement))
-    woke = int(result.rowcount or 0)
+    statement = (
+        insert_events(select(due.c.id), woke_payload(WOKE_BY_TIME), agent_id=by_agent(None), sent_at=at_time(at))
+        .add_cte(due)
+        .returning(_messages.c.conversation_id)
+    )
+    woke = len(db.session.execute(statement).all())  # (an INSERT's rowcount is not reliable)
     db.session.commit()
     if woke:
         log.info("snooze: %d conversations woke up", woke)
