@@ -13,12 +13,15 @@ from flask_babel import refresh
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.jobs.queue import WAKE_SNOOZED
+from app.jobs import web_queue
+from app.jobs.queue import SNOOZE_QUEUE, WAKE_SNOOZED
 from app.jobs.worker import build_worker_queue
 from app.models import Contact, Conversation
 from app.services import agents as agent_service
 from app.whatsapp.snooze import presets
 from tests import meta
+from tests.conftest import WebhookPoster
+from tests.test_media_jobs import jobs, jobs_app, run_jobs  # noqa: F401  (jobs_app: a fixture)
 from tests.test_openapi import assert_documented
 from tests.test_pages import csrf_token, login
 
@@ -289,3 +292,22 @@ def test_the_inbox_shows_the_snooze_in_the_agents_language_and_time_zone(
     woke = client.application.test_client().patch(f"{API}/{conversation}", json={"status": "open"}, headers=auth)
     assert woke.status_code == 200
     assert f'id="row-{conversation}"' in client.get("/").text
+
+
+def test_the_worker_runs_the_wake_job_on_committed_data(jobs_app):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Through the real queue: the job deferred as the periodic deferrer does, a worker run."""
+    http = jobs_app.test_client()
+    with jobs_app.app_context():
+        agent_service.create_agent("ana@example.com", "Ana", "correct horse battery", role="admin")
+        bearer = {"Authorization": f"Bearer {agent_service.create_token('ana@example.com')}"}
+    message = meta.message(sender="5491180000900", content={"body": "Hola"})
+    assert WebhookPoster(http)(meta.delivery(meta.value(messages=[message]))).status_code == 200
+    conversation = http.get(API, headers=bearer).json["conversations"][0]["id"]
+    assert http.patch(f"{API}/{conversation}", json={"snoozed_until": _in(1)}, headers=bearer).status_code == 200
+    with jobs_app.app_context():
+        db.session.execute(update(Conversation).values(snoozed_until=datetime.now(UTC) - timedelta(seconds=1)))
+        db.session.commit()
+        web_queue().configure_task(WAKE_SNOOZED, queue=SNOOZE_QUEUE, queueing_lock=WAKE_SNOOZED).defer(timestamp=0)
+    run_jobs(jobs_app)
+    assert http.get(f"{API}/{conversation}", headers=bearer).json["status"] == "open"
+    assert [j.status for j in jobs(jobs_app) if j.task_name == WAKE_SNOOZED] in ([], ["succeeded"])
