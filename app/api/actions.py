@@ -71,8 +71,9 @@ def mark_read(conversation_id: int) -> Any:
     responses={
         200: json_response("The conversation's summary after the change.", ConversationSummary),
         400: json_response(
-            "The body is not valid (`invalid_body`), or names labels that do not exist (`unknown_labels`, "
-            "listing them in `unknown`). Nothing is changed.",
+            "The body is not valid (`invalid_body`: e.g. a `snoozed_until` in the past, without its UTC offset "
+            "or with another status), or names labels that do not exist (`unknown_labels`, listing them in "
+            "`unknown`). Nothing is changed.",
             {"oneOf": [Error, UnknownIdsError]},
         ),
         404: NOT_FOUND,
