@@ -135,6 +135,12 @@ def test_snooze_from_the_menu_leave_the_open_list_and_come_back_when_the_time_co
     phone.locator("#snooze-menu > summary").click()
     later = (datetime.now(BROWSER_ZONE) + timedelta(days=2)).replace(hour=10, minute=30, second=0, microsecond=0)
     phone.locator("#snooze-at").fill(later.strftime("%Y-%m-%dT%H:%M"))
+    # A new message arrives meanwhile: the poll merges the whole thread, header included, and the
+    # chosen time stays, the menu open.
+    world.say(LUCIA, "Gracias", ts=int(time.time()))
+    phone.locator("#messages p.text", has_text="Gracias").wait_for()
+    assert phone.locator("#snooze-at").input_value() == later.strftime("%Y-%m-%dT%H:%M")
+    assert phone.locator("#snooze-menu").get_attribute("open") is not None
     box = phone.locator("#snooze-menu .snooze-panel").bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375  # the menu fits the screen
     _shot(phone, "snooze-5-picker-phone")
@@ -143,12 +149,18 @@ def test_snooze_from_the_menu_leave_the_open_list_and_come_back_when_the_time_co
     assert world.scalar(f"SELECT snoozed_until FROM conversations WHERE id = {conversation}") == later
     _no_horizontal_scroll(phone, 375)
     _shot(phone, "snooze-6-snoozed-phone")
+    phone.goto(f"{world.base}/?status=snoozed")
+    assert "a las 10:30" in _row(phone, conversation).inner_text()
+    _no_horizontal_scroll(phone, 375)
+    _shot(phone, "snooze-7-list-snoozed-phone")
+    phone.goto(f"{world.base}/?status=snoozed&c={conversation}")
+    phone.locator("#composer").wait_for()
 
     world.say(LUCIA, "¿Ya llegó?", ts=int(time.time()) + 1)  # Meta's whole seconds: after the snooze
     _expect(lambda: "Pospuesta" not in _head(phone), what="the customer's message wakes it")
     assert world.scalar(f"SELECT status FROM conversations WHERE id = {conversation}") == "open"
     woke = phone.locator("#messages .msg-event .event-line").last
     _expect(lambda: "el cliente escribió" in woke.inner_text(), what="the thread says why")
-    _shot(phone, "snooze-7-woke-phone")
+    _shot(phone, "snooze-8-woke-phone")
     phone.context.close()
     assert not world.console, world.console
