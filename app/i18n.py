@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import zoneinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import current_app, g, has_request_context, request, session
 from flask_login import current_user
@@ -66,3 +67,10 @@ def select_locale() -> str:
 
 def select_timezone() -> str | None:
     return chosen_time_zone() or valid_time_zone(request.cookies.get(TZ_COOKIE))
+
+
+def agent_zone() -> ZoneInfo:
+    """The agent's time zone as a `ZoneInfo` (UTC when none is known): the one accessor for code
+    that computes wall-clock times for the agent (the snooze presets), built on
+    `select_timezone()`, so moving the choice elsewhere (the agent's row) changes it here too."""
+    return ZoneInfo(select_timezone() or "UTC")

@@ -58,8 +58,8 @@ AUTHOR_OR_ADMIN = "its author or an admin"
 ADMIN = "admins only"
 WRITES = {
     "api.mark_read": EVERY_AGENT,
-    "api.update_conversation": EVERY_AGENT,  # status, assignee (any active agent), mark unread, labels
-    "api.bulk_update": EVERY_AGENT,  # the same actions, on several conversations at once
+    "api.update_conversation": EVERY_AGENT,  # status, snooze, assignee (any active agent), mark unread, labels
+    "api.bulk_update": EVERY_AGENT,  # the same actions (snooze included), on several conversations at once
     "api.create_label": ADMIN,
     "api.update_label": ADMIN,
     "api.delete_label": ADMIN,

@@ -34,6 +34,7 @@ from app.extensions import db
 from app.models import Contact, Conversation, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.models.messages import DELIVERY_STATUSES, DIRECTIONS
+from app.services import agents as agent_service
 from tests import meta
 from tests.conftest import TEST_CONFIG, store_approved_template
 from tests.fake_graph import POST_MESSAGES, error
@@ -454,6 +455,11 @@ def thread(post_webhook, agent) -> dict[str, Any]:  # type: ignore[no-untyped-de
         .values(assignee_id=agent.id, status="pending", last_agent_message_id=by_agent.id)
     )
     db.session.commit()
+    # Snoozed until the customer writes, then back to pending: two events in the thread.
+    bearer = {"Authorization": f"Bearer {agent_service.create_token(agent.email)}"}
+    for change in ({"snoozed_until": None}, {"status": "pending"}):
+        response = post_webhook.client.patch(f"{LIST}/{conversation_id}", json=change, headers=bearer)
+        assert response.status_code == 200, response.json
     return {"id": conversation_id, "messages": m, "echo": echo}
 
 

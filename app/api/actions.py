@@ -71,8 +71,9 @@ def mark_read(conversation_id: int) -> Any:
     responses={
         200: json_response("The conversation's summary after the change.", ConversationSummary),
         400: json_response(
-            "The body is not valid (`invalid_body`), or names labels that do not exist (`unknown_labels`, "
-            "listing them in `unknown`). Nothing is changed.",
+            "The body is not valid (`invalid_body`: e.g. a `snoozed_until` in the past, without its UTC offset "
+            "or with another status), or names labels that do not exist (`unknown_labels`, listing them in "
+            "`unknown`). Nothing is changed.",
             {"oneOf": [Error, UnknownIdsError]},
         ),
         404: NOT_FOUND,
@@ -86,18 +87,27 @@ def mark_read(conversation_id: int) -> Any:
 @api_auth_required
 @accepts("updateConversation")
 def update_conversation(conversation_id: int, json: ConversationPatch) -> Any:
-    """Set status, assignee or labels, or mark unread
+    """Set status, assignee or labels, snooze, or mark unread
 
-    Any of `status` (`open`, `pending`, `resolved`), `assignee` (an active agent's id, or
-    null to unassign), `unread: true` (flags the customer's newest message unread again,
-    so `unread_count` is at least 1) and `labels` (the label ids the conversation carries
-    afterwards; an unknown id is 400 `unknown_labels` naming it in `unknown`). All or
-    nothing: a bad field changes nothing.
+    Any of `status` (`open`, `pending`, `resolved`, `snoozed`), `assignee` (an active agent's
+    id, or null to unassign), `unread: true` (flags the customer's newest message unread again,
+    so `unread_count` is at least 1), `labels` (the label ids the conversation carries
+    afterwards; an unknown id is 400 `unknown_labels` naming it in `unknown`) and
+    `snoozed_until`. All or nothing: a bad field changes nothing.
+
+    **Snooze.** `{"snoozed_until": "2026-12-03T09:00:00+01:00"}` snoozes until that time (ISO
+    8601 with its UTC offset, in the future: a past or unparseable time is 400);
+    `{"snoozed_until": null}` or `{"status": "snoozed"}` until the customer writes. A snoozed
+    conversation leaves the `open` and `pending` lists; it is `open` again when its time comes
+    (a job, every minute), when the customer writes, or when any other status is set
+    (`{"status": "open"}` un-snoozes). Each of these shows in the thread as an `event`.
     `updated_at` moves; `last_activity_at` does not, so triage never reorders the list.
     Nothing is sent to WhatsApp.
     """
+    snooze = "snoozed_until" in json.model_fields_set
     changes = actions.ConversationChanges(
-        status=json.status,
+        status="snoozed" if snooze else json.status,
+        snoozed_until=json.snoozed_until,
         assign="assignee" in json.model_fields_set,
         assignee=json.assignee,
         mark_unread=json.unread is True,

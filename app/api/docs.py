@@ -39,6 +39,7 @@ from werkzeug.routing import BaseConverter, PathConverter, Rule, UnicodeConverte
 from app.api.responses import JSON_SCHEMAS, RESPONSE_MODELS, SendFailure
 from app.api.schemas import INPUTS
 from app.converters import MAX_BIG_ID, MAX_ID, BigIdConverter, IdConverter
+from app.models.conversations import CONVERSATION_STATUSES
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 EXTENSION_KEY = "openapi_document"
@@ -364,7 +365,7 @@ FRAGMENT_UNCHANGED = empty("Unchanged since the ETag sent.")
 # The inbox page's and its list fragment's filters (unknown values fall back to the defaults).
 PAGE_FILTERS = (
     query("tab", {"type": "string", "enum": ["mine", "unassigned", "all"], "default": "all"}),
-    query("status", {"type": "string", "enum": ["open", "pending", "resolved", "all"], "default": "open"}),
+    query("status", {"type": "string", "enum": [*CONVERSATION_STATUSES, "all"], "default": "open"}),
     query("q", {"type": "string"}, "Search by name or number (first 100 characters)."),
     query("label", {"type": "integer", "minimum": 1}, "Only conversations carrying this label."),
     query("page", {"type": "integer", "minimum": 1, "default": 1}),

@@ -132,8 +132,8 @@ def delete_label(label_id: int) -> Any:
         200: json_response("Done, to every conversation named.", BulkResult),
         400: json_response(
             "The body is not valid (`invalid_body`: no ids, more than 100, an unknown action, a missing "
-            "`assignee_id` or `label_id`, an agent who is not active), or `label_id` is no label "
-            "(`unknown_labels`, naming it in `unknown`). Nothing is changed.",
+            "`assignee_id` or `label_id`, an agent who is not active, a `snoozed_until` in the past), or "
+            "`label_id` is no label (`unknown_labels`, naming it in `unknown`). Nothing is changed.",
             {"oneOf": [Error, UnknownIdsError]},
         ),
         404: json_response(
@@ -156,11 +156,18 @@ def bulk_update(json: BulkRequest) -> Any:
     `action` on every conversation of `ids` (up to 100), all or nothing in one transaction: an
     unknown conversation (404, `unknown` names them), agent or label (400) changes nothing.
     The same rules as the single actions: `assign` to an active agent, `unread` only where the
-    customer wrote, `read` marks read here and then sends WhatsApp's read receipts (a failed
-    receipt never undoes the local read; `read_receipts` counts them). Every agent may.
+    customer wrote, `snooze` until `snoozed_until` (without it: until the customer writes),
+    `reopen` also wakes snoozed ones, `read` marks read here and then sends WhatsApp's read
+    receipts (a failed receipt never undoes the local read; `read_receipts` counts them).
+    Every agent may.
     """
     result = actions.bulk_update(
-        json.ids, json.action, agent_id=current_agent().id, assignee_id=json.assignee_id, label_id=json.label_id
+        json.ids,
+        json.action,
+        agent_id=current_agent().id,
+        assignee_id=json.assignee_id,
+        label_id=json.label_id,
+        snoozed_until=json.snoozed_until,
     )
     return jsonify(
         action=json.action,

@@ -299,7 +299,14 @@ class ConversationSummary(_Closed):
     contact: Contact
     status: Annotated[
         Literal[CONVERSATION_STATUSES],  # type: ignore[valid-type]
-        Field(description="A new customer message reopens a resolved conversation."),
+        Field(description="A new customer message reopens a resolved conversation and wakes a snoozed one."),
+    ]
+    snoozed_until: Annotated[
+        datetime | None,
+        Field(
+            description="While `status` is `snoozed`: when it wakes up by itself (null: when the customer writes). "
+            "Null for any other status."
+        ),
     ]
     assignee: AgentRef | None
     unread_count: Annotated[int, Field(ge=0, description="Unread customer messages, exact (not capped).")]
@@ -410,6 +417,22 @@ class Location(_Closed):
     url: str | None
 
 
+class ThreadEvent(_Closed):
+    """What happened to the conversation (type `event`: direction `out`, sender `system`, no text)."""
+
+    kind: Annotated[
+        Literal["snoozed", "woke"], Field(description="`snoozed` (until `until`) or `woke` (the snooze ended, `by`).")
+    ]
+    until: Annotated[
+        datetime | None, Field(description="For `snoozed`: when it wakes up; null: when the customer writes.")
+    ]
+    by: Annotated[
+        Literal["time", "customer", "agent"] | None,
+        Field(description="For `woke`: its time came, the customer wrote, or an agent set another status."),
+    ]
+    agent: Annotated[AgentRef | None, Field(description="The agent who snoozed or woke it; null for the others.")]
+
+
 class SentTemplate(_Closed):
     """The template an agent sent (its text, placeholders filled, is `text`)."""
 
@@ -418,7 +441,7 @@ class SentTemplate(_Closed):
 
 
 # Types whose content is a field of its own, present only for that type and while not deleted.
-_OWN_FIELD_TYPES = ("location", "contacts", "interactive", "button", "order", "system")
+_OWN_FIELD_TYPES = ("location", "contacts", "interactive", "button", "order", "system", "event")
 _MODELED_TYPES = ["text", "unsupported", "template", "note", *MEDIA_TYPES, *_OWN_FIELD_TYPES]
 
 
@@ -453,7 +476,7 @@ def _message_rules() -> dict[str, Any]:
 
 class Message(_Closed):
     """One message of the thread. The fields up to `received_at` are always present. The type-specific
-    field (`media`, `location`, `contacts`, `interactive`, `button`, `order`, `system`, or `raw` for types
+    field (`media`, `location`, `contacts`, `interactive`, `button`, `order`, `system`, `event`, or `raw` for types
     the inbox does not model) is present only for its type and only while the message is not deleted.
     `template` is present on templates sent by agents; `referral` when the customer came from an ad."""
 
@@ -468,7 +491,8 @@ class Message(_Closed):
         Field(
             description="Meta's message type: `text`, `image`, `video`, `audio`, `document`, `sticker`, "
             "`location`, `contacts`, `interactive`, `button`, `order`, `system`, `unsupported`, or any type "
-            "Meta adds later; `template` for templates sent by agents and `note` for agents' private notes."
+            "Meta adds later; `template` for templates sent by agents, `note` for agents' private notes and `event` "
+            "for what happened to the conversation (snoozed, woke up; see `event`)."
         ),
     ]
     text: Annotated[
@@ -518,6 +542,7 @@ class Message(_Closed):
         dict[str, Any] | None,
         _object("The whole message object as Meta sent it, for types the inbox does not model."),
     ] = None
+    event: Annotated[ThreadEvent | None, WithJsonSchema(_present("ThreadEvent"))] = None
 
 
 class MessagePage(_Closed):
@@ -875,4 +900,5 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     SentTemplate,
     Media,
     Location,
+    ThreadEvent,
 )

@@ -9,6 +9,7 @@ characters, and unknown body fields are refused where they always were.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     RootModel,
     StrictBool,
     StrictFloat,
@@ -128,6 +130,42 @@ ConversationId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 MessageId = Annotated[StrictInt, Field(ge=1, le=MAX_BIG_ID)]
 
 
+INSTANT_EXAMPLE = "2026-12-03T09:00:00+01:00"
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO 8601 date and time with its UTC offset (`…+01:00` or `…Z`), or null."""
+    if value is None:
+        return None
+    parsed = None
+    if isinstance(value, str) and len(value) <= 40 and value.isascii():
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+    if parsed is None or parsed.utcoffset() is None:
+        raise PydanticCustomError(
+            "instant", f"must be an ISO 8601 date and time with its UTC offset, such as {INSTANT_EXAMPLE}."
+        )
+    return parsed
+
+
+# When a snooze ends: a future instant with its offset, or null (when the customer writes).
+SnoozedUntil = Annotated[
+    datetime | None,
+    PlainValidator(_instant),
+    WithJsonSchema(
+        {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "examples": [INSTANT_EXAMPLE],
+            "description": "When the snooze ends: an ISO 8601 date and time with its UTC offset, in the future (a "
+            "time in the past or without an offset is 400); null: until the customer writes.",
+        }
+    ),
+]
+
+
 # --- query strings -------------------------------------------------------------------------
 
 
@@ -178,6 +216,9 @@ SearchText = Annotated[
 ]
 
 
+_STATUS_ALTERNATIVES = "|".join(CONVERSATION_STATUSES)
+
+
 class ConversationListQuery(BaseModel):
     """`GET /conversaciones`: paging and the list's filters."""
 
@@ -193,7 +234,7 @@ class ConversationListQuery(BaseModel):
         WithJsonSchema(
             {
                 "type": "string",
-                "pattern": r"^\s*(all|\s*(open|pending|resolved)?\s*(,\s*(open|pending|resolved)?\s*)*)\s*$",
+                "pattern": rf"^\s*(all|\s*({_STATUS_ALTERNATIVES})?\s*(,\s*({_STATUS_ALTERNATIVES})?\s*)*)\s*$",
                 "default": "all",
                 "examples": ["open", "open,pending"],
             }
@@ -202,7 +243,8 @@ class ConversationListQuery(BaseModel):
             default="all",
             validate_default=True,
             description="`all` (the default, same as empty), or a comma-separated list of `open`, `pending`, "
-            "`resolved` (spaces around items and empty items are ignored; `all` cannot be mixed with statuses).",
+            "`resolved`, `snoozed` (spaces around items and empty items are ignored; `all` cannot be mixed with "
+            "statuses).",
         ),
     ]
     assignee: Annotated[
@@ -474,10 +516,14 @@ class ConversationPatch(BaseModel):
         ),
     ] = None
 
+    snoozed_until: SnoozedUntil = None
+
     @model_validator(mode="after")
     def _something(self) -> ConversationPatch:
         if not self.model_fields_set:
-            raise PydanticCustomError("empty", "Send at least one of: status, assignee, unread, labels.")
+            raise PydanticCustomError("empty", "Send at least one of: status, assignee, unread, labels, snoozed_until.")
+        if "snoozed_until" in self.model_fields_set and self.status not in (None, "snoozed"):
+            raise PydanticCustomError("snoozed_until", "'snoozed_until' goes only with the status snoozed.")
         if "labels" in self.model_fields_set and self.labels is None:
             raise PydanticCustomError("labels", "'labels' must be a list of label ids.")
         if "status" in self.model_fields_set and self.status is None:
@@ -675,7 +721,9 @@ class LabelPatch(BaseModel):
         return self
 
 
-BulkAction = Literal["assign", "unassign", "resolve", "reopen", "pending", "label", "unlabel", "read", "unread"]
+BulkAction = Literal[
+    "assign", "unassign", "resolve", "reopen", "pending", "snooze", "label", "unlabel", "read", "unread"
+]
 
 
 class BulkRequest(BaseModel):
@@ -695,15 +743,19 @@ class BulkRequest(BaseModel):
     action: Annotated[
         BulkAction,
         Field(
-            description="`assign` (with `assignee_id`), `unassign`, `resolve`, `reopen`, `pending`, `label` / "
-            "`unlabel` (with `label_id`), `read` (also sends WhatsApp read receipts), `unread`."
+            description="`assign` (with `assignee_id`), `unassign`, `resolve`, `reopen` (also wakes snoozed ones), "
+            "`pending`, `snooze` (with `snoozed_until`, or without: until the customer writes), `label` / `unlabel` "
+            "(with `label_id`), `read` (also sends WhatsApp read receipts), `unread`."
         ),
     ]
     assignee_id: Annotated[AgentId | None, Field(description="For `assign`: an active agent's id.")] = None
     label_id: Annotated[LabelId | None, Field(description="For `label` and `unlabel`: a label's id.")] = None
+    snoozed_until: SnoozedUntil = None
 
     @model_validator(mode="after")
     def _arguments(self) -> BulkRequest:
+        if self.snoozed_until is not None and self.action != "snooze":
+            raise PydanticCustomError("snoozed_until", "'snoozed_until' goes only with the action snooze.")
         if self.action == "assign" and self.assignee_id is None:
             raise PydanticCustomError("assignee_id", "'assignee_id' is required to assign.")
         if self.action in ("label", "unlabel") and self.label_id is None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from app.models import Label, Message
+from app.models.messages import EVENT_TYPE
 from app.whatsapp.rules import window_expires_at
 
 
@@ -40,6 +41,7 @@ def conversation_summary(row: Any) -> dict[str, Any]:
             "display_name": row.contact_display_name,
         },
         "status": row.status,
+        "snoozed_until": iso(row.snoozed_until),
         "assignee": {"id": row.assignee_id, "name": row.assignee_name} if row.assignee_id else None,
         "unread_count": row.unread_count,
         "last_message": (
@@ -111,6 +113,17 @@ def _type_fields(m: Message) -> dict[str, Any]:
     return {}
 
 
+def _event(m: Message, agent_name: str | None) -> dict[str, Any]:
+    """What an `event` says (see EVENT_TYPE in app/models/messages.py)."""
+    payload = m.payload or {}
+    return {
+        "kind": payload.get("event"),
+        "until": payload.get("until"),
+        "by": payload.get("by"),
+        "agent": {"id": m.agent_id, "name": agent_name} if m.agent_id else None,
+    }
+
+
 def message(row: Any, reactions: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     m: Message = row.Message
     if m.sender == "customer":
@@ -160,7 +173,9 @@ def message(row: Any, reactions: dict[str, list[dict[str, Any]]]) -> dict[str, A
         data["template"] = {"name": m.template_name, "language": m.template_language}
     if m.payload and isinstance(m.payload.get("referral"), dict):
         data["referral"] = m.payload["referral"]
-    if not m.deleted_at:
+    if m.type == EVENT_TYPE:
+        data["event"] = _event(m, row.agent_name)
+    elif not m.deleted_at:
         data.update(_type_fields(m))
     return data
 

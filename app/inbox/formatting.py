@@ -78,6 +78,32 @@ def day_label(value: str | None, now: datetime | None = None) -> str:
     return format_date(moment, "full" if (today - day).days < 180 else "long")
 
 
+def upcoming(value: str | datetime | None, now: datetime | None = None) -> str:
+    """A time to come, for a snooze: "today 14:00", "tomorrow 09:00", "Monday 09:00" within a
+    week, else the date and time."""
+    moment = parse(value)
+    if moment is None:
+        return ""
+    today = _local(now or datetime.now(UTC)).date()
+    day = _local(moment).date()
+    at = format_time(moment, "short")
+    if day == today:
+        return _("today %(time)s", time=at)
+    if day == today + timedelta(days=1):
+        return _("tomorrow %(time)s", time=at)
+    if 0 < (day - today).days < 7:
+        return _("%(day)s %(time)s", day=format_date(moment, "EEEE"), time=at)
+    return date_time(moment)
+
+
+def date_time(value: str | datetime | None) -> str:
+    """A date and time without seconds, e.g. "3 dic 2026, 9:00" (es) or "Dec 3, 2026, 9:00 AM" (en)."""
+    moment = parse(value)
+    if moment is None:
+        return ""
+    return _("%(day)s, %(time)s", day=format_date(moment, "medium"), time=format_time(moment, "short"))
+
+
 def day_key(value: str | datetime | None) -> str:
     moment = parse(value)
     return _local(moment).date().isoformat() if moment else ""
@@ -162,6 +188,8 @@ def init_formatting(app: Flask) -> None:
         "relative": relative,
         "day_label": day_label,
         "day_key": day_key,
+        "upcoming": upcoming,
+        "date_time": date_time,
         "window_open": window_open,
         "time_left": time_left,
         "initials": initials,

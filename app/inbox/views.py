@@ -10,6 +10,7 @@ goes through the JSON API (/whatsapp/api), with the page's CSRF token in `X-CSRF
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from flask import (
@@ -54,7 +55,7 @@ from app.api.docs import (
 from app.auth.views import safe_next
 from app.converters import MAX_BIG_ID, MAX_ID
 from app.extensions import db
-from app.i18n import LANGUAGES, TZ_COOKIE, chosen_language, chosen_time_zone, time_zones, valid_time_zone
+from app.i18n import LANGUAGES, TZ_COOKIE, agent_zone, chosen_language, chosen_time_zone, time_zones, valid_time_zone
 from app.inbox.composer import template_choices
 from app.inbox.formatting import day_key, init_formatting, note_html
 from app.models import Agent, Message
@@ -78,6 +79,7 @@ from app.services.search import MAX_QUERY_CHARS as SEARCH_QUERY_CHARS
 from app.services.search import MAX_RESULTS as SEARCH_MAX_RESULTS
 from app.services.search import search_messages, snippet_html
 from app.whatsapp.mentions import Mentionable
+from app.whatsapp.snooze import presets as snooze_presets
 
 bp = Blueprint("inbox", __name__)
 bp.record_once(lambda state: init_formatting(cast(Flask, state.app)))
@@ -167,6 +169,21 @@ def _thread_context(conversation_id: int, around: int | None = None) -> dict[str
         "labels": list_labels(),
         "hit_id": around,
         "live": live,
+        "snooze": _snooze_presets(),
+    }
+
+
+def _snooze_presets() -> dict[str, str]:
+    """The snooze menu's times (ISO 8601 with the offset), in the agent's time zone; "in an hour"
+    is left to the browser (now + 1 h needs no zone), so the fragment changes once a day."""
+    zone = agent_zone()
+    now = datetime.now(UTC)
+    choices = snooze_presets(now, zone)
+    return {
+        "zone": zone.key,
+        "tomorrow": choices.tomorrow.isoformat(),
+        "next_week": choices.next_week.isoformat(),
+        "min": now.astimezone(zone).strftime("%Y-%m-%dT00:00"),  # the date-time picker starts today
     }
 
 
@@ -232,6 +249,7 @@ def index() -> ResponseReturnValue:
     if not selected_id:
         context["labels"] = list_labels()  # the list's label filter (the thread's context has them too)
     context["notify_since"] = newest_ids(db.session, current_user.id)
+    context["bulk_snooze"] = context.get("snooze") or _snooze_presets()
     return render_template("inbox/index.html", agents=_agents(), phone_region=_phone_region(), **context)
 
 

@@ -28,7 +28,9 @@ PRUNE_MEDIA = "media.prune"
 REPLIES_QUEUE = "replies"
 SEND_REPLY = "replies.send"
 SWEEP_REPLIES = "replies.sweep"
-TASK_NAMES = (FETCH_MEDIA, SWEEP_MEDIA, PRUNE_MEDIA, SEND_REPLY, SWEEP_REPLIES)
+SNOOZE_QUEUE = "snooze"
+WAKE_SNOOZED = "snooze.wake"
+TASK_NAMES = (FETCH_MEDIA, SWEEP_MEDIA, PRUNE_MEDIA, SEND_REPLY, SWEEP_REPLIES, WAKE_SNOOZED)
 
 
 def reply_lock(reply_id: int) -> str:

@@ -9,12 +9,12 @@ import procrastinate
 from flask import Flask
 from sqlalchemy.engine import make_url
 
-from app.jobs import media, replies
-from app.jobs.queue import MEDIA_QUEUE, REPLIES_QUEUE
+from app.jobs import media, replies, snooze
+from app.jobs.queue import MEDIA_QUEUE, REPLIES_QUEUE, SNOOZE_QUEUE
 
 log = logging.getLogger(__name__)
 
-QUEUES = (MEDIA_QUEUE, REPLIES_QUEUE)
+QUEUES = (MEDIA_QUEUE, REPLIES_QUEUE, SNOOZE_QUEUE)
 
 
 def psycopg_conninfo(sqlalchemy_url: str) -> str:
@@ -45,6 +45,7 @@ def build_worker_queue(app: Flask) -> procrastinate.App:
     queue = procrastinate.App(connector=connector)
     media.register(queue, app)
     replies.register(queue, app)
+    snooze.register(queue, app)
     return queue
 
 

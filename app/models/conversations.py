@@ -22,7 +22,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
 
-CONVERSATION_STATUSES = ("open", "pending", "resolved")
+# The one list of statuses: the CHECK constraint, the API's schemas and the pages read it.
+# `snoozed`: out of the open tabs until `snoozed_until` (the wake job) or the customer's next
+# message (ingest), whichever comes first; then `open` again (app/services/snooze.py).
+CONVERSATION_STATUSES = ("open", "pending", "resolved", "snoozed")
+STATUS_CHECK_SQL = "status IN (" + ", ".join(f"'{status}'" for status in CONVERSATION_STATUSES) + ")"
 # The team's notes about a contact, and their custom attributes (key → value), at most.
 MAX_NOTES_CHARS = 10_000
 MAX_ATTRIBUTES = 30
@@ -91,7 +95,9 @@ class Conversation(Model):
     __tablename__ = "conversations"
     __table_args__ = (
         UniqueConstraint("business_number_id", "contact_id"),
-        CheckConstraint("status IN ('open', 'pending', 'resolved')", name="status"),
+        CheckConstraint(STATUS_CHECK_SQL, name="status"),
+        # A wake-up time only while snoozed (NULL while snoozed: until the customer writes).
+        CheckConstraint("snoozed_until IS NULL OR status = 'snoozed'", name="snoozed_until_only_snoozed"),
         CheckConstraint("unread_count >= 0", name="unread_not_negative"),
         Index("ix_conversations_activity", text("last_activity_at DESC"), text("id DESC")),
         Index("ix_conversations_status_activity", "status", text("last_activity_at DESC"), text("id DESC")),
@@ -110,6 +116,8 @@ class Conversation(Model):
             postgresql_where=text("unread_count > 0"),
         ),
         Index("ix_conversations_contact_id", "contact_id"),
+        # The wake job's work list: conversations snoozed until a time, by that time.
+        Index("ix_conversations_snoozed_until", "snoozed_until", postgresql_where=text("status = 'snoozed'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -127,6 +135,8 @@ class Conversation(Model):
     )
     last_customer_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     unread_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # While `status` is 'snoozed': when it wakes up by itself; NULL = when the customer writes.
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -35,6 +35,11 @@ DELIVERY_STATUSES = ("pending", "accepted", "sent", "delivered", "read", "played
 HIDDEN_TYPES = ("reaction", "edit", "revoke")
 # Private notes: shown to agents in the thread, never sent, never the conversation's preview.
 NOTE_TYPE = "note"
+# What happened to the conversation, shown in the thread as a line of its own (direction `out`,
+# sender `system`, no text; `payload` says what: {"event": "snoozed", "until": ISO | null} or
+# {"event": "woke", "by": "time" | "customer" | "agent"}; `agent_id` who did it). Like a note it
+# is never sent, never the preview and never moves the unread count, the window or the sort.
+EVENT_TYPE = "event"
 # Our own copy of an inbound media file (app/jobs/media.py fetches it, app/storage/ keeps it):
 # pending: owed (a job fetches it; the sweep re-enqueues it when no job is alive); stored: kept;
 # expired: Meta no longer had it; corrupt: its sha256 never matched the webhook's; failed: Graph

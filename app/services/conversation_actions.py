@@ -31,8 +31,10 @@ from app.services.conversations import escape_like
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.graph_factory import graph_client
 from app.services.mentions import record_mentions
+from app.services.snooze import SNOOZED, WOKE_BY_AGENT, at_time, by_agent, insert_events, snoozed_payload, woke_payload
 from app.services.summaries import touch_conversation
 from app.whatsapp.graph_client import GraphError
+from app.whatsapp.snooze import snooze_time_problem
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +179,7 @@ class ConversationChanges:
     """A triage of one or more conversations, already well-formed (the API's schema checked it)."""
 
     status: str | None = None  # one of CONVERSATION_STATUSES, or None to leave it
+    snoozed_until: datetime | None = None  # with status 'snoozed': when it wakes (None: when the customer writes)
     assign: bool = False  # set the assignee to `assignee` (None unassigns)
     assignee: int | None = None
     mark_unread: bool = False
@@ -196,11 +199,20 @@ def update_conversations(
     """Apply a triage — status, assignee (an active agent or nobody), mark unread, labels — to
     every conversation named, in one transaction: all or nothing. Returns the ids, each once.
 
-    `updated_at` moves; `last_activity_at` does not, so triage never reorders the list (it is
-    sorted by the conversation's last message).
+    Snoozing (status `snoozed`, with `snoozed_until` a future time or None: until the customer
+    writes) and any other status on a snoozed conversation leave an event in the thread
+    (app/services/snooze.py). `updated_at` moves; `last_activity_at` does not, so triage never
+    reorders the list (it is sorted by the conversation's last message).
     """
     if changes.status is not None and changes.status not in CONVERSATION_STATUSES:
         raise Invalid(f"'status' must be one of {', '.join(CONVERSATION_STATUSES)}.", field="status")
+    now = datetime.now(UTC)
+    if changes.snoozed_until is not None:
+        if changes.status != SNOOZED:
+            raise Invalid("'snoozed_until' goes only with the status snoozed.", field="snoozed_until")
+        problem = snooze_time_problem(changes.snoozed_until, now)
+        if problem:
+            raise Invalid(f"'snoozed_until' {problem}", field="snoozed_until")
     ids = _lock_conversations(conversation_ids, bulk=bulk)
     assignee = changes.assignee if changes.assign else None
     if assignee is not None:
@@ -220,6 +232,8 @@ def update_conversations(
         values["unread_count"] = _flag_newest_unread(ids, bulk=bulk)
     if changes.status is not None:
         values["status"] = changes.status
+        values["snoozed_until"] = changes.snoozed_until if changes.status == SNOOZED else None
+        _record_snooze_events(ids, changes, agent_id, now)
     if changes.assign:
         values["assignee_id"] = assignee
     db.session.execute(update(Conversation).where(Conversation.id.in_(ids)).values(**values))
@@ -230,6 +244,18 @@ def update_conversations(
         label_service.remove_conversation_labels(ids, list(changes.remove_labels))
     db.session.commit()
     return ids
+
+
+def _record_snooze_events(ids: list[int], changes: ConversationChanges, agent_id: int | None, now: datetime) -> None:
+    """The thread's events for a status change of these (locked) conversations, before it is
+    written: "snoozed until …" for a snooze, "woke up" for those it takes out of a snooze."""
+    if changes.status == SNOOZED:
+        chosen = select(Conversation.id).where(Conversation.id.in_(ids))
+        payload = snoozed_payload(changes.snoozed_until)
+    else:
+        chosen = select(Conversation.id).where(Conversation.id.in_(ids), Conversation.status == SNOOZED)
+        payload = woke_payload(WOKE_BY_AGENT)
+    db.session.execute(insert_events(chosen, payload, agent_id=by_agent(agent_id), sent_at=at_time(now)))
 
 
 def _flag_newest_unread(ids: list[int], *, bulk: bool) -> Any:
@@ -263,7 +289,7 @@ def _flag_newest_unread(ids: list[int], *, bulk: bool) -> Any:
 # --- bulk actions ---------------------------------------------------------------------------
 
 MAX_BULK_IDS = 100
-BULK_ACTIONS = ("assign", "unassign", "resolve", "reopen", "pending", "label", "unlabel", "read", "unread")
+BULK_ACTIONS = ("assign", "unassign", "resolve", "reopen", "pending", "snooze", "label", "unlabel", "read", "unread")
 
 
 @dataclass
@@ -279,6 +305,7 @@ def bulk_update(
     agent_id: int,
     assignee_id: int | None = None,
     label_id: int | None = None,
+    snoozed_until: datetime | None = None,
 ) -> BulkResult:
     """One action on up to `MAX_BULK_IDS` conversations, all or nothing in one transaction: an
     unknown conversation, agent or label changes nothing. The same rules as the single actions
@@ -291,6 +318,8 @@ def bulk_update(
         raise Invalid("'assignee_id' is required to assign.", field="assignee_id")
     if action in ("label", "unlabel") and label_id is None:
         raise Invalid("'label_id' is required to label or unlabel.", field="label_id")
+    if snoozed_until is not None and action != "snooze":
+        raise Invalid("'snoozed_until' goes only with the action snooze.", field="snoozed_until")
     label = (label_id,) if label_id is not None else ()
     changes = {
         "assign": ConversationChanges(assign=True, assignee=assignee_id),
@@ -298,6 +327,7 @@ def bulk_update(
         "resolve": ConversationChanges(status="resolved"),
         "reopen": ConversationChanges(status="open"),
         "pending": ConversationChanges(status="pending"),
+        "snooze": ConversationChanges(status=SNOOZED, snoozed_until=snoozed_until),
         "label": ConversationChanges(add_labels=label),
         "unlabel": ConversationChanges(remove_labels=label),
         "unread": ConversationChanges(mark_unread=True),

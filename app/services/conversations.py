@@ -138,6 +138,7 @@ def summary_select() -> Select:
         select(
             Conversation.id,
             Conversation.status,
+            Conversation.snoozed_until,
             Conversation.unread_count,
             Conversation.last_activity_at,
             Conversation.last_customer_message_at,

@@ -10,7 +10,8 @@ the same transaction as the message, with one UPDATE:
 - `last_message_id` / `last_message_at`, the preview: the newest *visible* message by its
   `sent_at` (Meta's clock for inbound); reactions, edits, revocations and notes never become it;
 - for a customer's visible message: `unread_count` + 1, `last_customer_message_at` (the
-  24-hour window runs from it) and a resolved conversation reopens;
+  24-hour window runs from it), a resolved conversation reopens and a snoozed one wakes up
+  (`snoozed_until` cleared, and a "woke" event in the thread, inserted by the same statement);
 - for our own visible outbound message (an agent's reply or an echo, not an automatic reply):
   `last_agent_message_id`;
 - `updated_at` always (it invalidates the cached list).
@@ -27,11 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, CursorResult, DateTime, Table, Update, bindparam, case, func, update
+from sqlalchemy import BigInteger, CursorResult, DateTime, Integer, Table, Update, bindparam, case, func, select, update
 
 from app.extensions import DbSession
 from app.models import Conversation
-from app.models.messages import HIDDEN_TYPES, NOTE_TYPE
+from app.models.messages import EVENT_TYPE, HIDDEN_TYPES, NOTE_TYPE
+from app.services.snooze import SNOOZED, WOKE_BY_CUSTOMER, by_agent, insert_events, woke_payload
 
 _conversations = cast(Table, Conversation.__table__)
 
@@ -48,7 +50,7 @@ class Effect:
 
 def effect_of(message_type: str, sender: str, direction: str) -> Effect:
     """The rule: which columns a message of this type, sender and direction moves."""
-    if message_type == NOTE_TYPE:
+    if message_type in (NOTE_TYPE, EVENT_TYPE):
         return Effect(activity=False, preview=False, customer=False, agent=False)
     visible = message_type not in HIDDEN_TYPES
     from_customer = sender == "customer"
@@ -80,10 +82,24 @@ def touch_statement(effect: Effect) -> Update:
         values["unread_count"] = c.unread_count + 1
         # The 24-hour window runs from the customer's own messages, by Meta's clock.
         values["last_customer_message_at"] = func.greatest(func.coalesce(c.last_customer_message_at, sent_at), sent_at)
-        values["status"] = case((c.status == "resolved", "open"), else_=c.status)
+        values["status"] = case((c.status.in_(("resolved", SNOOZED)), "open"), else_=c.status)
+        values["snoozed_until"] = None
     if effect.agent:  # never with `customer`: see effect_of
         values["last_agent_message_id"] = message_id
-    return update(_conversations).where(c.id == bindparam("p_conversation_id")).values(**values)
+    conversation_id = bindparam("p_conversation_id", type_=Integer)
+    statement = update(_conversations).where(c.id == conversation_id).values(**values)
+    if effect.customer:
+        # The statement's snapshot still sees the status before this UPDATE: a snoozed
+        # conversation gets its "woke" event, after the message in the thread (and after the
+        # snooze, also when Meta's timestamp, in whole seconds, is older: a late delivery).
+        woke = insert_events(
+            select(c.id).where(c.id == conversation_id, c.status == SNOOZED),
+            woke_payload(WOKE_BY_CUSTOMER),
+            agent_id=by_agent(None),
+            sent_at=func.greatest(sent_at, func.now()),
+        ).cte("woke")
+        statement = statement.add_cte(woke)
+    return statement
 
 
 def touch_conversation(

@@ -161,7 +161,9 @@
     const button = event.target.closest("button[data-bulk]");
     if (!button) return;
     const action = button.dataset.bulk;
-    run(action, action === "assign" ? { assignee_id: Number(button.dataset.assignee) } : {});
+    if (action === "assign") run(action, { assignee_id: Number(button.dataset.assignee) });
+    else if (action === "snooze") run(action, button.dataset.until ? { snoozed_until: button.dataset.until } : {});
+    else run(action);
   });
   bar.addEventListener("change", (event) => {
     const select = event.target.closest("select[data-bulk-select]");

@@ -12,7 +12,7 @@ note. A partial index on the conversations with unread messages serves the notif
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
