@@ -1,6 +1,6 @@
 """agent preferences and mentions: language, time zone and notifications on the agent's row
 
-Revision ID: 0012
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-02 06:15:00
 
