@@ -1,7 +1,7 @@
 """snooze: status 'snoozed' and conversations.snoozed_until, with the wake job's index
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02 06:15:00
 
 The status CHECK is replaced by one that also allows 'snoozed' (added NOT VALID, then
