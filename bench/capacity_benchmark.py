@@ -38,7 +38,8 @@ database the list and ingest benchmarks seed), in rounds; figures are medians of
   benchmark's generator (1 message each, 10 % redeliveries) on up to `--connections` keep-alive
   connections; latency is counted from each delivery's scheduled time, so queueing shows. The
   first round climbs ×1.5 from `--start-rate` to the first failing rate and bisects twice; the
-  later rounds climb ×1.1 from 0.85 × the first round's figure. After every step the stored rows
+  later rounds climb ×1.1 from 0.85 × the best round so far (×1.3 after three passes, then
+  bisect to within 10 %). After every step the stored rows
   are counted (exactly one per message id, as the ingest benchmark asserts);
 * (d) memory: the cgroup's `memory.max_usage_in_bytes` (page cache charged to the group
   included), its `failcnt`, and the summed Rss and Pss of every process in the group
@@ -54,6 +55,7 @@ import argparse
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import os
 import re
@@ -67,6 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlalchemy import text
 
 from bench.common import (
@@ -371,6 +374,7 @@ class Step:
     throttled: int = 0
     check: str = ""
     lag_ms: float = 0.0  # the driver's own lateness: p99 of (dispatched − scheduled)
+    machine_busy: float = 0.0  # CPUs of the machine busy meanwhile, every process counted
 
     @property
     def non_200(self) -> int:
@@ -676,7 +680,7 @@ def _cpu_ms_per_s(cgroup: Cgroup, seconds: float, page: Any | None) -> float:
 
 def measure_ingest(services: dict[str, Service], database_url: str, args: argparse.Namespace) -> None:
     from bench.baselines_ingest import CREATE_TABLE
-    from bench.ingest_benchmark import build_workload, check_stored
+    from bench.ingest_benchmark import build_workload, check_stored, machine_busy
 
     with autocommit(database_url) as conn:
         conn.execute(text(CREATE_TABLE))
@@ -690,10 +694,12 @@ def measure_ingest(services: dict[str, Service], database_url: str, args: argpar
         items = build_workload(prefix, count, 1, seed=counter["n"])
         payloads = webhook_requests(items, service.gunicorn.port)
         cpu_before, stat_before = service.cgroup.cpu_ns(), service.cgroup.cpu_stat()
+        machine_before = psutil.cpu_times()
         latencies, statuses, resets, elapsed, lag = asyncio.run(
             _drive("127.0.0.1", service.gunicorn.port, payloads, rate, args.connections, args.timeout)
         )
         result = Step(rate, count, latencies, statuses, resets, elapsed, lag_ms=lag)
+        result.machine_busy = machine_busy(machine_before, psutil.cpu_times())[0]
         result.cpu_s = (service.cgroup.cpu_ns() - cpu_before) / 1e9
         result.throttled = service.cgroup.cpu_stat().get("nr_throttled", 0) - stat_before.get("nr_throttled", 0)
         key = "baseline" if service.key == "baseline" else "ours"
@@ -701,7 +707,7 @@ def measure_ingest(services: dict[str, Service], database_url: str, args: argpar
         result.check = stored.summary()
         log.info(
             "ingest %-9s %6.1f/s offered: %6.1f/s answered 200, p50 %7.1f ms, p99 %7.1f ms, %4.1f %% > 1 s, "
-            "%d not 200, CPU %.2f → %s",
+            "%d not 200, CPU %.2f (machine %.2f) → %s",
             service.key,
             rate,
             result.achieved,
@@ -710,6 +716,7 @@ def measure_ingest(services: dict[str, Service], database_url: str, args: argpar
             result.slow_share * 100,
             result.non_200,
             result.cpu_s / max(elapsed, 1e-9),
+            result.machine_busy,
             result.why(),
         )
         time.sleep(args.pause)
@@ -721,21 +728,25 @@ def measure_ingest(services: dict[str, Service], database_url: str, args: argpar
         for key in _rotated(list(services), round_no):
             service = services[key]
             at_rate = functools.partial(step, service)
-            if round_no == 0:
-                best, steps = search(at_rate, args.start_rate, 1.5, 2, args.max_rate)
-            else:
-                first = service.sustained[0] or args.start_rate
-                best, steps = search(at_rate, 0.85 * first, 1.1, 0, args.max_rate)
+            if round_no == 0:  # ×1.5 from --start-rate, then two bisections (to within 11 %)
+                best, steps = search(at_rate, args.start_rate, (1.5,), 2, args.max_rate)
+            else:  # near the best so far: ×1.1 three times, then faster if it still passes
+                start = 0.85 * max(service.sustained) if max(service.sustained) else args.start_rate
+                best, steps = search(at_rate, start, (1.1, 1.1, 1.1, 1.3), 2, args.max_rate)
             service.sustained.append(best)
             service.steps.append(steps)
             log.info("ingest %-9s round %d/%d: sustained %.1f deliveries/s", key, round_no + 1, args.rounds, best)
 
 
+RESOLUTION = 1.1  # the search stops bisecting once the failing rate is within 10 % of the passing one
+
+
 def search(
-    measure: Callable[[float], Step], start: float, factor: float, bisections: int, cap: float
+    measure: Callable[[float], Step], start: float, factors: tuple[float, ...], bisections: int, cap: float
 ) -> tuple[float, list[Step]]:
-    """The largest rate that passes: climb ×factor from `start` to the first failure (or down
-    ÷factor to the first pass), then bisect (geometric) `bisections` times."""
+    """The largest rate that passes: climb from `start` by `factors` (one after another, the last
+    repeated) to the first failure, or down ÷ the first factor to the first pass; then bisect
+    (geometric) up to `bisections` times, while the gap is wider than RESOLUTION."""
     steps: list[Step] = []
 
     def passes(rate: float) -> bool:
@@ -745,8 +756,8 @@ def search(
     rate = start
     if passes(rate):
         good = rate
-        while True:
-            rate *= factor
+        for n in itertools.count():
+            rate *= factors[min(n, len(factors) - 1)]
             if rate > cap:
                 return good, steps
             if not passes(rate):
@@ -757,7 +768,7 @@ def search(
         bad = rate
         good = 0.0
         for _ in range(4):
-            rate /= factor
+            rate /= factors[0]
             if passes(rate):
                 good = rate
                 break
@@ -765,6 +776,8 @@ def search(
         if not good:
             return 0.0, steps
     for _ in range(bisections):
+        if bad / good <= RESOLUTION + 1e-9:
+            break
         rate = (good * bad) ** 0.5
         if passes(rate):
             good = rate
@@ -1019,14 +1032,15 @@ def curve_lines(result: Result) -> list[str]:
                         st.resets,
                         f"{st.cpu_s / max(st.elapsed_s, 1e-9):.2f}",
                         st.throttled,
+                        f"{st.machine_busy:.2f}",
                         fmt_ms(st.lag_ms),
                         "yes" if st.passes else f"no ({st.why()})",
                     )
                 )
         lines += md_table(
             "round | offered /s | answered 200 /s | p50 ms | p99 ms | > 1 s | not 200 | reconnects | CPUs used "
-            "| throttled periods | driver late p99 ms | within Meta's limits",
-            "rrrrrrrrrrrl",
+            "| throttled periods | machine CPUs busy | driver late p99 ms | within Meta's limits",
+            "rrrrrrrrrrrrl",
             rows,
         )
         lines.append("")
@@ -1089,25 +1103,23 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
     ours = result.services.get("ours")
     per_round = []
     for key, service in result.services.items():
-        per_round.append(
-            f"- {NAMES[key]}: sustained deliveries/s "
-            + ", ".join(fmt_rps(v) for v in service.sustained)
-            + "; list req/s "
-            + ", ".join(fmt_rps(v) for v in service.list_rps)
-            + (
-                "; idle ms CPU/s alone "
+        parts = []
+        if service.sustained:
+            parts.append("sustained deliveries/s " + ", ".join(fmt_rps(v) for v in service.sustained))
+        if service.list_rps:
+            parts.append("list req/s " + ", ".join(fmt_rps(v) for v in service.list_rps))
+        if service.idle_ms:
+            answers = ", ".join(f"{n} × {status}" for status, n in sorted(service.idle_statuses.items()))
+            parts.append(
+                "idle ms CPU/s alone "
                 + ", ".join(fmt_ms(v) for v in service.idle_base_ms)
                 + f", with {args.sessions} sessions "
                 + ", ".join(fmt_ms(v) for v in service.idle_ms)
                 + " (fragment polls/s "
                 + ", ".join(f"{v:.1f}" for v in service.idle_polls)
-                + "; answers "
-                + ", ".join(f"{n} × {status}" for status, n in sorted(service.idle_statuses.items()))
-                + ")"
-                if service.idle_ms
-                else ""
+                + f"; the browsers' answers: {answers})"
             )
-        )
+        per_round.append(f"- {NAMES[key]}: " + "; ".join(parts))
     settings = "; ".join(
         f"{NAMES[k]}: " + ", ".join(f"{name}={value}" for name, value in v.items()) for k, v in result.settings.items()
     )
