@@ -799,8 +799,9 @@ def write_section(name: str, body: list[str], data: dict[str, Any], server: Benc
     out = [
         "# Benchmarks",
         "",
-        "Measured by `make bench` (`python -m bench.run_all`: the list, ingest, scale, media ingest and media",
-        "serving benchmarks in turn); each benchmark also runs alone and then rewrites only its own section",
+        "Measured by `make bench` (`python -m bench.run_all`: the list, ingest, scale, media ingest, media serving,",
+        "search and capacity (Render's size) benchmarks in turn); each benchmark also runs alone and then",
+        "rewrites only its own section",
         "below. Do not edit by hand. Issue 6 asks for every figure beside a baseline measured in the same run",
         "on the same data; each section says how.",
         "",

@@ -78,6 +78,10 @@ def test_a_step_is_within_metas_limits_only_with_every_answer_200_a_fast_median_
     assert not step_passes([300.0] * 60 + [10.0] * 40, 0)  # median 300 ms
     assert step_passes([250.0] * 51 + [10.0] * 49, 0)  # median exactly 250 ms
     assert not step_passes([], 0)
+    # Falling behind: fast at first, the last quarter over 250 ms at the median — a longer step
+    # would fail, so the rate is not sustained.
+    assert not step_passes([20.0] * 75 + [600.0] * 25, 0)
+    assert step_passes([20.0] * 75 + [600.0] * 12 + [20.0] * 13, 0)
 
 
 def _step_at(threshold: float) -> Callable[[float], Step]:
