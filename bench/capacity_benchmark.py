@@ -37,7 +37,8 @@ database the list and ingest benchmarks seed), in rounds; figures are medians of
   step's last quarter too (no queue building up that a longer step would push over). A constant-rate
   (open-loop) driver in this process sends deliveries built and signed by the ingest
   benchmark's generator (1 message each, 10 % redeliveries) on up to `--connections` keep-alive
-  connections; latency is counted from each delivery's scheduled time, so queueing shows. The
+  connections; latency is counted from each delivery's scheduled time (or the moment the driver
+  handed it to the connections, when the driver itself ran late), so queueing shows. The
   first round climbs ×1.5 from `--start-rate` to the first failing rate and bisects twice; the
   later rounds climb ×1.1 from 0.85 × the best round so far (×1.3 after three passes, then
   bisect to within 10 %). After every step the stored rows
@@ -460,7 +461,7 @@ async def _drive(
         reader: asyncio.StreamReader | None = None
         writer: asyncio.StreamWriter | None = None
         while (job := await queue.get()) is not None:
-            i, intended = job
+            i, handed = job
             status, close = -1, True
             for _attempt in range(3):
                 try:
@@ -480,7 +481,7 @@ async def _drive(
                         writer.close()
                     reader = writer = None
             now = loop.time()
-            latencies[i] = (now - intended) * 1000
+            latencies[i] = (now - handed) * 1000
             answers[i] = status
             last_done = max(last_done, now)
             if close and writer is not None:
@@ -495,8 +496,11 @@ async def _drive(
         delay = intended - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        lags.append((loop.time() - intended) * 1000)
-        queue.put_nowait((i, intended))
+        handed = loop.time()
+        lags.append((handed - intended) * 1000)
+        # Latency counts from here: the scheduled time, or later when the driver itself ran late
+        # (a starved machine; reported as its lateness), never from the moment a connection is free.
+        queue.put_nowait((i, handed))
     for _ in tasks:
         queue.put_nowait(None)
     await asyncio.gather(*tasks)
@@ -941,6 +945,12 @@ def capacity_table(result: Result, args: argparse.Namespace) -> list[str]:
         step = x.best_step()
         return "—" if step is None or not step.sent else f"{fmt_ms(step.cpu_s * 1000 / step.sent)}"
 
+    def quota_ceiling(x: Service) -> str:
+        step = x.best_step()
+        if step is None or not step.cpu_s:
+            return "—"
+        return fmt_rps(CPU_QUOTA_US / CPU_PERIOD_US * step.sent / step.cpu_s)
+
     def list_rps(x: Service) -> str:
         return f"**{fmt_rps(median(x.list_rps))}**{_range(x.list_rps, fmt_rps)}"
 
@@ -985,6 +995,11 @@ def capacity_table(result: Result, args: argparse.Namespace) -> list[str]:
             "CPU ms per delivery at that rate (in the group)",
             *(cell(x, cpu_per_delivery) for x in (ours, base, free)),
             "",
+        ),
+        (
+            "deliveries/s 0.5 CPU would allow at that CPU cost (0.5 s ÷ CPU per delivery)",
+            *(cell(x, quota_ceiling) for x in (ours, base, free)),
+            "what a quiet machine approaches",
         ),
         (
             f"list req/s, page 1 of 500 conversations ({args.list_connections} connections; token)",
@@ -1181,14 +1196,18 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
         "",
         "Sustained deliveries/s: the constant-rate driver offers a rate for "
         f"{args.step_seconds:g} s (1 message per delivery, 10 % redeliveries, up to {args.connections} "
-        "connections); latency counts from each delivery's scheduled time, so a server that falls behind "
+        "connections); latency counts from each delivery's scheduled time (or when the driver handed it on, "
+        "if the driver itself ran late: its lateness is in the curve), so a server that falls behind "
         "shows it. p50 / p99 and CPU per delivery are those of the passing step at that rate. List: wrk, "
         f"{args.list_seconds:g} s per round, page 1 (50 of 500 conversations); the baseline answers the "
         "analysis' proposed query without authentication, limiter, logs or metrics. Idle agents: the group's "
         f"`cpuacct.usage` over {args.idle_seconds:g} s windows, first with no browser, then with "
         f"{args.sessions} Chromium sessions (one context each, logged in, a conversation open: the list and "
         "the thread are polled every 2 s); (with − without) ÷ sessions. Idle agents that fill 0.5 CPU: "
-        "(500 ms/s − the service alone) ÷ the cost of one."
+        "(500 ms/s − the service alone) ÷ the cost of one. Where the curve below shows a failing step with "
+        "the group using well under 0.5 CPU while the machine's CPUs are all busy, the machine (other "
+        "sessions, PostgreSQL, the driver), not the quota, set the limit: the row '0.5 CPU would allow' "
+        "is then the better guide to Render's size."
         + (f" {result.idle_note[0].upper() + result.idle_note[1:]}." if result.idle_note else ""),
         "",
         "### Targets",
