@@ -84,8 +84,9 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Every benchmark (bench/run_all.py: list, ingest, scale curve, media ingest, media serving),
-# rewriting bench/RESULTS.md; 20-25 minutes on 2 cores. The ingest benchmark needs wrk: installed with apt-get when running
+# Every benchmark (bench/run_all.py: list, ingest, scale curve, media ingest, media serving, search,
+# and capacity at Render's size: 0.5 CPU / 512 MB cgroups, as root; skipped with one line elsewhere),
+# rewriting bench/RESULTS.md; 30-35 minutes on 2 cores. The ingest benchmark needs wrk: installed with apt-get when running
 # as root, else it stops with the command to run. One alone: .venv/bin/python -m bench.<name>_benchmark
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all

@@ -748,7 +748,7 @@ def publish(
 
 # --- bench/RESULTS.md: one file, a section per benchmark ----------------------------------------
 
-SECTION_ORDER = ("ingest", "list", "scale", "media_ingest", "media_serve", "search")
+SECTION_ORDER = ("ingest", "list", "scale", "media_ingest", "media_serve", "search", "capacity")
 SECTION_TITLES = {
     "ingest": "Webhook ingest (item 1)",
     "list": "Conversation list (item 2)",
@@ -756,6 +756,7 @@ SECTION_TITLES = {
     "media_ingest": "Webhook ingest with media (issue 11)",
     "media_serve": "Serving stored media (issue 11)",
     "search": "Message search (issue 12)",
+    "capacity": "Capacity at Render's size (issue 14)",
 }
 MEMORY_TARGET_MB = 250.0
 _SECTION = re.compile(r"<!-- section:(\w+) -->\n(.*?)<!-- /section:\1 -->\n", re.DOTALL)
@@ -798,8 +799,9 @@ def write_section(name: str, body: list[str], data: dict[str, Any], server: Benc
     out = [
         "# Benchmarks",
         "",
-        "Measured by `make bench` (`python -m bench.run_all`: the list, ingest, scale, media ingest and media",
-        "serving benchmarks in turn); each benchmark also runs alone and then rewrites only its own section",
+        "Measured by `make bench` (`python -m bench.run_all`: the list, ingest, scale, media ingest, media serving,",
+        "search and capacity (Render's size) benchmarks in turn); each benchmark also runs alone and then",
+        "rewrites only its own section",
         "below. Do not edit by hand. Issue 6 asks for every figure beside a baseline measured in the same run",
         "on the same data; each section says how.",
         "",
