@@ -422,6 +422,7 @@ TAGS: tuple[tuple[str, str], ...] = (
     ("media", "Files of messages, streamed from WhatsApp."),
     ("templates", "Message templates approved by Meta."),
     ("settings", "Business hours and the automatic replies (the away message, the greeting)."),
+    ("reports", "Response and resolution times, volumes by day and hour, the backlog (JSON and CSV)."),
     ("health", "Liveness and readiness probes, and metrics."),
     ("docs", "This document."),
     ("pages", "The agents' server-rendered HTML pages (Flask-Login session, CSRF-protected forms)."),

@@ -7,6 +7,7 @@ from app.models.hours import AutoReply, BusinessHours
 from app.models.labels import ConversationLabel, Label
 from app.models.messages import Message
 from app.models.outbound import CannedResponse, IdempotencyKey, MessageTemplate, SendAttempt
+from app.models.reports import ConversationEvent, MessageHour
 
 __all__ = [
     "Agent",
@@ -17,10 +18,12 @@ __all__ = [
     "CannedResponse",
     "Contact",
     "Conversation",
+    "ConversationEvent",
     "ConversationLabel",
     "IdempotencyKey",
     "Label",
     "Message",
+    "MessageHour",
     "MessageTemplate",
     "SendAttempt",
     "StatusEvent",

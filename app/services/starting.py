@@ -270,7 +270,7 @@ def _move_messages(source_conversation: int, target_conversation: int) -> None:
         update(Message)
         .where(Message.conversation_id == source_conversation)
         .values(conversation_id=target_conversation)
-        .returning(Message.id, Message.type, Message.sender, Message.direction, Message.sent_at)
+        .returning(Message.id, Message.type, Message.sender, Message.direction, Message.sent_at, Message.agent_id)
     ).all()
     for message in sorted(moved, key=lambda m: (m.sent_at, m.id)):
         touch_conversation(
@@ -281,5 +281,7 @@ def _move_messages(source_conversation: int, target_conversation: int) -> None:
             sender=message.sender,
             direction=message.direction,
             sent_at=message.sent_at,
+            agent_id=message.agent_id,
+            count_hour=False,  # counted when it was first stored
         )
     db.session.execute(delete(Conversation).where(Conversation.id == source_conversation))

@@ -1,0 +1,288 @@
+"""The reports (`GET /informes`, the page /inbox/informes, the CSV): how fast the team answers
+and resolves, how much arrives when, and who waits now. Read-only: a handful of statements over
+the facts app/services/report_facts.py records when they happen (`conversation_events`,
+`message_hours`) and the conversations' `awaiting_reply_since`, never over the messages, so a
+report costs the same at a thousand messages or a million (bench/reports_benchmark.py).
+
+The rules, decided here once:
+
+- The range is `desde` … `hasta`, both included, local dates of the business time zone (the
+  business-hours settings' `time_zone`, also while the hours are switched off): from local
+  midnight of `desde` to local midnight after `hasta`, whatever DST does in between. At most
+  `MAX_DAYS` days; `hasta` before `desde` is refused.
+- Durations are seconds, to the millisecond.
+- A fact belongs to the local day (and local hour) in which it happened.
+- Medians and 90th percentiles are PostgreSQL's `percentile_cont` (linear interpolation between
+  the two nearest values: the median of 10 s and 20 s is 15 s).
+- First response: the team's first reply to a waiting customer, measured from the customer's
+  first unanswered message, wall-clock and within business hours; attributed to the replying
+  agent (an echo of a reply sent from the phone has no agent). Resolution: from the opening or
+  last reopening to the resolution; attributed to the assignee at that moment.
+- The backlog is now, not in the range: open conversations whose customer waits for an answer,
+  by how long they have waited (wall-clock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, cast, extract, func, literal_column, select
+
+from app.extensions import db
+from app.models import Agent, Conversation, ConversationEvent, MessageHour
+from app.services import business_hours
+from app.services.errors import Invalid
+from app.whatsapp.business_hours import business_seconds
+
+MAX_DAYS = 366
+# The backlog's buckets: (key, waited at least, waited less than) in seconds.
+BACKLOG_BUCKETS: tuple[tuple[str, float, float | None], ...] = (
+    ("under_1h", 0, 3600),
+    ("1h_to_4h", 3600, 4 * 3600),
+    ("4h_to_24h", 4 * 3600, 24 * 3600),
+    ("over_24h", 24 * 3600, None),
+)
+
+
+@dataclass(frozen=True)
+class Range:
+    first: date
+    last: date
+    time_zone: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time(0), tzinfo=self.zone).astimezone(UTC)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last + timedelta(days=1), time(0), tzinfo=self.zone).astimezone(UTC)
+
+
+def check_range(first: date, last: date) -> None:
+    """`Invalid` (code `invalid_range` or `range_too_long`, field `hasta`) for a range the
+    reports refuse."""
+    if last < first:
+        raise Invalid("'hasta' must not be before 'desde'.", field="hasta", code="invalid_range")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise Invalid(f"The range is at most {MAX_DAYS} days.", field="hasta", code="range_too_long")
+
+
+def _ms(value: float | None) -> float | None:
+    """Seconds to the millisecond (interpolation leaves float noise such as 3720.0000000000005)."""
+    return None if value is None else round(value, 3)
+
+
+def _stats(count: int, median: float | None, p90: float | None) -> dict[str, Any]:
+    return {"count": count, "median_seconds": _ms(median), "p90_seconds": _ms(p90)}
+
+
+def _percentiles(column: Any) -> list[Any]:
+    return [
+        func.percentile_cont(0.5).within_group(column),
+        func.percentile_cont(0.9).within_group(column),
+    ]
+
+
+def build_report(first: date, last: date, now: datetime | None = None) -> dict[str, Any]:
+    """The report of `first` … `last` (local dates, both included); see the module for the rules.
+    Nothing is written (the read-only transaction is ended)."""
+    check_range(first, last)
+    now = now or datetime.now(UTC)
+    session = db.session
+    schedule = business_hours.load(session).schedule
+    span = Range(first, last, schedule.time_zone)
+    start, end = span.start, span.end
+    tz = schedule.time_zone
+    e = ConversationEvent
+    in_range = and_(e.at >= start, e.at < end)
+
+    # First responses: overall and by replying agent (GROUPING SETS: one pass).
+    responses: dict[Any, dict[str, Any]] = {}
+    total_responses: dict[str, Any] = {"wall": _stats(0, None, None), "business": _stats(0, None, None)}
+    rows = session.execute(
+        select(
+            func.grouping(e.agent_id).label("total"),
+            e.agent_id,
+            func.count(),
+            *_percentiles(e.seconds),
+            *_percentiles(e.business_seconds),
+        )
+        .where(e.kind == "first_response", in_range)
+        .group_by(func.grouping_sets(literal_column("()"), e.agent_id))
+    ).all()
+    for row in rows:
+        entry = {"wall": _stats(row[2], row[3], row[4]), "business": _stats(row[2], row[5], row[6])}
+        if row.total:
+            total_responses = entry
+        else:
+            responses[row.agent_id] = entry
+
+    # Resolutions: overall and by assignee.
+    resolutions: dict[Any, dict[str, Any]] = {}
+    total_resolution = _stats(0, None, None)
+    rows = session.execute(
+        select(func.grouping(e.assignee_id).label("total"), e.assignee_id, func.count(), *_percentiles(e.seconds))
+        .where(e.kind == "resolved", in_range)
+        .group_by(func.grouping_sets(literal_column("()"), e.assignee_id))
+    ).all()
+    for row in rows:
+        if row.total:
+            total_resolution = _stats(row[2], row[3], row[4])
+        else:
+            resolutions[row.assignee_id] = _stats(row[2], row[3], row[4])
+
+    # Per local day: the events, and the messages from the hour counters.
+    day = cast(func.timezone(tz, e.at), db.Date).label("day")
+    days: dict[date, dict[str, Any]] = {}
+    for offset in range(span.days):
+        d = first + timedelta(days=offset)
+        days[d] = {
+            "date": d,
+            "opened": 0,
+            "reopened": 0,
+            "resolved": 0,
+            "first_responses": 0,
+            "first_response_median_seconds": None,
+            "first_response_business_median_seconds": None,
+            "messages_in": 0,
+            "messages_out": 0,
+        }
+    fr = e.kind == "first_response"
+    rows = session.execute(
+        select(
+            day,
+            func.count().filter(e.kind == "opened"),
+            func.count().filter(e.kind == "reopened"),
+            func.count().filter(e.kind == "resolved"),
+            func.count().filter(fr),
+            func.percentile_cont(0.5).within_group(e.seconds).filter(fr),
+            func.percentile_cont(0.5).within_group(e.business_seconds).filter(fr),
+        )
+        .where(in_range)
+        .group_by(day)
+    ).all()
+    for row in rows:
+        if row.day in days:
+            days[row.day].update(
+                opened=row[1],
+                reopened=row[2],
+                resolved=row[3],
+                first_responses=row[4],
+                first_response_median_seconds=_ms(row[5]),
+                first_response_business_median_seconds=_ms(row[6]),
+            )
+
+    # Messages by local day and local hour of the day, from the UTC hour counters.
+    h = MessageHour
+    local = func.timezone(tz, h.hour)
+    hours = [{"hour": hour, "messages_in": 0, "messages_out": 0} for hour in range(24)]
+    rows = session.execute(
+        select(
+            cast(local, db.Date).label("day"),
+            cast(extract("hour", local), db.Integer).label("hour"),
+            h.direction,
+            func.sum(h.count),
+        )
+        .where(h.hour >= start, h.hour < end)
+        .group_by(literal_column("1"), literal_column("2"), h.direction)
+    ).all()
+    for row in rows:
+        key = f"messages_{row.direction}"
+        hours[row.hour][key] += row[3]
+        if row.day in days:
+            days[row.day][key] += row[3]
+
+    # The backlog, now: overall (with buckets) and by assignee.
+    c = Conversation
+    waiting = and_(c.status == "open", c.awaiting_reply_since.is_not(None))
+    waited = extract("epoch", now - c.awaiting_reply_since)
+    bucket_columns = []
+    for _key, low, high in BACKLOG_BUCKETS:
+        condition = waited >= low if high is None else and_(waited >= low, waited < high)
+        bucket_columns.append(func.count().filter(condition))
+    rows = session.execute(
+        select(
+            func.grouping(c.assignee_id).label("total"),
+            c.assignee_id,
+            func.count(),
+            func.min(c.awaiting_reply_since),
+            *bucket_columns,
+        )
+        .where(waiting)
+        .group_by(func.grouping_sets(literal_column("()"), c.assignee_id))
+    ).all()
+
+    def backlog_entry(count: int, oldest: datetime | None) -> dict[str, Any]:
+        return {
+            "count": count,
+            "oldest_since": oldest,
+            "oldest_wait_seconds": max(0.0, (now - oldest).total_seconds()) if oldest else None,
+            "oldest_business_wait_seconds": business_seconds(schedule, oldest, now) if oldest else None,
+        }
+
+    backlog = {**backlog_entry(0, None), "buckets": [{"key": key, "count": 0} for key, _, _ in BACKLOG_BUCKETS]}
+    backlogs: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        if row.total:
+            backlog = {
+                **backlog_entry(row[2], row[3]),
+                "buckets": [{"key": key, "count": row[4 + index]} for index, (key, _, _) in enumerate(BACKLOG_BUCKETS)],
+            }
+        else:
+            backlogs[row.assignee_id] = backlog_entry(row[2], row[3])
+
+    # Per agent: every agent with something in the range or waiting now, by name; "no agent" last.
+    ids = {i for i in (*responses, *resolutions, *backlogs) if i is not None}
+    names = dict(session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids))).tuples().all()) if ids else {}
+    empty_responses = {"wall": _stats(0, None, None), "business": _stats(0, None, None)}
+    agents = []
+    keys = sorted(ids, key=lambda i: (names.get(i, "").lower(), i))
+    if None in responses or None in resolutions or None in backlogs:
+        keys.append(None)
+    for agent_id in keys:
+        agents.append(
+            {
+                "agent": None if agent_id is None else {"id": agent_id, "name": names.get(agent_id, "")},
+                "first_response": responses.get(agent_id, empty_responses),
+                "resolution": resolutions.get(agent_id, _stats(0, None, None)),
+                "backlog": backlogs.get(agent_id, backlog_entry(0, None)),
+            }
+        )
+    session.commit()  # ends the read-only transaction: no connection is held idle in one
+    return {
+        "range": {
+            "desde": first,
+            "hasta": last,
+            "days": span.days,
+            "time_zone": tz,
+            "start": start,
+            "end": end,
+        },
+        "generated_at": now,
+        "business_hours_enabled": schedule.enabled,
+        "first_response": total_responses,
+        "resolution": total_resolution,
+        "days": list(days.values()),
+        "hours": hours,
+        "backlog": backlog,
+        "agents": agents,
+    }
+
+
+def business_today(now: datetime | None = None) -> date:
+    """Today's local date in the business time zone (the page's presets end on it)."""
+    zone = business_hours.load(db.session).schedule.zone
+    db.session.commit()
+    return (now or datetime.now(UTC)).astimezone(zone).date()
