@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from flask.testing import FlaskClient
+from flask_babel import refresh
 
 from app.services import agents as agent_service
 from tests import meta
 from tests.conftest import WebhookPoster
-from tests.test_pages import login
+from tests.test_pages import csrf_token, login
 
 MADRID = ZoneInfo("Europe/Madrid")
 SPLIT = [["09:00", "14:00"], ["16:00", "20:00"]]
@@ -187,10 +188,10 @@ def test_resolution_time_per_assignee_reopening_and_bulk_resolve(client, auth, s
     seed.customer("34600000032", now - timedelta(hours=2))
     seed.customer("34600000033", now - timedelta(hours=3))
     first, second, third = (conversation_id(client, auth, f"3460000003{n}") for n in (1, 2, 3))
-    patch = client.patch(
+    response = client.patch(
         f"/whatsapp/api/conversaciones/{first}", json={"assignee": agent.id, "status": "resolved"}, headers=auth
     )
-    assert patch.status_code == 200
+    assert response.status_code == 200
     patch(client, auth, second, {"assignee": other_agent.id})
     bulk = client.post(
         "/whatsapp/api/conversaciones/lote", json={"ids": [first, second, third], "action": "resolve"}, headers=auth
@@ -393,14 +394,22 @@ def test_the_page_draws_charts_and_tables_in_spanish_and_english(client, agent, 
     assert 'href="/whatsapp/api/informes.csv?desde=2026-11-16&amp;hasta=2026-11-17"' in html
     assert "<table" in html and "10 min" in html
     assert "style=" not in html and "<script>" not in html  # CSP: no inline styles or scripts
-    english = client.get("/inbox/informes?desde=2026-11-16&hasta=2026-11-17", headers={"Accept-Language": "en"})
-    assert "Reports" in english.text and "First response time" in english.text
-    # Presets and defaults: the last 7 days ending today.
+    # Presets and defaults: the last 7 days ending today (in the business time zone).
     default = client.get("/inbox/informes")
-    assert default.status_code == 200 and "Last 7 days" not in default.text  # Spanish by default
-    assert "Últimos 7 días" in default.text
-    # A wrong range is said on the page, not a 400 page.
+    assert default.status_code == 200 and "Últimos 7 días" in default.text
+    end = datetime.now(MADRID).date()
+    assert (
+        f'value="{(end - timedelta(days=6)).isoformat()}"' in default.text
+        and f'value="{end.isoformat()}"' in default.text
+    )
+    # A wrong range is said on the page, with the form.
     wrong = client.get("/inbox/informes?desde=2026-11-30&hasta=2026-11-01")
-    assert wrong.status_code == 400 and "no puede ser anterior" in wrong.text
+    assert wrong.status_code == 400 and "La fecha final no puede ser anterior a la inicial." in wrong.text
+    assert client.get("/inbox/informes?desde=ayer&hasta=2026-11-01").status_code == 400
     # The inbox links to it.
     assert 'href="/inbox/informes"' in client.get("/").text
+    # In English.
+    client.post("/preferences", data={"csrf_token": csrf_token(html), "lang": "en", "next": "/inbox/informes"})
+    refresh()  # the test's app context spans requests: forget the locale Flask-Babel cached
+    english = client.get("/inbox/informes?desde=2026-11-16&hasta=2026-11-17").text
+    assert "<h1>Reports</h1>" in english and "First response time" in english and "Last 7 days" in english

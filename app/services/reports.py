@@ -245,7 +245,7 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
 
     # Per agent: every agent with something in the range or waiting now, by name; "no agent" last.
     ids = {i for i in (*responses, *resolutions, *backlogs) if i is not None}
-    names = dict(session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids))).tuples().all()) if ids else {}
+    names = {row.id: row.name for row in session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(ids)))}
     empty_responses = {"wall": _stats(0, None, None), "business": _stats(0, None, None)}
     agents = []
     keys = sorted(ids, key=lambda i: (names.get(i, "").lower(), i))

@@ -100,11 +100,14 @@ def _backfill():
                 "SELECT id, at - make_interval(secs => seconds) AS since, at FROM conversation_events WHERE kind = 'first_response'"
             )
         ).all()
-        batch = [{"id": r.id, "b": business_seconds(schedule, r.since, r.at)} for r in rows]
-        for start in range(0, len(batch), 5000):
+        for start in range(0, len(rows), 5000):
+            batch = rows[start : start + 5000]
             bind.execute(
-                sa.text("UPDATE conversation_events SET business_seconds = :b WHERE id = :id"),
-                batch[start : start + 5000],
+                sa.text(
+                    "UPDATE conversation_events e SET business_seconds = v.b "
+                    "FROM unnest(CAST(:ids AS bigint[]), CAST(:bs AS double precision[])) AS v(id, b) WHERE e.id = v.id"
+                ),
+                {"ids": [r.id for r in batch], "bs": [business_seconds(schedule, r.since, r.at) for r in batch]},
             )
     op.execute(
         f"""
