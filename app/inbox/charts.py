@@ -15,6 +15,7 @@ LEFT = 40  # room for the y-axis labels
 RIGHT = 6
 TOP = 8
 BOTTOM = 22  # room for the x-axis labels
+TICKS = 4  # grid lines above the baseline, each a whole 1, 2 or 5 × 10ⁿ apart
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,12 @@ class Chart:
     right: float = WIDTH - RIGHT
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 × 10ⁿ at or above `value` (1 for nothing)."""
-    if value <= 0:
+def nice_step(value: float) -> float:
+    """The smallest 1, 2 or 5 × 10ⁿ at or above `value`, at least 1 (axes count whole things)."""
+    if value <= 1:
         return 1
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 5, 10):
         if value <= step * power:
             return step * power
     return 10 * power  # pragma: no cover (the loop always returns)
@@ -81,19 +82,21 @@ def bar_chart(
     *,
     every: int = 1,
     value_label: object = None,
+    left: float = LEFT,
 ) -> Chart:
     """Grouped vertical bars: one group per x label (`groups`), one bar per series in each
     (`(css series, values, name)`); an x label every `every` groups. `value_label` formats an
     axis or tooltip value (a number as text by default)."""
     fmt = value_label if callable(value_label) else (lambda v: f"{v:g}")
-    chart = Chart()
-    top = nice_ceiling(max((v for _, values, _ in series for v in values), default=0))
+    chart = Chart(left=left)
+    step_value = nice_step(max((v for _, values, _ in series for v in values), default=0) / TICKS)
+    top = step_value * TICKS
     plot_height = chart.baseline - TOP
-    for step in range(5):
-        value = top * step / 4
-        y = chart.baseline - plot_height * step / 4
+    for step in range(TICKS + 1):
+        value = step_value * step
+        y = chart.baseline - plot_height * step / TICKS
         chart.grid.append(y)
-        chart.y_labels.append(Label(LEFT - 4, y + 3.5, fmt(value)))
+        chart.y_labels.append(Label(left - 4, y + 3.5, fmt(value)))
     count = max(1, len(groups))
     slot = (chart.right - chart.left) / count
     inner = slot * (0.8 if count > 1 else 0.5)

@@ -56,8 +56,8 @@ def _charts(report: dict[str, Any]) -> dict[str, Any]:
         "hours": bar_chart(
             hour_names,
             [
-                ("in", [h["messages_in"] for h in hours], _("Received")),
-                ("out", [h["messages_out"] for h in hours], _("Sent")),
+                ("in", [h["messages_in"] for h in hours], _("Inbound")),
+                ("out", [h["messages_out"] for h in hours], _("Outbound")),
             ],
             every=3,
         ),
@@ -81,6 +81,7 @@ def _charts(report: dict[str, Any]) -> dict[str, Any]:
             ],
             every=every,
             value_label=lambda minutes: duration(minutes * 60),
+            left=76,  # room for "2 h 30 min"
         ),
         "backlog": bar_chart(
             [bucket_names[b["key"]] for b in backlog["buckets"]],

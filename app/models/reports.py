@@ -36,8 +36,13 @@ class ConversationEvent(Model):
     __tablename__ = "conversation_events"
     __table_args__ = (
         CheckConstraint("kind IN ('opened', 'reopened', 'resolved', 'first_response')", name="kind"),
-        # The report's range scans, one kind at a time.
-        Index("ix_conversation_events_kind_at", "kind", "at"),
+        # The report's range scans, one kind at a time, reading only the index.
+        Index(
+            "ix_conversation_events_kind_at",
+            "kind",
+            "at",
+            postgresql_include=["seconds", "business_seconds", "agent_id", "assignee_id"],
+        ),
         Index("ix_conversation_events_conversation_id", "conversation_id"),
     )
 

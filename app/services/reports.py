@@ -11,7 +11,8 @@ The rules, decided here once:
   midnight of `desde` to local midnight after `hasta`, whatever DST does in between. At most
   `MAX_DAYS` days; `hasta` before `desde` is refused.
 - Durations are seconds, to the millisecond.
-- A fact belongs to the local day (and local hour) in which it happened.
+- A fact belongs to the local day (and local hour) in which it happened. A day's median first
+  response is given for ranges of up to `MAX_DAILY_MEDIAN_DAYS` days (null beyond).
 - Medians and 90th percentiles are PostgreSQL's `percentile_cont` (linear interpolation between
   the two nearest values: the median of 10 s and 20 s is 15 s).
 - First response: the team's first reply to a waiting customer, measured from the customer's
@@ -38,6 +39,9 @@ from app.services.errors import Invalid
 from app.whatsapp.business_hours import business_seconds
 
 MAX_DAYS = 366
+# Each day's median first response is computed for ranges up to this many days (beyond, a sort
+# per day of a year of replies costs more than a chart of 365 medians is worth: null).
+MAX_DAILY_MEDIAN_DAYS = 92
 # The backlog's buckets: (key, waited at least, waited less than) in seconds.
 BACKLOG_BUCKETS: tuple[tuple[str, float, float | None], ...] = (
     ("under_1h", 0, 3600),
@@ -143,8 +147,8 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
         else:
             resolutions[row.assignee_id] = _stats(row[2], row[3], row[4])
 
-    # Per local day: the events, and the messages from the hour counters.
-    day = cast(func.timezone(tz, e.at), db.Date).label("day")
+    # Per local day: the events, and the messages from the hour counters. Counted by UTC hour
+    # first (index range scans), then the few thousand hours are read in the business time zone.
     days: dict[date, dict[str, Any]] = {}
     for offset in range(span.days):
         d = first + timedelta(days=offset)
@@ -159,50 +163,60 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
             "messages_in": 0,
             "messages_out": 0,
         }
-    fr = e.kind == "first_response"
+    by_hour = (
+        select(func.date_trunc("hour", e.at, "UTC").label("hour"), e.kind, func.count().label("n"))
+        .where(e.kind.in_(("opened", "reopened", "resolved", "first_response")), in_range)
+        .group_by(literal_column("1"), e.kind)
+        .subquery()
+    )
+    local_day = cast(func.timezone(tz, by_hour.c.hour), db.Date).label("day")
     rows = session.execute(
-        select(
-            day,
-            func.count().filter(e.kind == "opened"),
-            func.count().filter(e.kind == "reopened"),
-            func.count().filter(e.kind == "resolved"),
-            func.count().filter(fr),
-            func.percentile_cont(0.5).within_group(e.seconds).filter(fr),
-            func.percentile_cont(0.5).within_group(e.business_seconds).filter(fr),
-        )
-        .where(in_range)
-        .group_by(day)
+        select(local_day, by_hour.c.kind, func.sum(by_hour.c.n)).group_by(local_day, by_hour.c.kind)
     ).all()
+    counted = {"opened": "opened", "reopened": "reopened", "resolved": "resolved", "first_response": "first_responses"}
     for row in rows:
         if row.day in days:
-            days[row.day].update(
-                opened=row[1],
-                reopened=row[2],
-                resolved=row[3],
-                first_responses=row[4],
-                first_response_median_seconds=_ms(row[5]),
-                first_response_business_median_seconds=_ms(row[6]),
+            days[row.day][counted[row.kind]] = int(row[2])
+    if span.days <= MAX_DAILY_MEDIAN_DAYS:
+        day = cast(func.timezone(tz, e.at), db.Date).label("day")
+        rows = session.execute(
+            select(
+                day,
+                func.percentile_cont(0.5).within_group(e.seconds),
+                func.percentile_cont(0.5).within_group(e.business_seconds),
             )
+            .where(e.kind == "first_response", in_range)
+            .group_by(day)
+        ).all()
+        for row in rows:
+            if row.day in days:
+                days[row.day]["first_response_median_seconds"] = _ms(row[1])
+                days[row.day]["first_response_business_median_seconds"] = _ms(row[2])
 
-    # Messages by local day and local hour of the day, from the UTC hour counters.
+    # Messages by local day and local hour of the day, from the UTC hour counters (their shards
+    # summed first).
     h = MessageHour
-    local = func.timezone(tz, h.hour)
+    summed = (
+        select(h.hour, h.direction, func.sum(h.count).label("n"))
+        .where(h.hour >= start, h.hour < end)
+        .group_by(h.hour, h.direction)
+        .subquery()
+    )
+    local = func.timezone(tz, summed.c.hour)
     hours = [{"hour": hour, "messages_in": 0, "messages_out": 0} for hour in range(24)]
     rows = session.execute(
         select(
             cast(local, db.Date).label("day"),
             cast(extract("hour", local), db.Integer).label("hour"),
-            h.direction,
-            func.sum(h.count),
-        )
-        .where(h.hour >= start, h.hour < end)
-        .group_by(literal_column("1"), literal_column("2"), h.direction)
+            summed.c.direction,
+            func.sum(summed.c.n),
+        ).group_by(literal_column("1"), literal_column("2"), summed.c.direction)
     ).all()
     for row in rows:
         key = f"messages_{row.direction}"
-        hours[row.hour][key] += row[3]
+        hours[row.hour][key] += int(row[3])
         if row.day in days:
-            days[row.day][key] += row[3]
+            days[row.day][key] += int(row[3])
 
     # The backlog, now: overall (with buckets) and by assignee.
     c = Conversation

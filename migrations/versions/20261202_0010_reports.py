@@ -180,8 +180,15 @@ def upgrade():
         sa.PrimaryKeyConstraint("hour", "direction", "shard", name=op.f("pk_message_hours")),
     )
     _backfill()
+    op.execute("ANALYZE conversation_events")
     # The indexes after the backfill: built once rather than kept up row by row.
-    op.create_index("ix_conversation_events_kind_at", "conversation_events", ["kind", "at"], unique=False)
+    op.create_index(
+        "ix_conversation_events_kind_at",
+        "conversation_events",
+        ["kind", "at"],
+        unique=False,
+        postgresql_include=["seconds", "business_seconds", "agent_id", "assignee_id"],
+    )
     op.create_index("ix_conversation_events_conversation_id", "conversation_events", ["conversation_id"], unique=False)
     op.create_index(
         "ix_conversations_awaiting_reply",
