@@ -7,6 +7,7 @@ second of the test's own clock."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,12 +15,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from flask.testing import FlaskClient
 from flask_babel import refresh
+from sqlalchemy import text
 
 from app.services import agents as agent_service
 from tests import meta
-from tests.conftest import WebhookPoster
+from tests.conftest import PROJECT_ROOT, WebhookPoster
 from tests.test_pages import csrf_token, login
 
 MADRID = ZoneInfo("Europe/Madrid")
@@ -32,6 +36,7 @@ HOURS = {
     "away_message": "Estamos cerrados.",
 }
 REPORT = "/whatsapp/api/informes"
+MIGRATION = PROJECT_ROOT / "migrations" / "versions" / "20261202_0010_reports.py"
 
 
 def madrid(*args: int) -> datetime:
@@ -413,3 +418,56 @@ def test_the_page_draws_charts_and_tables_in_spanish_and_english(client, agent, 
     refresh()  # the test's app context spans requests: forget the locale Flask-Babel cached
     english = client.get("/inbox/informes?desde=2026-11-16&hasta=2026-11-17").text
     assert "<h1>Reports</h1>" in english and "First response time" in english and "Last 7 days" in english
+
+
+# --- the migration's backfill rebuilds what the services record -----------------------------------
+
+
+def _facts(session: Any) -> dict[str, Any]:
+    return {
+        "first_responses": sorted(
+            session.execute(
+                text(
+                    "SELECT conversation_id, at, round(seconds::numeric, 3), round(business_seconds::numeric, 3), "
+                    "agent_id FROM conversation_events WHERE kind = 'first_response'"
+                )
+            ).all()
+        ),
+        "opened": sorted(
+            session.execute(text("SELECT conversation_id, at FROM conversation_events WHERE kind = 'opened'")).all()
+        ),
+        "hours": sorted(
+            session.execute(text("SELECT hour, direction, sum(count) FROM message_hours GROUP BY 1, 2")).all()
+        ),
+        "waiting": sorted(
+            session.execute(
+                text("SELECT id, awaiting_reply_since FROM conversations WHERE awaiting_reply_since IS NOT NULL")
+            ).all()
+        ),
+    }
+
+
+def test_migration_0010_rebuilds_from_the_messages_what_the_services_recorded(client, auth, seed, hours, db_session):
+    seed.customer("34600000091", madrid(2026, 11, 16, 13, 50))
+    seed.customer("34600000091", madrid(2026, 11, 16, 13, 55))
+    seed.echo("34600000091", madrid(2026, 11, 16, 16, 10))
+    seed.customer("34600000091", madrid(2026, 11, 16, 19, 0))
+    seed.echo("34600000091", madrid(2026, 11, 17, 9, 30))
+    seed.customer("34600000092", madrid(2026, 11, 17, 11, 0))
+    seed.echo("34600000092", madrid(2026, 11, 17, 11, 20))
+    seed.customer("34600000092", madrid(2026, 11, 17, 12, 0))  # still waiting
+    seed.customer("34600000093", madrid(2026, 11, 18, 8, 0))  # waiting since before opening
+    recorded = _facts(db_session)
+    assert len(recorded["first_responses"]) == 3 and len(recorded["waiting"]) == 2
+
+    spec = importlib.util.spec_from_file_location("migration_0010", MIGRATION)
+    assert spec and spec.loader
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    with Operations.context(MigrationContext.configure(db_session.connection())):
+        migration.downgrade()
+        migration.upgrade()
+
+    assert _facts(db_session) == recorded
+    body = report(client, auth, "2026-11-16", "2026-11-18")
+    assert body["first_response"]["business"]["median_seconds"] == 1200  # 13:50 → 16:10 is 20 open minutes
