@@ -11,7 +11,7 @@ this file are unchanged):
   resolved, 8 agents (one conversation in five unassigned);
 * dense, `inbox_bench_reports_dense`: 50,000 conversations × 20 messages, all in the last 30 days.
 
-The facts the report reads (`conversation_events`, `message_hours`, the conversations' open period
+The facts the report reads (`conversation_events`, `report_hours`, the conversations' open period
 and wait) are then built by migration 0010's own backfill (downgrade, then upgrade, timed: the cost
 of the migration at 1 M messages), with the business hours switched on (Madrid, 09–14 and 16–20
 on weekdays), so every first response's business seconds are computed as in production.
@@ -314,15 +314,15 @@ def measure(server: BenchServer, args: argparse.Namespace) -> tuple[Results, dic
         cursor = raw.cursor()
         cursor.execute(
             "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM conversation_events), "
-            "(SELECT count(*) FROM message_hours), (SELECT count(*) FROM conversations WHERE awaiting_reply_since "
+            "(SELECT count(*) FROM report_hours), (SELECT count(*) FROM conversations WHERE awaiting_reply_since "
             "IS NOT NULL AND status = 'open'), pg_size_pretty(pg_total_relation_size('conversation_events')), "
-            "pg_size_pretty(pg_total_relation_size('message_hours'))"
+            "pg_size_pretty(pg_total_relation_size('report_hours'))"
         )
         row = cursor.fetchone()
         r.facts[d.key] = {
             "messages": f"{row[0]:,}",
             "conversation_events": f"{row[1]:,} ({row[4]})",
-            "message_hours": f"{row[2]:,} ({row[5]})",
+            "report_hours": f"{row[2]:,} ({row[5]})",
             "waiting now": f"{row[3]:,}",
         }
         raw.rollback()
@@ -380,14 +380,14 @@ def write_report(r: Results, memory: dict[str, Any], args: argparse.Namespace, t
         for key in r.p50
     ]
     facts = md_table(
-        "dataset | messages | conversation_events | message_hours | waiting now | migration 0010 upgrade (backfill)",
+        "dataset | messages | conversation_events | report_hours | waiting now | migration 0010 upgrade (backfill)",
         "lrrrrr",
         (
             (
                 d.label,
                 r.facts[d.key]["messages"],
                 r.facts[d.key]["conversation_events"],
-                r.facts[d.key]["message_hours"],
+                r.facts[d.key]["report_hours"],
                 r.facts[d.key]["waiting now"],
                 "reused (not timed this run)" if r.migration_s[d.key] is None else f"{r.migration_s[d.key]:.1f} s",
             )
@@ -418,8 +418,8 @@ def write_report(r: Results, memory: dict[str, Any], args: argparse.Namespace, t
         "",
         "The report reads `conversation_events` (one row per opening, reopening, resolution and first "
         "response, written by the services in the transaction that makes them true; index `(kind, at)`), "
-        "`message_hours` (visible messages per UTC hour, direction and one of 16 shards; one upsert per "
-        "message) and the partial index on waiting open conversations, never `messages`: its cost follows "
+        "`report_hours` (per UTC hour and one of 16 shards: visible messages by direction and events by kind; "
+        "one upsert per message) and the partial index on waiting open conversations, never `messages`: its cost follows "
         "the number of events in the range, not the number of messages. Migration 0010 builds them from "
         "the messages set-based (window functions); with the business hours on, each first response's "
         "business seconds are computed in Python by app/whatsapp/business_hours.py (batches of 5,000 updates).",

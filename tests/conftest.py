@@ -44,7 +44,7 @@ agent_models.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
 TEST_DATABASE = f"inbox_test_{os.getpid()}"
 TABLES = (
     "messages, conversations, contacts, business_numbers, status_events, webhook_deliveries, api_tokens, agents, "
-    "message_hours"
+    "report_hours"
 )
 
 

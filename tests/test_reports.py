@@ -121,6 +121,7 @@ def test_first_response_median_and_p90_wall_clock_and_within_business_hours(clie
     # business: 300, 600, 1200, 1200, 5400 → median 1200; p90: 1200 + 0.6 × 4200
     assert body["first_response"]["business"] == {"count": 5, "median_seconds": 1200, "p90_seconds": 3720}
     assert body["business_hours_enabled"] is True
+    assert body["percentile_sample_every"] == {"first_response": 1, "resolution": 1}  # exact
     assert body["range"] == {
         "desde": "2026-11-16",
         "hasta": "2026-11-17",
@@ -436,9 +437,7 @@ def _facts(session: Any) -> dict[str, Any]:
         "opened": sorted(
             session.execute(text("SELECT conversation_id, at FROM conversation_events WHERE kind = 'opened'")).all()
         ),
-        "hours": sorted(
-            session.execute(text("SELECT hour, direction, sum(count) FROM message_hours GROUP BY 1, 2")).all()
-        ),
+        "hours": sorted(session.execute(text("SELECT hour, metric, sum(count) FROM report_hours GROUP BY 1, 2")).all()),
         "waiting": sorted(
             session.execute(
                 text("SELECT id, awaiting_reply_since FROM conversations WHERE awaiting_reply_since IS NOT NULL")

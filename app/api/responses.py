@@ -798,12 +798,21 @@ class ReportAgent(_Closed):
     backlog: Annotated[ReportWaiting, Field(description="Waiting now, assigned to this agent.")]
 
 
+class ReportSampling(_Closed):
+    first_response: int
+    resolution: int
+
+
 class Report(_Closed):
     """`GET /informes`: first response and resolution times, volumes by day and hour, the backlog."""
 
     range: ReportRange
     generated_at: datetime
     business_hours_enabled: bool
+    percentile_sample_every: Annotated[
+        ReportSampling,
+        Field(description="1: medians and percentiles are exact; k: read from every k-th event (over 50,000)."),
+    ]
     first_response: ReportFirstResponse
     resolution: Annotated[ReportStats, Field(description="From opening or reopening to resolution, wall-clock.")]
     days: Annotated[list[ReportDay], Field(description="Every date of the range, in order.")]

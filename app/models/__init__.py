@@ -7,7 +7,7 @@ from app.models.hours import AutoReply, BusinessHours
 from app.models.labels import ConversationLabel, Label
 from app.models.messages import Message
 from app.models.outbound import CannedResponse, IdempotencyKey, MessageTemplate, SendAttempt
-from app.models.reports import ConversationEvent, MessageHour
+from app.models.reports import ConversationEvent, ReportHour
 
 __all__ = [
     "Agent",
@@ -23,8 +23,8 @@ __all__ = [
     "IdempotencyKey",
     "Label",
     "Message",
-    "MessageHour",
     "MessageTemplate",
+    "ReportHour",
     "SendAttempt",
     "StatusEvent",
     "WebhookDelivery",

@@ -1,6 +1,6 @@
 """The facts the reports read, recorded when they happen (app/services/report_facts.py) so a
 report never scans the messages: what happened to a conversation (`conversation_events`) and
-how many messages each hour saw (`message_hours`)."""
+how many messages and events each hour saw (`report_hours`)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ from app.extensions import Model
 # first_response: the team's first reply to a waiting customer (`seconds` wall-clock and
 # `business_seconds` within business hours since the customer's first unanswered message).
 EVENT_KINDS = ("opened", "reopened", "resolved", "first_response")
-# The hour counters are split in this many rows per hour and direction (by conversation id), so
+# What the hour counters count: visible messages by direction, and the events by kind.
+HOUR_METRICS = ("in", "out", *EVENT_KINDS)
+# The hour counters are split in this many rows per hour and metric (by conversation id), so
 # concurrent deliveries of different conversations do not queue on one counter row.
 HOUR_SHARDS = 16
 
@@ -41,7 +43,7 @@ class ConversationEvent(Model):
             "ix_conversation_events_kind_at",
             "kind",
             "at",
-            postgresql_include=["seconds", "business_seconds", "agent_id", "assignee_id"],
+            postgresql_include=["id", "seconds", "business_seconds", "agent_id", "assignee_id"],
         ),
         Index("ix_conversation_events_conversation_id", "conversation_id"),
     )
@@ -59,13 +61,16 @@ class ConversationEvent(Model):
     business_seconds: Mapped[float | None] = mapped_column(Double)
 
 
-class MessageHour(Model):
-    """Visible messages (no notes, reactions, edits or deletions) per UTC hour and direction."""
+class ReportHour(Model):
+    """Per UTC hour: visible messages (no notes, reactions, edits or deletions) by direction
+    (`metric` `in` / `out`), and the events of `conversation_events` by kind."""
 
-    __tablename__ = "message_hours"
-    __table_args__ = (CheckConstraint("direction IN ('in', 'out')", name="direction"),)
+    __tablename__ = "report_hours"
+    __table_args__ = (
+        CheckConstraint("metric IN ('in', 'out', 'opened', 'reopened', 'resolved', 'first_response')", name="metric"),
+    )
 
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
-    direction: Mapped[str] = mapped_column(String(3), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
     shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

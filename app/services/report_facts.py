@@ -3,7 +3,7 @@ them true, so a report reads a few thousand event rows and hour counters instead
 million messages. Nothing here commits.
 
 - Every visible message (not a note, reaction, edit or deletion) adds one to its UTC hour's
-  counter in `message_hours` (by direction).
+  counter in `report_hours` (metric `in` or `out`), and every event below to its kind's.
 - `touch_conversation()` (app/services/summaries.py) hands over the conversation's values from
   before the message: its first visible message records `opened`; a customer's message on a
   resolved conversation records `reopened`; the team's reply (an agent's, or an echo of one sent
@@ -29,19 +29,21 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.extensions import DbSession
-from app.models import Conversation, ConversationEvent, MessageHour
+from app.models import Conversation, ConversationEvent, ReportHour
 from app.models.reports import HOUR_SHARDS
 from app.services import business_hours
 from app.whatsapp.business_hours import business_seconds
 
-_hours = cast(Table, MessageHour.__table__)
+_hours = cast(Table, ReportHour.__table__)
 _events = cast(Table, ConversationEvent.__table__)
 
-COUNT_HOUR = (
+# Adds `count` to the counters named (one row per metric; a statement never names one twice).
+COUNT_HOURS = (
     pg_insert(_hours)
-    .values(hour=bindparam("p_hour"), direction=bindparam("p_direction"), shard=bindparam("p_shard"), count=1)
+    .values(hour=bindparam("p_hour"), metric=bindparam("p_metric"), shard=bindparam("p_shard"), count=bindparam("p_n"))
     .on_conflict_do_update(
-        index_elements=[_hours.c.hour, _hours.c.direction, _hours.c.shard], set_={"count": _hours.c.count + 1}
+        index_elements=[_hours.c.hour, _hours.c.metric, _hours.c.shard],
+        set_={"count": _hours.c.count + pg_insert(_hours).excluded.count},
     )
 )
 
@@ -74,11 +76,6 @@ def message_stored(
     count_hour: bool = True,
 ) -> None:
     """Record what a visible message just stored means for the reports (see the module)."""
-    if count_hour:
-        session.execute(
-            COUNT_HOUR,
-            {"p_hour": hour_of(sent_at), "p_direction": direction, "p_shard": conversation_id % HOUR_SHARDS},
-        )
     events: list[dict[str, Any]] = []
 
     def event(kind: str, **values: Any) -> None:
@@ -109,6 +106,10 @@ def message_stored(
         )
     if events:
         session.execute(insert(_events), events)
+    counted = ([direction] if count_hour else []) + [e["kind"] for e in events]
+    if counted:
+        hour, shard = hour_of(sent_at), conversation_id % HOUR_SHARDS
+        session.execute(COUNT_HOURS, [{"p_hour": hour, "p_metric": m, "p_shard": shard, "p_n": 1} for m in counted])
 
 
 def status_changed(
@@ -141,6 +142,20 @@ def status_changed(
         literal(assignee, type_=Integer) if assign else c.assignee_id,
         seconds,
     ).where(c.id.in_(conversation_ids), moved)
+    inserted = (
+        insert(_events)
+        .from_select(["conversation_id", "kind", "at", "agent_id", "assignee_id", "seconds"], rows)
+        .returning(_events.c.conversation_id, _events.c.at)
+        .cte("inserted")
+    )
+    # The hour counters in the same statement: one row per shard the conversations fall in.
+    hour = func.date_trunc("hour", inserted.c.at, "UTC")
+    shard = inserted.c.conversation_id % HOUR_SHARDS
+    counts = select(hour, literal(kind), shard, func.count()).group_by(hour, shard)
+    statement = pg_insert(_hours).from_select(["hour", "metric", "shard", "count"], counts)
     session.execute(
-        insert(_events).from_select(["conversation_id", "kind", "at", "agent_id", "assignee_id", "seconds"], rows)
+        statement.on_conflict_do_update(
+            index_elements=[_hours.c.hour, _hours.c.metric, _hours.c.shard],
+            set_={"count": _hours.c.count + statement.excluded.count},
+        )
     )

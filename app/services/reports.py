@@ -1,7 +1,7 @@
 """The reports (`GET /informes`, the page /inbox/informes, the CSV): how fast the team answers
 and resolves, how much arrives when, and who waits now. Read-only: a handful of statements over
 the facts app/services/report_facts.py records when they happen (`conversation_events`,
-`message_hours`) and the conversations' `awaiting_reply_since`, never over the messages, so a
+`report_hours`) and the conversations' `awaiting_reply_since`, never over the messages, so a
 report costs the same at a thousand messages or a million (bench/reports_benchmark.py).
 
 The rules, decided here once:
@@ -14,7 +14,8 @@ The rules, decided here once:
 - A fact belongs to the local day (and local hour) in which it happened. A day's median first
   response is given for ranges of up to `MAX_DAILY_MEDIAN_DAYS` days (null beyond).
 - Medians and 90th percentiles are PostgreSQL's `percentile_cont` (linear interpolation between
-  the two nearest values: the median of 10 s and 20 s is 15 s).
+  the two nearest values: the median of 10 s and 20 s is 15 s), exact up to `EXACT_PERCENTILES`
+  events in the range and from an even sample beyond (the counts are always exact).
 - First response: the team's first reply to a waiting customer, measured from the customer's
   first unanswered message, wall-clock and within business hours; attributed to the replying
   agent (an echo of a reply sent from the phone has no agent). Resolution: from the opening or
@@ -25,15 +26,16 @@ The rules, decided here once:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, cast, extract, func, literal_column, select
+from sqlalchemy import and_, cast, extract, func, literal_column, select, true
 
 from app.extensions import db
-from app.models import Agent, Conversation, ConversationEvent, MessageHour
+from app.models import Agent, Conversation, ConversationEvent, ReportHour
 from app.services import business_hours
 from app.services.errors import Invalid
 from app.whatsapp.business_hours import business_seconds
@@ -42,6 +44,19 @@ MAX_DAYS = 366
 # Each day's median first response is computed for ranges up to this many days (beyond, a sort
 # per day of a year of replies costs more than a chart of 365 medians is worth: null).
 MAX_DAILY_MEDIAN_DAYS = 92
+# Up to this many first responses (or resolutions) in the range, medians and 90th percentiles
+# are exact; beyond, they come from every k-th event (by id), k the smallest that keeps the
+# sample within it (`percentile_sample_every` in the answer; 1 = exact).
+EXACT_PERCENTILES = 50_000
+# The hour counters' metrics and the report's names for them.
+COUNTED = {
+    "in": "messages_in",
+    "out": "messages_out",
+    "opened": "opened",
+    "reopened": "reopened",
+    "resolved": "resolved",
+    "first_response": "first_responses",
+}
 # The backlog's buckets: (key, waited at least, waited less than) in seconds.
 BACKLOG_BUCKETS: tuple[tuple[str, float, float | None], ...] = (
     ("under_1h", 0, 3600),
@@ -112,6 +127,59 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
     e = ConversationEvent
     in_range = and_(e.at >= start, e.at < end)
 
+    # Per local day and hour of the day: the hour counters (their shards summed by UTC hour
+    # first, then the few thousand hours read in the business time zone).
+    days: dict[date, dict[str, Any]] = {}
+    for offset in range(span.days):
+        d = first + timedelta(days=offset)
+        days[d] = {
+            "date": d,
+            "opened": 0,
+            "reopened": 0,
+            "resolved": 0,
+            "first_responses": 0,
+            "first_response_median_seconds": None,
+            "first_response_business_median_seconds": None,
+            "messages_in": 0,
+            "messages_out": 0,
+        }
+    h = ReportHour
+    summed = (
+        select(h.hour, h.metric, func.sum(h.count).label("n"))
+        .where(h.hour >= start, h.hour < end)
+        .group_by(h.hour, h.metric)
+        .subquery()
+    )
+    local = func.timezone(tz, summed.c.hour)
+    hours = [{"hour": hour, "messages_in": 0, "messages_out": 0} for hour in range(24)]
+    totals: dict[str, int] = dict.fromkeys(COUNTED.values(), 0)
+    rows: Any = session.execute(
+        select(
+            cast(local, db.Date).label("day"),
+            cast(extract("hour", local), db.Integer).label("hour"),
+            summed.c.metric,
+            func.sum(summed.c.n),
+        ).group_by(literal_column("1"), literal_column("2"), summed.c.metric)
+    ).all()
+    for row in rows:
+        key, n = COUNTED[row.metric], int(row[3])
+        totals[key] += n
+        if key.startswith("messages_"):
+            hours[row.hour][key] += n
+        if row.day in days:
+            days[row.day][key] += n
+
+    # Percentiles sort their values: beyond EXACT_PERCENTILES events they are read from an even
+    # sample (every k-th event by id); the counts are always exact.
+    every_response = max(1, math.ceil(totals["first_responses"] / EXACT_PERCENTILES))
+    every_resolution = max(1, math.ceil(totals["resolved"] / EXACT_PERCENTILES))
+
+    def sample(every: int) -> Any:
+        return e.id % every == 0 if every > 1 else true()
+
+    def percentiles(column: Any, every: int) -> list[Any]:
+        return [p.filter(sample(every)) for p in _percentiles(column)]
+
     # First responses: overall and by replying agent (GROUPING SETS: one pass).
     responses: dict[Any, dict[str, Any]] = {}
     total_responses: dict[str, Any] = {"wall": _stats(0, None, None), "business": _stats(0, None, None)}
@@ -120,8 +188,8 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
             func.grouping(e.agent_id).label("total"),
             e.agent_id,
             func.count(),
-            *_percentiles(e.seconds),
-            *_percentiles(e.business_seconds),
+            *percentiles(e.seconds, every_response),
+            *percentiles(e.business_seconds, every_response),
         )
         .where(e.kind == "first_response", in_range)
         .group_by(func.grouping_sets(literal_column("()"), e.agent_id))
@@ -137,7 +205,12 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
     resolutions: dict[Any, dict[str, Any]] = {}
     total_resolution = _stats(0, None, None)
     rows = session.execute(
-        select(func.grouping(e.assignee_id).label("total"), e.assignee_id, func.count(), *_percentiles(e.seconds))
+        select(
+            func.grouping(e.assignee_id).label("total"),
+            e.assignee_id,
+            func.count(),
+            *percentiles(e.seconds, every_resolution),
+        )
         .where(e.kind == "resolved", in_range)
         .group_by(func.grouping_sets(literal_column("()"), e.assignee_id))
     ).all()
@@ -147,36 +220,7 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
         else:
             resolutions[row.assignee_id] = _stats(row[2], row[3], row[4])
 
-    # Per local day: the events, and the messages from the hour counters. Counted by UTC hour
-    # first (index range scans), then the few thousand hours are read in the business time zone.
-    days: dict[date, dict[str, Any]] = {}
-    for offset in range(span.days):
-        d = first + timedelta(days=offset)
-        days[d] = {
-            "date": d,
-            "opened": 0,
-            "reopened": 0,
-            "resolved": 0,
-            "first_responses": 0,
-            "first_response_median_seconds": None,
-            "first_response_business_median_seconds": None,
-            "messages_in": 0,
-            "messages_out": 0,
-        }
-    by_hour = (
-        select(func.date_trunc("hour", e.at, "UTC").label("hour"), e.kind, func.count().label("n"))
-        .where(e.kind.in_(("opened", "reopened", "resolved", "first_response")), in_range)
-        .group_by(literal_column("1"), e.kind)
-        .subquery()
-    )
-    local_day = cast(func.timezone(tz, by_hour.c.hour), db.Date).label("day")
-    rows = session.execute(
-        select(local_day, by_hour.c.kind, func.sum(by_hour.c.n)).group_by(local_day, by_hour.c.kind)
-    ).all()
-    counted = {"opened": "opened", "reopened": "reopened", "resolved": "resolved", "first_response": "first_responses"}
-    for row in rows:
-        if row.day in days:
-            days[row.day][counted[row.kind]] = int(row[2])
+    # Each day's median first response (ranges up to MAX_DAILY_MEDIAN_DAYS).
     if span.days <= MAX_DAILY_MEDIAN_DAYS:
         day = cast(func.timezone(tz, e.at), db.Date).label("day")
         rows = session.execute(
@@ -185,38 +229,13 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
                 func.percentile_cont(0.5).within_group(e.seconds),
                 func.percentile_cont(0.5).within_group(e.business_seconds),
             )
-            .where(e.kind == "first_response", in_range)
+            .where(e.kind == "first_response", in_range, sample(every_response))
             .group_by(day)
         ).all()
         for row in rows:
             if row.day in days:
                 days[row.day]["first_response_median_seconds"] = _ms(row[1])
                 days[row.day]["first_response_business_median_seconds"] = _ms(row[2])
-
-    # Messages by local day and local hour of the day, from the UTC hour counters (their shards
-    # summed first).
-    h = MessageHour
-    summed = (
-        select(h.hour, h.direction, func.sum(h.count).label("n"))
-        .where(h.hour >= start, h.hour < end)
-        .group_by(h.hour, h.direction)
-        .subquery()
-    )
-    local = func.timezone(tz, summed.c.hour)
-    hours = [{"hour": hour, "messages_in": 0, "messages_out": 0} for hour in range(24)]
-    rows = session.execute(
-        select(
-            cast(local, db.Date).label("day"),
-            cast(extract("hour", local), db.Integer).label("hour"),
-            summed.c.direction,
-            func.sum(summed.c.n),
-        ).group_by(literal_column("1"), literal_column("2"), summed.c.direction)
-    ).all()
-    for row in rows:
-        key = f"messages_{row.direction}"
-        hours[row.hour][key] += int(row[3])
-        if row.day in days:
-            days[row.day][key] += int(row[3])
 
     # The backlog, now: overall (with buckets) and by assignee.
     c = Conversation
@@ -286,6 +305,7 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
         },
         "generated_at": now,
         "business_hours_enabled": schedule.enabled,
+        "percentile_sample_every": {"first_response": every_response, "resolution": every_resolution},
         "first_response": total_responses,
         "resolution": total_resolution,
         "days": list(days.values()),

@@ -1,4 +1,4 @@
-"""reports: conversation events, hourly message counters, and the open period and wait on conversations
+"""reports: conversation events, hourly counters, and the open period and wait on conversations
 
 Revision ID: 0010
 Revises: 0009
@@ -6,7 +6,8 @@ Create Date: 2026-12-02 06:00:00
 
 The backfill is set-based SQL (a few statements over `messages`, one pass each):
 
-- `message_hours`: every visible message counted by UTC hour, direction and shard (one GROUP BY);
+- `report_hours`: every visible message counted by UTC hour, direction and shard (one GROUP BY),
+  then every event below by its kind;
 - first responses, exactly as the services record them from now on: the messages of each
   conversation in order (window functions), a stretch starting at a customer's message after the
   team's reply, answered by the team's next reply. The business-hours wait is computed with
@@ -74,7 +75,7 @@ def _backfill():
     bind = op.get_bind()
     op.execute(
         f"""
-        INSERT INTO message_hours (hour, direction, shard, count)
+        INSERT INTO report_hours (hour, metric, shard, count)
         SELECT date_trunc('hour', sent_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', direction, conversation_id % 16, count(*)
         FROM messages WHERE {VISIBLE}
         GROUP BY 1, 2, 3
@@ -138,6 +139,14 @@ def _backfill():
         FROM conversations WHERE status = 'resolved'
         """
     )
+    op.execute(
+        """
+        INSERT INTO report_hours (hour, metric, shard, count)
+        SELECT date_trunc('hour', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', kind, conversation_id % 16, count(*)
+        FROM conversation_events
+        GROUP BY 1, 2, 3
+        """
+    )
 
 
 def upgrade():
@@ -171,13 +180,16 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation_events")),
     )
     op.create_table(
-        "message_hours",
+        "report_hours",
         sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("direction", sa.String(length=3), nullable=False),
+        sa.Column("metric", sa.String(length=16), nullable=False),
         sa.Column("shard", sa.SmallInteger(), autoincrement=False, nullable=False),
         sa.Column("count", sa.Integer(), server_default="0", nullable=False),
-        sa.CheckConstraint("direction IN ('in', 'out')", name=op.f("ck_message_hours_direction")),
-        sa.PrimaryKeyConstraint("hour", "direction", "shard", name=op.f("pk_message_hours")),
+        sa.CheckConstraint(
+            "metric IN ('in', 'out', 'opened', 'reopened', 'resolved', 'first_response')",
+            name=op.f("ck_report_hours_metric"),
+        ),
+        sa.PrimaryKeyConstraint("hour", "metric", "shard", name=op.f("pk_report_hours")),
     )
     _backfill()
     op.execute("ANALYZE conversation_events")
@@ -187,7 +199,7 @@ def upgrade():
         "conversation_events",
         ["kind", "at"],
         unique=False,
-        postgresql_include=["seconds", "business_seconds", "agent_id", "assignee_id"],
+        postgresql_include=["id", "seconds", "business_seconds", "agent_id", "assignee_id"],
     )
     op.create_index("ix_conversation_events_conversation_id", "conversation_events", ["conversation_id"], unique=False)
     op.create_index(
@@ -205,7 +217,7 @@ def downgrade():
         table_name="conversations",
         postgresql_where=sa.text("awaiting_reply_since IS NOT NULL AND status = 'open'"),
     )
-    op.drop_table("message_hours")
+    op.drop_table("report_hours")
     op.drop_table("conversation_events")
     op.drop_column("conversations", "awaiting_reply_since")
     op.drop_column("conversations", "opened_at")
