@@ -419,8 +419,10 @@ def write_report(r: Results, memory: dict[str, Any], args: argparse.Namespace, t
         "The report reads `conversation_events` (one row per opening, reopening, resolution and first "
         "response, written by the services in the transaction that makes them true; index `(kind, at)`), "
         "`report_hours` (per UTC hour and one of 16 shards: visible messages by direction and events by kind; "
-        "one upsert per message) and the partial index on waiting open conversations, never `messages`: its cost follows "
-        "the number of events in the range, not the number of messages. Migration 0010 builds them from "
+        "one upsert per message) and the partial index on waiting open conversations, never `messages`: its "
+        "cost follows the number of events in the range, not the number of messages. Beyond 50,000 first "
+        "responses (or resolutions) in the range the percentiles are read from an even sample (every k-th "
+        "event; the counts stay exact). Migration 0010 builds them from "
         "the messages set-based (window functions); with the business hours on, each first response's "
         "business seconds are computed in Python by app/whatsapp/business_hours.py (batches of 5,000 updates).",
         "",
