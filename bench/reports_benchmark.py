@@ -418,7 +418,7 @@ def write_report(r: Results, memory: dict[str, Any], args: argparse.Namespace, t
         "",
         "The report reads `conversation_events` (one row per opening, reopening, resolution and first "
         "response, written by the services in the transaction that makes them true; index `(kind, at)`), "
-        "`report_hours` (per UTC hour and one of 16 shards: visible messages by direction and events by kind; "
+        "`report_hours` (per UTC hour and one of 4 shards: visible messages by direction and events by kind; "
         "one upsert per message) and the partial index on waiting open conversations, never `messages`: its "
         "cost follows the number of events in the range, not the number of messages. Beyond 50,000 first "
         "responses (or resolutions) in the range the percentiles are read from an even sample (every k-th "

@@ -811,7 +811,10 @@ class Report(_Closed):
     business_hours_enabled: bool
     percentile_sample_every: Annotated[
         ReportSampling,
-        Field(description="1: medians and percentiles are exact; k: read from every k-th event (over 50,000)."),
+        Field(
+            description="1: medians and percentiles are exact (up to 150,000 events in the range); k: read from a "
+            "repeatable sample of about one event in k."
+        ),
     ]
     first_response: ReportFirstResponse
     resolution: Annotated[ReportStats, Field(description="From opening or reopening to resolution, wall-clock.")]

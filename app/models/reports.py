@@ -31,7 +31,7 @@ EVENT_KINDS = ("opened", "reopened", "resolved", "first_response")
 HOUR_METRICS = ("in", "out", *EVENT_KINDS)
 # The hour counters are split in this many rows per hour and metric (by conversation id), so
 # concurrent deliveries of different conversations do not queue on one counter row.
-HOUR_SHARDS = 16
+HOUR_SHARDS = 4
 
 
 class ConversationEvent(Model):

@@ -15,7 +15,7 @@ The rules, decided here once:
   response is given for ranges of up to `MAX_DAILY_MEDIAN_DAYS` days (null beyond).
 - Medians and 90th percentiles are PostgreSQL's `percentile_cont` (linear interpolation between
   the two nearest values: the median of 10 s and 20 s is 15 s), exact up to `EXACT_PERCENTILES`
-  events in the range and from an even sample beyond (the counts are always exact).
+  events in the range and from a repeatable sample of pages beyond (the counts are always exact).
 - First response: the team's first reply to a waiting customer, measured from the customer's
   first unanswered message, wall-clock and within business hours; attributed to the replying
   agent (an echo of a reply sent from the phone has no agent). Resolution: from the opening or
@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, cast, extract, func, literal_column, select, true
+from sqlalchemy import Table, and_, cast, extract, func, literal, literal_column, select, tablesample, tuple_
 
 from app.extensions import db
 from app.models import Agent, Conversation, ConversationEvent, ReportHour
@@ -45,9 +45,12 @@ MAX_DAYS = 366
 # per day of a year of replies costs more than a chart of 365 medians is worth: null).
 MAX_DAILY_MEDIAN_DAYS = 92
 # Up to this many first responses (or resolutions) in the range, medians and 90th percentiles
-# are exact; beyond, they come from every k-th event (by id), k the smallest that keeps the
-# sample within it (`percentile_sample_every` in the answer; 1 = exact).
-EXACT_PERCENTILES = 50_000
+# are exact; beyond, they come from a repeatable sample of about SAMPLE_SIZE of them (one in k,
+# PostgreSQL's TABLESAMPLE SYSTEM: whole pages, the others not even read; k is
+# `percentile_sample_every` in the answer, 1 = exact). Counts are always exact.
+EXACT_PERCENTILES = 150_000
+SAMPLE_SIZE = 50_000
+SAMPLE_SEED = 13
 # The hour counters' metrics and the report's names for them.
 COUNTED = {
     "in": "messages_in",
@@ -96,6 +99,15 @@ def check_range(first: date, last: date) -> None:
         raise Invalid("'hasta' must not be before 'desde'.", field="hasta", code="invalid_range")
     if (last - first).days + 1 > MAX_DAYS:
         raise Invalid(f"The range is at most {MAX_DAYS} days.", field="hasta", code="range_too_long")
+
+
+def _sample_every(count: int) -> int:
+    """1 (exact) up to EXACT_PERCENTILES events, else the k of a one-in-k sample."""
+    return 1 if count <= EXACT_PERCENTILES else math.ceil(count / SAMPLE_SIZE)
+
+
+def cast_table(model: Any) -> Table:
+    return model.__table__
 
 
 def _ms(value: float | None) -> float | None:
@@ -151,85 +163,100 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
         .subquery()
     )
     local = func.timezone(tz, summed.c.hour)
+    local_date = cast(local, db.Date)
+    local_hour = cast(extract("hour", local), db.Integer)
     hours = [{"hour": hour, "messages_in": 0, "messages_out": 0} for hour in range(24)]
     totals: dict[str, int] = dict.fromkeys(COUNTED.values(), 0)
+    # One pass, two groupings: by local date (the days) and by local hour of the day (the hours).
     rows: Any = session.execute(
         select(
-            cast(local, db.Date).label("day"),
-            cast(extract("hour", local), db.Integer).label("hour"),
+            func.grouping(local_date).label("by_hour"),
+            local_date.label("day"),
+            local_hour.label("hour"),
             summed.c.metric,
             func.sum(summed.c.n),
-        ).group_by(literal_column("1"), literal_column("2"), summed.c.metric)
+        ).group_by(func.grouping_sets(tuple_(local_date, summed.c.metric), tuple_(local_hour, summed.c.metric)))
     ).all()
     for row in rows:
-        key, n = COUNTED[row.metric], int(row[3])
-        totals[key] += n
-        if key.startswith("messages_"):
-            hours[row.hour][key] += n
-        if row.day in days:
-            days[row.day][key] += n
+        key, n = COUNTED[row.metric], int(row[4])
+        if row.by_hour:
+            if key.startswith("messages_"):
+                hours[row.hour][key] += n
+        else:
+            totals[key] += n
+            if row.day in days:
+                days[row.day][key] += n
 
-    # Percentiles sort their values: beyond EXACT_PERCENTILES events they are read from an even
-    # sample (every k-th event by id); the counts are always exact.
-    every_response = max(1, math.ceil(totals["first_responses"] / EXACT_PERCENTILES))
-    every_resolution = max(1, math.ceil(totals["resolved"] / EXACT_PERCENTILES))
+    # Percentiles sort their values: beyond EXACT_PERCENTILES events they are read from a sample.
+    every_response = _sample_every(totals["first_responses"])
+    every_resolution = _sample_every(totals["resolved"])
 
-    def sample(every: int) -> Any:
-        return e.id % every == 0 if every > 1 else true()
+    events_table = cast_table(ConversationEvent)
 
-    def percentiles(column: Any, every: int) -> list[Any]:
-        return [p.filter(sample(every)) for p in _percentiles(column)]
+    def source(every: int) -> Any:
+        """The events, or a repeatable sample of about one page in `every` (TABLESAMPLE SYSTEM:
+        the pages not drawn are not even read)."""
+        if every == 1:
+            return events_table
+        return tablesample(events_table, func.system(100.0 / every), name="sampled", seed=literal(SAMPLE_SEED))
 
-    # First responses: overall and by replying agent (GROUPING SETS: one pass).
+    def counted_by(group: Any, kind: str) -> dict[Any, int]:
+        """Exact counts per agent (a hash aggregate over the index, nothing sorted)."""
+        query = select(group, func.count()).where(e.kind == kind, in_range).group_by(group)
+        return {row[0]: int(row[1]) for row in session.execute(query)}
+
+    def percentiles_by(group: Any, kind: str, every: int, *columns: Any) -> Any:
+        """Median and p90 of each column, overall (`total`) and per group, over the sample."""
+        t = source(every)
+        key = t.c[group]
+        return session.execute(
+            select(
+                func.grouping(key).label("total"),
+                key.label("key"),
+                *[p for column in columns for p in _percentiles(t.c[column])],
+            )
+            .where(t.c.kind == kind, t.c.at >= start, t.c.at < end)
+            .group_by(func.grouping_sets(literal_column("()"), key))
+        ).all()
+
+    # First responses: overall and by replying agent.
+    counts = counted_by(e.agent_id, "first_response")
     responses: dict[Any, dict[str, Any]] = {}
     total_responses: dict[str, Any] = {"wall": _stats(0, None, None), "business": _stats(0, None, None)}
-    rows = session.execute(
-        select(
-            func.grouping(e.agent_id).label("total"),
-            e.agent_id,
-            func.count(),
-            *percentiles(e.seconds, every_response),
-            *percentiles(e.business_seconds, every_response),
-        )
-        .where(e.kind == "first_response", in_range)
-        .group_by(func.grouping_sets(literal_column("()"), e.agent_id))
-    ).all()
-    for row in rows:
-        entry = {"wall": _stats(row[2], row[3], row[4]), "business": _stats(row[2], row[5], row[6])}
+    for row in percentiles_by("agent_id", "first_response", every_response, "seconds", "business_seconds"):
+        n = sum(counts.values()) if row.total else counts.get(row.key, 0)
+        entry = {"wall": _stats(n, row[2], row[3]), "business": _stats(n, row[4], row[5])}
         if row.total:
             total_responses = entry
         else:
-            responses[row.agent_id] = entry
+            responses[row.key] = entry
+    for key, n in counts.items():  # a group the sample missed: counted, no percentiles
+        responses.setdefault(key, {"wall": _stats(n, None, None), "business": _stats(n, None, None)})
 
     # Resolutions: overall and by assignee.
+    counts = counted_by(e.assignee_id, "resolved")
     resolutions: dict[Any, dict[str, Any]] = {}
     total_resolution = _stats(0, None, None)
-    rows = session.execute(
-        select(
-            func.grouping(e.assignee_id).label("total"),
-            e.assignee_id,
-            func.count(),
-            *percentiles(e.seconds, every_resolution),
-        )
-        .where(e.kind == "resolved", in_range)
-        .group_by(func.grouping_sets(literal_column("()"), e.assignee_id))
-    ).all()
-    for row in rows:
+    for row in percentiles_by("assignee_id", "resolved", every_resolution, "seconds"):
+        n = sum(counts.values()) if row.total else counts.get(row.key, 0)
         if row.total:
-            total_resolution = _stats(row[2], row[3], row[4])
+            total_resolution = _stats(n, row[2], row[3])
         else:
-            resolutions[row.assignee_id] = _stats(row[2], row[3], row[4])
+            resolutions[row.key] = _stats(n, row[2], row[3])
+    for key, n in counts.items():
+        resolutions.setdefault(key, _stats(n, None, None))
 
     # Each day's median first response (ranges up to MAX_DAILY_MEDIAN_DAYS).
     if span.days <= MAX_DAILY_MEDIAN_DAYS:
-        day = cast(func.timezone(tz, e.at), db.Date).label("day")
+        t = source(every_response)
+        day = cast(func.timezone(tz, t.c.at), db.Date).label("day")
         rows = session.execute(
             select(
                 day,
-                func.percentile_cont(0.5).within_group(e.seconds),
-                func.percentile_cont(0.5).within_group(e.business_seconds),
+                func.percentile_cont(0.5).within_group(t.c.seconds),
+                func.percentile_cont(0.5).within_group(t.c.business_seconds),
             )
-            .where(e.kind == "first_response", in_range, sample(every_response))
+            .where(t.c.kind == "first_response", t.c.at >= start, t.c.at < end)
             .group_by(day)
         ).all()
         for row in rows:

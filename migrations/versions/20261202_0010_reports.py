@@ -76,7 +76,7 @@ def _backfill():
     op.execute(
         f"""
         INSERT INTO report_hours (hour, metric, shard, count)
-        SELECT date_trunc('hour', sent_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', direction, conversation_id % 16, count(*)
+        SELECT date_trunc('hour', sent_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', direction, conversation_id % 4, count(*)
         FROM messages WHERE {VISIBLE}
         GROUP BY 1, 2, 3
         """
@@ -142,7 +142,7 @@ def _backfill():
     op.execute(
         """
         INSERT INTO report_hours (hour, metric, shard, count)
-        SELECT date_trunc('hour', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', kind, conversation_id % 16, count(*)
+        SELECT date_trunc('hour', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', kind, conversation_id % 4, count(*)
         FROM conversation_events
         GROUP BY 1, 2, 3
         """
