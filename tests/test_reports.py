@@ -470,3 +470,38 @@ def test_migration_0010_rebuilds_from_the_messages_what_the_services_recorded(cl
     assert _facts(db_session) == recorded
     body = report(client, auth, "2026-11-16", "2026-11-18")
     assert body["first_response"]["business"]["median_seconds"] == 1200  # 13:50 → 16:10 is 20 open minutes
+
+
+def test_beyond_150000_first_responses_percentiles_come_from_a_sample_and_counts_stay_exact(
+    client, auth, seed, db_session
+):
+    # 200,000 first responses on 10 November 2026, waits 1 … 200,000 s (seeded set-based: the
+    # facts as the services record them, rows and hour counters).
+    seed.customer("34600000099", madrid(2026, 11, 9, 12, 0))
+    cid = conversation_id(client, auth, "34600000099")
+    db_session.execute(
+        text(
+            "INSERT INTO conversation_events (conversation_id, kind, at, seconds, business_seconds) "
+            "SELECT :c, 'first_response', timestamptz '2026-11-10 09:00+01' + (g % 3600) * interval '1 second', "
+            "g, g FROM generate_series(1, 200000) g"
+        ),
+        {"c": cid},
+    )
+    db_session.execute(
+        text(
+            "INSERT INTO report_hours (hour, metric, shard, count) "
+            "VALUES (timestamptz '2026-11-10 09:00+01', 'first_response', 0, 200000)"
+        )
+    )
+    db_session.execute(text("ANALYZE conversation_events"))
+
+    body = report(client, auth, "2026-11-10", "2026-11-10")
+
+    assert body["percentile_sample_every"]["first_response"] == 4  # 200,000 / 50,000
+    wall = body["first_response"]["wall"]
+    assert wall["count"] == 200_000 and body["days"][0]["first_responses"] == 200_000  # exact
+    assert wall["median_seconds"] == pytest.approx(100_000, rel=0.05)  # the sample: within 5 %
+    assert wall["p90_seconds"] == pytest.approx(180_000, rel=0.05)
+    assert body["agents"][0]["first_response"]["wall"]["count"] == 200_000
+    again = report(client, auth, "2026-11-10", "2026-11-10")
+    assert again["first_response"] == body["first_response"]  # the same sample each time
