@@ -472,7 +472,7 @@ def test_migration_0010_rebuilds_from_the_messages_what_the_services_recorded(cl
     assert body["first_response"]["business"]["median_seconds"] == 1200  # 13:50 → 16:10 is 20 open minutes
 
 
-def test_beyond_150000_first_responses_percentiles_come_from_a_sample_and_counts_stay_exact(
+def test_beyond_50000_first_responses_percentiles_come_from_a_sample_and_counts_stay_exact(
     client, auth, seed, db_session
 ):
     # 200,000 first responses on 10 November 2026, waits 1 … 200,000 s (seeded set-based: the
@@ -505,3 +505,32 @@ def test_beyond_150000_first_responses_percentiles_come_from_a_sample_and_counts
     assert body["agents"][0]["first_response"]["wall"]["count"] == 200_000
     again = report(client, auth, "2026-11-10", "2026-11-10")
     assert again["first_response"] == body["first_response"]  # the same sample each time
+
+
+def test_a_short_range_of_a_large_table_samples_every_kth_event_of_the_range(client, auth, seed, db_session):
+    seed.customer("34600000098", madrid(2026, 11, 9, 12, 0))
+    cid = conversation_id(client, auth, "34600000098")
+    for day, count in (("2026-11-10", 60_000), ("2026-11-12", 140_000)):
+        db_session.execute(
+            text(
+                "INSERT INTO conversation_events (conversation_id, kind, at, seconds, business_seconds) "
+                "SELECT :c, 'first_response', CAST(:day AS date) + time '10:00' + (g % 3600) * interval '1 second', "
+                "g, g FROM generate_series(1, :n) g"
+            ),
+            {"c": cid, "day": day, "n": count},
+        )
+        db_session.execute(
+            text(
+                "INSERT INTO report_hours (hour, metric, shard, count) "
+                "VALUES (CAST(:day AS date) + time '10:00', 'first_response', 0, :n)"
+            ),
+            {"day": day, "n": count},
+        )
+    db_session.execute(text("ANALYZE conversation_events"))
+
+    wall = report(client, auth, "2026-11-10", "2026-11-10")
+    assert wall["percentile_sample_every"]["first_response"] == 2  # 60,000 / 50,000, rounded up
+    stats = wall["first_response"]["wall"]
+    assert stats["count"] == 60_000
+    assert stats["median_seconds"] == pytest.approx(30_000, rel=0.01)  # every 2nd id: an even sample
+    assert stats["p90_seconds"] == pytest.approx(54_000, rel=0.01)

@@ -812,7 +812,7 @@ class Report(_Closed):
     percentile_sample_every: Annotated[
         ReportSampling,
         Field(
-            description="1: medians and percentiles are exact (up to 150,000 events in the range); k: read from a "
+            description="1: medians and percentiles are exact (up to 50,000 events in the range); k: read from a "
             "repeatable sample of about one event in k."
         ),
     ]

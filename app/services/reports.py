@@ -32,7 +32,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, cast, extract, func, literal, literal_column, select, tablesample, tuple_
+from sqlalchemy import (
+    Table,
+    and_,
+    cast,
+    extract,
+    func,
+    literal,
+    literal_column,
+    select,
+    tablesample,
+    text,
+    true,
+    tuple_,
+)
 
 from app.extensions import db
 from app.models import Agent, Conversation, ConversationEvent, ReportHour
@@ -45,10 +58,10 @@ MAX_DAYS = 366
 # per day of a year of replies costs more than a chart of 365 medians is worth: null).
 MAX_DAILY_MEDIAN_DAYS = 92
 # Up to this many first responses (or resolutions) in the range, medians and 90th percentiles
-# are exact; beyond, they come from a repeatable sample of about SAMPLE_SIZE of them (one in k,
-# PostgreSQL's TABLESAMPLE SYSTEM: whole pages, the others not even read; k is
-# `percentile_sample_every` in the answer, 1 = exact). Counts are always exact.
-EXACT_PERCENTILES = 150_000
+# are exact; beyond, they come from a repeatable sample of about SAMPLE_SIZE of them (one in k:
+# whole pages by TABLESAMPLE SYSTEM when the range is most of the table, else every k-th id of
+# the range; k is `percentile_sample_every` in the answer, 1 = exact). Counts are always exact.
+EXACT_PERCENTILES = 50_000
 SAMPLE_SIZE = 50_000
 SAMPLE_SEED = 13
 # The hour counters' metrics and the report's names for them.
@@ -192,13 +205,25 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
     every_resolution = _sample_every(totals["resolved"])
 
     events_table = cast_table(ConversationEvent)
+    table_rows = 0.0
+    if every_response > 1 or every_resolution > 1:
+        table_rows = session.execute(
+            select(literal_column("reltuples"))
+            .select_from(text("pg_class"))
+            .where(literal_column("oid") == text("'conversation_events'::regclass"))
+        ).scalar_one()
 
-    def source(every: int) -> Any:
-        """The events, or a repeatable sample of about one page in `every` (TABLESAMPLE SYSTEM:
-        the pages not drawn are not even read)."""
+    def source(every: int, in_range_count: int) -> tuple[Any, Any]:
+        """The events to read percentiles from, and the condition that samples them: all of them;
+        or one in `every`, either as whole pages of the table (TABLESAMPLE SYSTEM, the pages not
+        drawn are not even read: cheaper when the range covers most of the table) or as every
+        `every`-th id of the range (an index scan of the range: cheaper for a short range)."""
         if every == 1:
-            return events_table
-        return tablesample(events_table, func.system(100.0 / every), name="sampled", seed=literal(SAMPLE_SEED))
+            return events_table, true()
+        if table_rows / every < in_range_count:
+            sampled = tablesample(events_table, func.system(100.0 / every), name="sampled", seed=literal(SAMPLE_SEED))
+            return sampled, true()
+        return events_table, events_table.c.id % every == 0
 
     def counted_by(group: Any, kind: str) -> dict[Any, int]:
         """Exact counts per agent (a hash aggregate over the index, nothing sorted)."""
@@ -207,7 +232,7 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
 
     def percentiles_by(group: Any, kind: str, every: int, *columns: Any) -> Any:
         """Median and p90 of each column, overall (`total`) and per group, over the sample."""
-        t = source(every)
+        t, sampled = source(every, totals["first_responses" if kind == "first_response" else "resolved"])
         key = t.c[group]
         return session.execute(
             select(
@@ -215,7 +240,7 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
                 key.label("key"),
                 *[p for column in columns for p in _percentiles(t.c[column])],
             )
-            .where(t.c.kind == kind, t.c.at >= start, t.c.at < end)
+            .where(t.c.kind == kind, t.c.at >= start, t.c.at < end, sampled)
             .group_by(func.grouping_sets(literal_column("()"), key))
         ).all()
 
@@ -248,7 +273,7 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
 
     # Each day's median first response (ranges up to MAX_DAILY_MEDIAN_DAYS).
     if span.days <= MAX_DAILY_MEDIAN_DAYS:
-        t = source(every_response)
+        t, sampled = source(every_response, totals["first_responses"])
         day = cast(func.timezone(tz, t.c.at), db.Date).label("day")
         rows = session.execute(
             select(
@@ -256,7 +281,7 @@ def build_report(first: date, last: date, now: datetime | None = None) -> dict[s
                 func.percentile_cont(0.5).within_group(t.c.seconds),
                 func.percentile_cont(0.5).within_group(t.c.business_seconds),
             )
-            .where(t.c.kind == "first_response", t.c.at >= start, t.c.at < end)
+            .where(t.c.kind == "first_response", t.c.at >= start, t.c.at < end, sampled)
             .group_by(day)
         ).all()
         for row in rows:
