@@ -19,8 +19,12 @@ The backfill is set-based SQL (a few statements over `messages`, one pass each):
 - there was no status history before this revision: a resolved conversation gets one `resolved`
   at its `updated_at` (the closest record of when it happened), reopenings before it are unknown.
 
-Cost measured by bench/reports_benchmark.py (bench/RESULTS.md, "Reports"): about 20 s at 1 M
-messages on the 2-core machine, with the tables locked meanwhile (run it in a quiet moment).
+Cost measured by bench/reports_benchmark.py (bench/RESULTS.md, "Reports"): 60 s (1 M messages over
+a year, 100,000 conversations) and 70 s (1 M messages in 30 days) on the 2-core machine under a
+load average of 6–9, business hours on (500,000 first responses whose business seconds are
+computed in Python), with `messages` read and `conversations` locked meanwhile: run it in a quiet
+moment. The business seconds are written by an UPDATE after the INSERT, so `conversation_events`
+starts with one dead version per first response (autovacuum reclaims it).
 """
 
 import sqlalchemy as sa
