@@ -73,7 +73,6 @@ def message_stored(
     direction: str,
     agent_id: int | None,
     sent_at: datetime,
-    count_hour: bool = True,
 ) -> None:
     """Record what a visible message just stored means for the reports (see the module)."""
     events: list[dict[str, Any]] = []
@@ -106,8 +105,8 @@ def message_stored(
         )
     if events:
         session.execute(insert(_events), events)
-    counted = ([direction] if count_hour else []) + [e["kind"] for e in events]
-    if counted:
+    counted = [direction] + [e["kind"] for e in events]
+    if counted:  # never empty: the message itself
         hour, shard = hour_of(sent_at), conversation_id % HOUR_SHARDS
         session.execute(COUNT_HOURS, [{"p_hour": hour, "p_metric": m, "p_shard": shard, "p_n": 1} for m in counted])
 

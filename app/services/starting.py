@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.extensions import db
-from app.models import BusinessNumber, Contact, Conversation, Message, SendAttempt
+from app.models import BusinessNumber, Contact, Conversation, ConversationEvent, Message, SendAttempt
 from app.services.errors import Conflict, DomainError, Invalid, NotConfigured
 from app.services.graph_factory import graph_client
 from app.services.sending import (
@@ -282,6 +282,11 @@ def _move_messages(source_conversation: int, target_conversation: int) -> None:
             direction=message.direction,
             sent_at=message.sent_at,
             agent_id=message.agent_id,
-            count_hour=False,  # counted when it was first stored
+            record=False,  # its report facts were recorded when it was first stored: they move below
         )
+    db.session.execute(
+        update(ConversationEvent)
+        .where(ConversationEvent.conversation_id == source_conversation)
+        .values(conversation_id=target_conversation)
+    )
     db.session.execute(delete(Conversation).where(Conversation.id == source_conversation))

@@ -125,12 +125,12 @@ def touch_conversation(
     direction: str,
     sent_at: datetime,
     agent_id: int | None = None,
-    count_hour: bool = True,
+    record: bool = True,
 ) -> bool:
     """Move `conversation_id`'s summary for a message stored in this transaction (for a note,
     which moves only `updated_at`, `message_id` may be None), and record what it means for the
-    reports (`agent_id`: the agent who wrote it; `count_hour=False` for a message already
-    counted, moved from another conversation). False when no such conversation."""
+    reports (`agent_id`: the agent who wrote it; `record=False` for a message moved from another
+    conversation, whose facts were recorded when it was stored and move with it). False when no such conversation."""
     effect = effect_of(message_type, sender, direction)
     result = session.execute(
         touch_statement(effect),
@@ -141,6 +141,8 @@ def touch_conversation(
     before = result.first()
     if before is None:
         return False
+    if not record:
+        return True
     report_facts.message_stored(
         session,
         conversation_id,
@@ -155,6 +157,5 @@ def touch_conversation(
         direction=direction,
         agent_id=agent_id,
         sent_at=sent_at,
-        count_hour=count_hour,
     )
     return True
