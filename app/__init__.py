@@ -19,6 +19,7 @@ from app.api import labels as _label_routes  # noqa: F401  (its routes join the 
 from app.api import me as _me_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import media as _media_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import reactions as _reaction_routes  # noqa: F401  (its routes join the api blueprint)
+from app.api import reports as _reports_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import search as _search_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import sending as _sending_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import starting as _starting_routes  # noqa: F401  (its routes join the api blueprint)
@@ -35,6 +36,7 @@ from app.extensions import babel, csrf, db, login_manager, migrate
 from app.health import bp as health_bp
 from app.i18n import select_locale, select_timezone
 from app.inbox import contact_views as _contact_pages  # noqa: F401  (its routes join the inbox blueprint)
+from app.inbox import report_views as _report_pages  # noqa: F401  (its routes join the inbox blueprint)
 from app.inbox.assets import init_assets
 from app.inbox.security import init_security_headers
 from app.inbox.views import bp as inbox_bp

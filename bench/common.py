@@ -748,7 +748,7 @@ def publish(
 
 # --- bench/RESULTS.md: one file, a section per benchmark ----------------------------------------
 
-SECTION_ORDER = ("ingest", "list", "scale", "media_ingest", "media_serve", "search", "capacity")
+SECTION_ORDER = ("ingest", "list", "scale", "media_ingest", "media_serve", "search", "reports", "capacity")
 SECTION_TITLES = {
     "ingest": "Webhook ingest (item 1)",
     "list": "Conversation list (item 2)",
@@ -757,6 +757,7 @@ SECTION_TITLES = {
     "media_serve": "Serving stored media (issue 11)",
     "search": "Message search (issue 12)",
     "capacity": "Capacity at Render's size (issue 14)",
+    "reports": "Reports (issue 13)",
 }
 MEMORY_TARGET_MB = 250.0
 _SECTION = re.compile(r"<!-- section:(\w+) -->\n(.*?)<!-- /section:\1 -->\n", re.DOTALL)

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in turn, each rewriting its own section of bench/RESULTS.md.
 
-    .venv/bin/python -m bench.run_all [--only ingest,list,scale,media_ingest,media_serve,search,capacity]
+    .venv/bin/python -m bench.run_all [--only ingest,list,scale,media_ingest,media_serve,search,reports,capacity]
 
 Each runs as its own process (`python -m bench.<name>_benchmark` with its defaults), printing its
 progress; a failing benchmark stops the run with its exit status. About 30–35 minutes on a
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ("list", "ingest", "scale", "media_ingest", "media_serve", "search", "capacity")
+ORDER = ("list", "ingest", "scale", "media_ingest", "media_serve", "search", "reports", "capacity")
 
 
 def main(argv: list[str] | None = None) -> int:

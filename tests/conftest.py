@@ -42,7 +42,10 @@ SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "meta-webhooks"
 agent_models.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
 # One database per test run, so runs in parallel (two checkouts, a helper) never collide.
 TEST_DATABASE = f"inbox_test_{os.getpid()}"
-TABLES = "messages, conversations, contacts, business_numbers, status_events, webhook_deliveries, api_tokens, agents"
+TABLES = (
+    "messages, conversations, contacts, business_numbers, status_events, webhook_deliveries, api_tokens, agents, "
+    "report_hours"
+)
 
 
 def compile_catalogues(translations: Path = PROJECT_ROOT / "translations") -> list[Path]:

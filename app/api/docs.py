@@ -425,6 +425,7 @@ TAGS: tuple[tuple[str, str], ...] = (
     ("templates", "Message templates approved by Meta."),
     ("settings", "Business hours and the automatic replies (the away message, the greeting)."),
     ("me", "The caller's own account: preferences (language, time zone, notifications) and mentions."),
+    ("reports", "Response and resolution times, volumes by day and hour, the backlog (JSON and CSV)."),
     ("health", "Liveness and readiness probes, and metrics."),
     ("docs", "This document."),
     ("pages", "The agents' server-rendered HTML pages (Flask-Login session, CSRF-protected forms)."),

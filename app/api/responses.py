@@ -9,7 +9,7 @@ type, not a second serialiser.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -856,6 +856,105 @@ class BusinessHoursSettings(_Closed):
     ]
 
 
+class ReportRange(_Closed):
+    desde: date
+    hasta: date
+    days: int
+    time_zone: Annotated[str, Field(description="The business time zone the dates and hours are read in.")]
+    start: Annotated[datetime, Field(description="Local midnight of `desde`, in UTC.")]
+    end: Annotated[datetime, Field(description="Local midnight after `hasta`, in UTC (excluded).")]
+
+
+class ReportStats(_Closed):
+    count: int
+    median_seconds: Annotated[float | None, Field(description="Null when `count` is 0.")]
+    p90_seconds: Annotated[float | None, Field(description="The 90th percentile; null when `count` is 0.")]
+
+
+class ReportFirstResponse(_Closed):
+    wall: Annotated[ReportStats, Field(description="Wall-clock seconds.")]
+    business: Annotated[ReportStats, Field(description="Seconds within business hours (all, while they are off).")]
+
+
+class ReportDay(_Closed):
+    date: date
+    opened: Annotated[int, Field(description="Conversations whose first message came that day.")]
+    reopened: int
+    resolved: int
+    first_responses: int
+    first_response_median_seconds: float | None
+    first_response_business_median_seconds: float | None
+    messages_in: int
+    messages_out: int
+
+
+class ReportHour(_Closed):
+    hour: Annotated[int, Field(ge=0, le=23, description="Local hour of the day (9 is 09:00–09:59).")]
+    messages_in: int
+    messages_out: int
+
+
+class ReportBacklogBucket(_Closed):
+    key: Literal["under_1h", "1h_to_4h", "4h_to_24h", "over_24h"]
+    count: int
+
+
+class ReportWaiting(_Closed):
+    count: int
+    oldest_since: Annotated[
+        datetime | None, Field(description="The longest waiting customer's first unanswered message.")
+    ]
+    oldest_wait_seconds: float | None
+    oldest_business_wait_seconds: float | None
+
+
+class ReportBacklog(ReportWaiting):
+    buckets: list[ReportBacklogBucket]
+
+
+class ReportAgentRef(_Closed):
+    id: int
+    name: str
+
+
+class ReportAgent(_Closed):
+    agent: Annotated[
+        ReportAgentRef | None,
+        Field(description="Null: replies sent from the phone (echoes), resolutions and waits of unassigned ones."),
+    ]
+    first_response: Annotated[ReportFirstResponse, Field(description="As the replying agent.")]
+    resolution: Annotated[ReportStats, Field(description="As the assignee.")]
+    backlog: Annotated[ReportWaiting, Field(description="Waiting now, assigned to this agent.")]
+
+
+class ReportSampling(_Closed):
+    first_response: int
+    resolution: int
+
+
+class Report(_Closed):
+    """`GET /informes`: first response and resolution times, volumes by day and hour, the backlog."""
+
+    range: ReportRange
+    generated_at: datetime
+    business_hours_enabled: bool
+    percentile_sample_every: Annotated[
+        ReportSampling,
+        Field(
+            description="1: medians and percentiles are exact (up to 50,000 events in the range); k: read from a "
+            "repeatable sample of about one event in k."
+        ),
+    ]
+    first_response: ReportFirstResponse
+    resolution: Annotated[ReportStats, Field(description="From opening or reopening to resolution, wall-clock.")]
+    days: Annotated[list[ReportDay], Field(description="Every date of the range, in order.")]
+    hours: Annotated[list[ReportHour], Field(description="24 entries, hour 0 to 23.")]
+    backlog: Annotated[
+        ReportBacklog, Field(description="Now (not the range): open conversations waiting for an answer.")
+    ]
+    agents: Annotated[list[ReportAgent], Field(description="By name; the row without an agent last.")]
+
+
 JSON_SCHEMAS: dict[str, dict[str, Any]] = {
     "MediaBytes": {"type": "string", "description": "The file's bytes, as WhatsApp stores them."},
     "DeliveryStatus": {
@@ -876,6 +975,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     MentionsMarked,
     MentionItem,
     BusinessHoursSettings,
+    Report,
     Error,
     MissingParametersError,
     FileTooLargeError,

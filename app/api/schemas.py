@@ -9,7 +9,8 @@ characters, and unknown body fields are refused where they always were.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -357,6 +358,42 @@ class CannedResponseQuery(BaseModel):
             "literal). At most 100 characters, no NUL."
         ),
     ]
+
+
+def _query_date(value: Any) -> Any:
+    """A required local date, exactly `YYYY-MM-DD` (no timestamps, no other spellings)."""
+    value = _first_value(value)
+    if value is None or value == "":
+        raise PydanticCustomError("required", "is required (a YYYY-MM-DD date).")
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise PydanticCustomError("date", "must be a YYYY-MM-DD date.")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError("date", "is not a date of the calendar.") from None
+
+
+def _report_date(description: str) -> Any:
+    return Annotated[
+        date,
+        BeforeValidator(_query_date),
+        WithJsonSchema({"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}),
+        Field(description=description),
+    ]
+
+
+class ReportQuery(BaseModel):
+    """`GET /informes` and `/informes.csv`: the range of local dates, both included."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    desde: _report_date(  # type: ignore[valid-type]
+        "The first local date of the business time zone (included)."
+    )
+    hasta: _report_date(  # type: ignore[valid-type]
+        "The last local date (included): not before `desde` (else 400 `invalid_range`), at most 366 days "
+        "after counting both (else 400 `range_too_long`)."
+    )
 
 
 # --- bodies --------------------------------------------------------------------------------
@@ -932,4 +969,6 @@ INPUTS: dict[str, tuple[type[BaseModel] | None, type[BaseModel] | None]] = {
     "updateBusinessHours": (None, BusinessHoursRequest),
     "updateMe": (None, AgentPreferencesPatch),
     "listMentions": (MentionListQuery, None),
+    "getReport": (ReportQuery, None),
+    "getReportCsv": (ReportQuery, None),
 }

@@ -8,6 +8,7 @@ from app.models.labels import ConversationLabel, Label
 from app.models.mentions import Mention
 from app.models.messages import Message
 from app.models.outbound import CannedResponse, IdempotencyKey, MessageTemplate, SendAttempt
+from app.models.reports import ConversationEvent, ReportHour
 
 __all__ = [
     "Agent",
@@ -18,12 +19,14 @@ __all__ = [
     "CannedResponse",
     "Contact",
     "Conversation",
+    "ConversationEvent",
     "ConversationLabel",
     "IdempotencyKey",
     "Label",
     "Mention",
     "Message",
     "MessageTemplate",
+    "ReportHour",
     "SendAttempt",
     "StatusEvent",
     "WebhookDelivery",

@@ -118,6 +118,12 @@ class Conversation(Model):
         Index("ix_conversations_contact_id", "contact_id"),
         # The wake job's work list: conversations snoozed until a time, by that time.
         Index("ix_conversations_snoozed_until", "snoozed_until", postgresql_where=text("status = 'snoozed'")),
+        # The reports' backlog: open conversations whose customer waits for an answer.
+        Index(
+            "ix_conversations_awaiting_reply",
+            "awaiting_reply_since",
+            postgresql_where=text("awaiting_reply_since IS NOT NULL AND status = 'open'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -137,6 +143,12 @@ class Conversation(Model):
     unread_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # While `status` is 'snoozed': when it wakes up by itself; NULL = when the customer writes.
     snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Kept by touch_conversation() and the status changes for the reports (app/services/report_facts.py):
+    # when the current open period began (the first message, or the last reopening; NULL before any
+    # message), and the customer's first message the team has not answered yet (NULL when answered
+    # or resolved).
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    awaiting_reply_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

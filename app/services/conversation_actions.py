@@ -27,6 +27,7 @@ from app.models import Agent, BusinessNumber, CannedResponse, Conversation, Mess
 from app.models.conversations import CONVERSATION_STATUSES
 from app.models.messages import HIDDEN_TYPES, NOTE_TYPE
 from app.services import labels as label_service
+from app.services import report_facts
 from app.services.conversations import escape_like
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
 from app.services.graph_factory import graph_client
@@ -234,6 +235,11 @@ def update_conversations(
         values["status"] = changes.status
         values["snoozed_until"] = changes.snoozed_until if changes.status == SNOOZED else None
         _record_snooze_events(ids, changes, agent_id, now)
+        report_facts.status_changed(db.session, ids, changes.status, agent_id, assign=changes.assign, assignee=assignee)
+        if changes.status == "resolved":
+            values["awaiting_reply_since"] = None  # the wait ends unanswered (see report_facts)
+        else:
+            values["opened_at"] = case((Conversation.status == "resolved", func.now()), else_=Conversation.opened_at)
     if changes.assign:
         values["assignee_id"] = assignee
     db.session.execute(update(Conversation).where(Conversation.id.in_(ids)).values(**values))

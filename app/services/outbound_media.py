@@ -358,6 +358,7 @@ def _store_pending(
         sender="agent",
         direction="out",
         sent_at=now,
+        agent_id=agent_id,
     )
     if claim is not None:
         db.session.execute(

@@ -317,7 +317,14 @@ def stage_pending(
     db.session.add(message)
     db.session.flush()
     touch_conversation(
-        db.session, conversation.id, message.id, message_type=kind, sender="agent", direction="out", sent_at=now
+        db.session,
+        conversation.id,
+        message.id,
+        message_type=kind,
+        sender="agent",
+        direction="out",
+        sent_at=now,
+        agent_id=agent_id,
     )
     if key_id is not None:
         db.session.execute(update(IdempotencyKey).where(IdempotencyKey.id == key_id).values(message_id=message.id))

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from app.extensions import db
-from app.models import BusinessNumber, Contact, Conversation, Message, SendAttempt
+from app.models import BusinessNumber, Contact, Conversation, ConversationEvent, Message, SendAttempt
 from app.services.errors import Conflict, DomainError, Invalid, NotConfigured
 from app.services.graph_factory import graph_client
 from app.services.sending import (
@@ -270,7 +270,7 @@ def _move_messages(source_conversation: int, target_conversation: int) -> None:
         update(Message)
         .where(Message.conversation_id == source_conversation)
         .values(conversation_id=target_conversation)
-        .returning(Message.id, Message.type, Message.sender, Message.direction, Message.sent_at)
+        .returning(Message.id, Message.type, Message.sender, Message.direction, Message.sent_at, Message.agent_id)
     ).all()
     for message in sorted(moved, key=lambda m: (m.sent_at, m.id)):
         touch_conversation(
@@ -281,5 +281,12 @@ def _move_messages(source_conversation: int, target_conversation: int) -> None:
             sender=message.sender,
             direction=message.direction,
             sent_at=message.sent_at,
+            agent_id=message.agent_id,
+            record=False,  # its report facts were recorded when it was first stored: they move below
         )
+    db.session.execute(
+        update(ConversationEvent)
+        .where(ConversationEvent.conversation_id == source_conversation)
+        .values(conversation_id=target_conversation)
+    )
     db.session.execute(delete(Conversation).where(Conversation.id == source_conversation))

@@ -14,7 +14,11 @@ the same transaction as the message, with one UPDATE:
   (`snoozed_until` cleared, and a "woke" event in the thread, inserted by the same statement);
 - for our own visible outbound message (an agent's reply or an echo, not an automatic reply):
   `last_agent_message_id`;
-- `updated_at` always (it invalidates the cached list).
+- `updated_at` always (it invalidates the cached list);
+- for the reports (app/services/report_facts.py records the facts from the values the UPDATE
+  returns): `opened_at` (the first visible message; a customer's message reopening a resolved
+  conversation restarts it) and `awaiting_reply_since` (a customer's visible message starts the
+  wait if none is running; the team's visible reply ends it).
 
 The UPDATE is set-based and commutative (`greatest`, `CASE`): deliveries may arrive out of
 order and the summary still ends up exact. The statements are built once per kind of message
@@ -33,6 +37,7 @@ from sqlalchemy import BigInteger, CursorResult, DateTime, Integer, Table, Updat
 from app.extensions import DbSession
 from app.models import Conversation
 from app.models.messages import EVENT_TYPE, HIDDEN_TYPES, NOTE_TYPE
+from app.services import report_facts
 from app.services.snooze import SNOOZED, WOKE_BY_CUSTOMER, by_agent, insert_events, woke_payload
 
 _conversations = cast(Table, Conversation.__table__)
@@ -87,7 +92,31 @@ def touch_statement(effect: Effect) -> Update:
     if effect.agent:  # never with `customer`: see effect_of
         values["last_agent_message_id"] = message_id
     conversation_id = bindparam("p_conversation_id", type_=Integer)
-    statement = update(_conversations).where(c.id == conversation_id).values(**values)
+    if not effect.preview:
+        return update(_conversations).where(c.id == conversation_id).values(**values)
+    # A visible message: the reports need the values before the change, read from the same
+    # row locked in the same statement (UPDATE … FROM (SELECT … FOR NO KEY UPDATE) RETURNING
+    # old.*). NO KEY, the lock the UPDATE itself takes: FOR UPDATE would conflict with the key
+    # share lock each concurrent message insert holds on its conversation (a deadlock).
+    old = (
+        select(c.id, c.status, c.opened_at, c.awaiting_reply_since)
+        .where(c.id == conversation_id)
+        .with_for_update(key_share=True)
+        .subquery("old")
+    )
+    if effect.customer:
+        values["opened_at"] = case((c.status == "resolved", sent_at), else_=func.coalesce(c.opened_at, sent_at))
+        values["awaiting_reply_since"] = func.coalesce(c.awaiting_reply_since, sent_at)
+    else:
+        values["opened_at"] = func.coalesce(c.opened_at, sent_at)
+    if effect.agent:
+        values["awaiting_reply_since"] = None
+    statement = (
+        update(_conversations)
+        .where(c.id == old.c.id)
+        .values(**values)
+        .returning(old.c.status, old.c.opened_at, old.c.awaiting_reply_since, c.assignee_id)
+    )
     if effect.customer:
         # The statement's snapshot still sees the status before this UPDATE: a snoozed
         # conversation gets its "woke" event, after the message in the thread (and after the
@@ -111,11 +140,38 @@ def touch_conversation(
     sender: str,
     direction: str,
     sent_at: datetime,
+    agent_id: int | None = None,
+    record: bool = True,
 ) -> bool:
     """Move `conversation_id`'s summary for a message stored in this transaction (for a note,
-    which moves only `updated_at`, `message_id` may be None). False when no such conversation."""
-    statement = touch_statement(effect_of(message_type, sender, direction))
+    which moves only `updated_at`, `message_id` may be None), and record what it means for the
+    reports (`agent_id`: the agent who wrote it; `record=False` for a message moved from another
+    conversation, whose facts were recorded when it was stored and move with it). False when no such conversation."""
+    effect = effect_of(message_type, sender, direction)
     result = session.execute(
-        statement, {"p_conversation_id": conversation_id, "p_message_id": message_id, "p_sent_at": sent_at}
+        touch_statement(effect),
+        {"p_conversation_id": conversation_id, "p_message_id": message_id, "p_sent_at": sent_at},
     )
-    return bool(cast("CursorResult[Any]", result).rowcount)
+    if not effect.preview:
+        return bool(cast("CursorResult[Any]", result).rowcount)
+    before = result.first()
+    if before is None:
+        return False
+    if not record:
+        return True
+    report_facts.message_stored(
+        session,
+        conversation_id,
+        report_facts.Before(
+            status=before.status,
+            opened_at=before.opened_at,
+            awaiting_reply_since=before.awaiting_reply_since,
+            assignee_id=before.assignee_id,
+        ),
+        from_customer=effect.customer,
+        team_reply=effect.agent,
+        direction=direction,
+        agent_id=agent_id,
+        sent_at=sent_at,
+    )
+    return True
