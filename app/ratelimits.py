@@ -81,6 +81,12 @@ def signature_is_valid() -> bool:
     return verify_signature(secret, body, request.headers.get("X-Hub-Signature-256")) is SignatureCheck.OK
 
 
+def signed_delivery() -> bool:
+    """A validly signed webhook POST: exempt from every limit before Flask-Limiter resolves any
+    (its request filter; cheaper than resolving the webhook's limit to exempt it)."""
+    return request.method == "POST" and request.endpoint == "webhook.receive" and signature_is_valid()
+
+
 def failed_signature(response: Response) -> bool:
     return response.status_code in (401, 403)
 
@@ -238,6 +244,7 @@ def init_rate_limits(app: Flask, *, webhook: Blueprint, api: Blueprint, inbox: B
     limiter = Limiter(key_func=client_address)
     limiter.init_app(app)
     app.extensions["rate_limiter"] = limiter
+    limiter.request_filter(signed_delivery)
     limiter.limit(
         config["RATELIMIT_WEBHOOK_BAD_SIGNATURE"],
         key_func=client_address,
