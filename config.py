@@ -206,7 +206,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # cache): under gunicorn, its workers (gunicorn.conf.py sets WEB_CONCURRENCY to their
         # final number before the app loads); elsewhere one (`flask run`, CLI commands, tests).
         "WEB_CONCURRENCY": _int(env, "WEB_CONCURRENCY", 1, minimum=1),
-        "RATELIMIT_STORAGE_URI": env.get("REDIS_URL", "").strip() or "memory://",
+        # Without Redis: limits' memory storage without its thread per hit (app/ratelimits.py).
+        "RATELIMIT_STORAGE_URI": env.get("REDIS_URL", "").strip() or "swept-memory://",
         "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,

@@ -40,6 +40,7 @@ from app.inbox import report_views as _report_pages  # noqa: F401  (its routes j
 from app.inbox.assets import init_assets
 from app.inbox.security import init_security_headers
 from app.inbox.views import bp as inbox_bp
+from app.json_provider import init_json
 from app.metrics import init_metrics
 from app.models import Agent
 from app.observability import configure_logging
@@ -64,6 +65,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if not app.config.get("MEDIA_STORAGE_PATH"):
         app.config["MEDIA_STORAGE_PATH"] = str(Path(app.instance_path) / "media")
     init_converters(app)  # before any blueprint registers its routes
+    init_json(app)
     configure_logging(app)
     configure_database(app)
     register_extensions(app)

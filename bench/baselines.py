@@ -21,6 +21,15 @@ and not read) is written `direction = 'in' AND NOT is_read`, the predicate of th
 partial index `ix_messages_conversation_unread`, so the baseline gets that index: the
 strongest honest form of the proposal, not a strawman.
 
+* `GET /ceiling/conversaciones?page=&per_page=` (header `X-Agent-Id`: whose "mine" tab is
+  counted): the hand-written ceiling of this project's own list. The same page of the same list
+  with the same JSON (every field of `ConversationSummary`, the labels, the pagination and the
+  tab counts), read from the same summary columns (`last_message_id`, `last_agent_message_id`,
+  `unread_count`, …) by one hand-written statement on a raw psycopg2 cursor in autocommit (one
+  round trip, no pre-ping, no BEGIN/ROLLBACK), tuples turned into dicts by hand and encoded with
+  `json.dumps`. No ORM, no statement compilation, no authentication, limiter, logging or
+  metrics: the fastest honest implementation of the endpoint on this stack.
+
 No authentication: the project's endpoint pays one more statement (the token lookup),
 which only favours the baselines. Pool sizing comes from `config.engine_options()`, as for
 the app. Run: `gunicorn … bench.baselines:app` with DATABASE_URL set.
@@ -28,12 +37,17 @@ the app. Run: `gunicorn … bench.baselines:app` with DATABASE_URL set.
 
 from __future__ import annotations
 
+import json
 import math
 import os
-from datetime import datetime
+import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask, jsonify, request
+import psycopg2
+from flask import Flask, Response, jsonify, request
 from sqlalchemy import and_, column, create_engine, func, not_, select, table
 from sqlalchemy.engine import Connection, Engine
 
@@ -214,6 +228,148 @@ def proposed_query(conn: Connection, page: int, per_page: int) -> dict[str, Any]
     }
 
 
+# --- (c) the ceiling: this project's list by hand, on the summary columns ---------------------
+
+CEILING_SQL = f"""
+WITH counts AS (
+    SELECT count(*) FILTER (WHERE assignee_id = %(agent)s) AS mine,
+           count(*) FILTER (WHERE assignee_id IS NULL) AS unassigned,
+           count(*) AS total
+    FROM conversations
+), page_ids AS (
+    SELECT id, last_activity_at FROM conversations
+    ORDER BY last_activity_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s
+)
+SELECT counts.mine, counts.unassigned, counts.total,
+       c.id, c.status, c.snoozed_until, c.unread_count, c.last_activity_at,
+       c.last_customer_message_at, c.updated_at,
+       ct.id, ct.wa_id, ct.user_id, ct.profile_name, ct.display_name,
+       a.id, a.name,
+       lm.id, lm.direction, lm.type, left(lm.text, {PREVIEW_CHARS}), lm.sent_at, lm.status, lm.deleted_at,
+       la.id, la.type, left(la.text, {PREVIEW_CHARS}), la.sent_at, la.status, la.deleted_at,
+       las.id, las.name,
+       (SELECT coalesce(json_agg(json_build_object('id', l.id, 'name', l.name, 'color', l.color)
+                                 ORDER BY lower(l.name), l.id), '[]'::json)
+        FROM conversation_labels cl JOIN labels l ON l.id = cl.label_id
+        WHERE cl.conversation_id = c.id)
+FROM counts
+LEFT JOIN (page_ids
+           JOIN conversations c ON c.id = page_ids.id
+           JOIN contacts ct ON ct.id = c.contact_id
+           LEFT JOIN agents a ON a.id = c.assignee_id
+           LEFT JOIN messages lm ON lm.id = c.last_message_id
+           LEFT JOIN messages la ON la.id = c.last_agent_message_id
+           LEFT JOIN agents las ON las.id = la.agent_id) ON true
+ORDER BY page_ids.last_activity_at DESC, page_ids.id DESC
+"""
+WINDOW = timedelta(hours=24)  # app.whatsapp.rules.CUSTOMER_SERVICE_WINDOW, written out here
+
+
+def _name(team: str | None, profile: str | None, wa_id: str | None, user_id: str | None) -> str:
+    if team:
+        return team
+    if profile:
+        return profile
+    if wa_id:
+        return "+" + wa_id if wa_id.isascii() and wa_id.isdigit() else wa_id
+    return user_id or "?"
+
+
+def ceiling_page(cursor: Any, agent_id: int, page: int, per_page: int) -> dict[str, Any]:
+    cursor.execute(CEILING_SQL, {"agent": agent_id, "limit": per_page, "offset": (page - 1) * per_page})
+    rows = cursor.fetchall()
+    mine, unassigned, total = rows[0][:3]
+    conversations = []
+    for r in rows:
+        if r[3] is None:  # a page beyond the last: the counts alone
+            continue
+        (_, _, _, cid, status, snoozed, unread, activity, last_customer, updated) = r[:10]
+        (contact_id, wa_id, user_id, profile, team, assignee_id, assignee_name) = r[10:17]
+        (lm_id, lm_direction, lm_type, lm_preview, lm_sent_at, lm_status, lm_deleted) = r[17:24]
+        (la_id, la_type, la_preview, la_sent_at, la_status, la_deleted, las_id, las_name, labels) = r[24:33]
+        conversations.append(
+            {
+                "id": cid,
+                "display_name": _name(team, profile, wa_id, user_id),
+                "contact": {
+                    "id": contact_id,
+                    "wa_id": wa_id,
+                    "user_id": user_id,
+                    "name": profile,
+                    "display_name": team,
+                },
+                "status": status,
+                "snoozed_until": _iso(snoozed),
+                "assignee": {"id": assignee_id, "name": assignee_name} if assignee_id else None,
+                "unread_count": unread,
+                "last_message": {
+                    "id": lm_id,
+                    "direction": lm_direction,
+                    "type": lm_type,
+                    "preview": None if lm_deleted else lm_preview,
+                    "sent_at": _iso(lm_sent_at),
+                    "status": lm_status,
+                    "deleted": lm_deleted is not None,
+                }
+                if lm_id
+                else None,
+                "last_agent_message": {
+                    "id": la_id,
+                    "type": la_type,
+                    "preview": None if la_deleted else la_preview,
+                    "sent_at": _iso(la_sent_at),
+                    "status": la_status,
+                    "agent": {"id": las_id, "name": las_name} if las_id else None,
+                }
+                if la_id
+                else None,
+                "last_customer_message_at": _iso(last_customer),
+                "window_expires_at": _iso(last_customer + WINDOW) if last_customer else None,
+                "last_activity_at": _iso(activity),
+                "updated_at": _iso(updated),
+                "labels": labels,
+            }
+        )
+    return {
+        "conversations": conversations,
+        "pagination": {
+            "page": page,
+            "per_page": per_page,
+            "total": total,
+            "pages": math.ceil(total / per_page) if total else 0,
+        },
+        "counts": {"mine": mine, "unassigned": unassigned, "all": total},
+    }
+
+
+class RawPool:
+    """psycopg2 connections in autocommit, one per request thread at a time (no pre-ping)."""
+
+    def __init__(self, url: str, size: int, connect_args: dict[str, Any]) -> None:
+        self.dsn = url.replace("postgresql+psycopg2://", "postgresql://", 1)
+        self.connect_args = connect_args
+        self.idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        self.size = size
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        try:
+            conn = self.idle.get_nowait()
+        except queue.Empty:
+            conn = psycopg2.connect(self.dsn, **self.connect_args)
+            conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                yield cursor
+        except psycopg2.Error:
+            conn.close()
+            raise
+        if self.idle.qsize() < self.size:
+            self.idle.put(conn)
+        else:
+            conn.close()
+
+
 def _page_args() -> tuple[int, int]:
     page = request.args.get("page", 1, type=int) or 1
     per_page = request.args.get("per_page", DEFAULT_PER_PAGE, type=int) or DEFAULT_PER_PAGE
@@ -222,7 +378,9 @@ def _page_args() -> tuple[int, int]:
 
 def create_app(database_url: str | None = None) -> Flask:
     url = normalise_database_url(database_url or os.environ["DATABASE_URL"])
-    engine: Engine = create_engine(url, **engine_options(os.environ))
+    options = engine_options(os.environ)
+    engine: Engine = create_engine(url, **options)
+    raw = RawPool(url, options["pool_size"], options["connect_args"])
     app = Flask(__name__)
 
     @app.get("/healthz")
@@ -239,6 +397,13 @@ def create_app(database_url: str | None = None) -> Flask:
         page, per_page = _page_args()
         with engine.connect() as conn:
             return jsonify(proposed_query(conn, page, per_page))
+
+    @app.get("/ceiling/conversaciones")
+    def ceiling() -> Any:
+        page, per_page = _page_args()
+        with raw.cursor() as cursor:
+            data = ceiling_page(cursor, int(request.headers.get("X-Agent-Id", "0")), page, per_page)
+        return Response(json.dumps(data), mimetype="application/json")
 
     return app
 

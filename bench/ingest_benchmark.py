@@ -106,6 +106,7 @@ INGEST_SCALE = Scale("analysis", 500, 10)  # the capacity analysis' scale, seede
 COPY_DATABASE = "inbox_bench_ingest"
 TARGET_DELIVERIES_PER_S = 400.0
 TARGET_RATIO = 0.6
+TARGET_RATIO_OVERHEAD = 0.5  # issue 14's "per-request overhead" goal (the 0.6 above is the older, stricter one)
 KEYS = ("ours", "baseline")
 NAMES = {"ours": "this project", "baseline": "minimal handler"}
 SERVER_ENV = {"WHATSAPP_APP_SECRET": APP_SECRET}
@@ -844,6 +845,14 @@ def targets(result: IngestResult) -> list[TargetCheck]:
                 + ", ".join(f"{p:.2f}" for p in paired)
                 + ")",
                 bool(rate and base_rate and rate / base_rate >= TARGET_RATIO),
+            )
+        )
+        checks.append(
+            TargetCheck(
+                f"≥ {TARGET_RATIO_OVERHEAD:g} × the minimal handler (issue 14), {per} message{'s' if per > 1 else ''}"
+                " per delivery",
+                f"{ratio(rate, base_rate)}; per round " + ", ".join(f"{p:.2f}" for p in paired),
+                bool(rate and base_rate and rate / base_rate >= TARGET_RATIO_OVERHEAD),
             )
         )
     checks.append(

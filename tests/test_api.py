@@ -108,6 +108,27 @@ def test_list_shape_counts_window_and_sorting(client, auth, post_webhook):
     assert set(first) >= {"id", "updated_at", "last_activity_at"}
 
 
+def test_answers_are_the_json_flasks_own_encoder_writes(client, auth, app, post_webhook):
+    """Answers are encoded by orjson (app/json_provider.py): the same document as Flask's
+    encoder — keys sorted, compact, a trailing newline, times as ISO 8601 with "Z"."""
+    import json
+
+    from flask.json.provider import DefaultJSONProvider
+
+    _conversation_with(post_webhook, "5491100000003", "Ñandú", count=2, ts=int(time.time()) - 120)
+    response = client.get("/whatsapp/api/conversaciones", headers=auth)
+    assert response.mimetype == "application/json" and response.data.endswith(b"}\n")
+    body = json.loads(response.data)
+    with app.app_context():
+        flasks = DefaultJSONProvider(app).response(body).get_data()
+    assert (
+        response.data
+        == json.dumps(json.loads(flasks), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    )
+    assert body["conversations"][0]["display_name"] == "Ñandú"
+    assert body["conversations"][0]["last_message"]["sent_at"].endswith("Z")
+
+
 def test_filters_by_assignee_status_unread_and_search(client, auth, agent, other_agent, post_webhook):
     for i, name in enumerate(["Ana López", "Beto Díaz", "Carla Núñez", "Dario Ruiz"]):
         _conversation_with(post_webhook, f"54911000000{i}", name)

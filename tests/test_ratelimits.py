@@ -124,3 +124,26 @@ def test_limits_use_redis_when_it_is_there(database_url):
     with app.app_context():
         rate_limiter().reset()
         db.engine.dispose()
+
+
+def test_in_memory_limits_start_no_thread_per_request(database_url, agent, token, monkeypatch):
+    """Without Redis the counters live in SweptMemoryStorage: limits still hold, and no request
+    starts a thread (limits' own MemoryStorage starts a 10 ms Timer after nearly every hit)."""
+    import threading
+
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, "RATELIMIT_API": "20 per minute"})
+    assert app.config["RATELIMIT_STORAGE_URI"] == "swept-memory://"
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/whatsapp/api/conversaciones", headers=headers).status_code == 200
+    started: list[threading.Thread] = []
+    original = threading.Thread.start
+
+    def counting_start(self):  # type: ignore[no-untyped-def]
+        started.append(self)
+        original(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    statuses = [client.get("/whatsapp/api/conversaciones", headers=headers).status_code for _ in range(20)]
+    assert statuses == [200] * 19 + [429]
+    assert started == []

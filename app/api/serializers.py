@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from app.models import Label, Message
@@ -27,26 +28,66 @@ def display_name(team_name: str | None, profile_name: str | None, wa_id: str | N
     return user_id or "?"
 
 
+_SUMMARY_FIELDS = attrgetter(
+    "id",
+    "contact_display_name",
+    "contact_name",
+    "contact_wa_id",
+    "contact_user_id",
+    "contact_id",
+    "status",
+    "snoozed_until",
+    "assignee_id",
+    "assignee_name",
+    "unread_count",
+    "lm_id",
+    "la_id",
+    "last_customer_message_at",
+    "last_activity_at",
+    "updated_at",
+    "labels",
+)
+
+
 def conversation_summary(row: Any) -> dict[str, Any]:
+    """One conversation of the list (the query's columns read in one C call: this runs 50
+    times per page)."""
+    (
+        conversation_id,
+        team_name,
+        profile_name,
+        wa_id,
+        user_id,
+        contact_id,
+        status,
+        snoozed_until,
+        assignee_id,
+        assignee_name,
+        unread_count,
+        lm_id,
+        la_id,
+        last_customer,
+        last_activity,
+        updated_at,
+        labels,
+    ) = _SUMMARY_FIELDS(row)
     return {
-        "id": row.id,
-        "display_name": display_name(
-            row.contact_display_name, row.contact_name, row.contact_wa_id, row.contact_user_id
-        ),
+        "id": conversation_id,
+        "display_name": display_name(team_name, profile_name, wa_id, user_id),
         "contact": {
-            "id": row.contact_id,
-            "wa_id": row.contact_wa_id,
-            "user_id": row.contact_user_id,
-            "name": row.contact_name,
-            "display_name": row.contact_display_name,
+            "id": contact_id,
+            "wa_id": wa_id,
+            "user_id": user_id,
+            "name": profile_name,
+            "display_name": team_name,
         },
-        "status": row.status,
-        "snoozed_until": iso(row.snoozed_until),
-        "assignee": {"id": row.assignee_id, "name": row.assignee_name} if row.assignee_id else None,
-        "unread_count": row.unread_count,
+        "status": status,
+        "snoozed_until": iso(snoozed_until) if snoozed_until else None,
+        "assignee": {"id": assignee_id, "name": assignee_name} if assignee_id else None,
+        "unread_count": unread_count,
         "last_message": (
             {
-                "id": row.lm_id,
+                "id": lm_id,
                 "direction": row.lm_direction,
                 "type": row.lm_type,
                 "preview": None if row.lm_deleted_at else row.lm_preview,
@@ -54,26 +95,26 @@ def conversation_summary(row: Any) -> dict[str, Any]:
                 "status": row.lm_status,
                 "deleted": row.lm_deleted_at is not None,
             }
-            if row.lm_id
+            if lm_id
             else None
         ),
         "last_agent_message": (
             {
-                "id": row.la_id,
+                "id": la_id,
                 "type": row.la_type,
                 "preview": None if row.la_deleted_at else row.la_preview,
                 "sent_at": iso(row.la_sent_at),
                 "status": row.la_status,
                 "agent": {"id": row.la_agent_id, "name": row.la_agent_name} if row.la_agent_id else None,
             }
-            if row.la_id
+            if la_id
             else None
         ),
-        "last_customer_message_at": iso(row.last_customer_message_at),
-        "window_expires_at": iso(window_expires_at(row.last_customer_message_at)),
-        "last_activity_at": iso(row.last_activity_at),
-        "updated_at": iso(row.updated_at),
-        "labels": [{"id": item["id"], "name": item["name"], "color": item["color"]} for item in row.labels or ()],
+        "last_customer_message_at": iso(last_customer),
+        "window_expires_at": iso(window_expires_at(last_customer)) if last_customer else None,
+        "last_activity_at": iso(last_activity),
+        "updated_at": iso(updated_at),
+        "labels": [{"id": item["id"], "name": item["name"], "color": item["color"]} for item in labels or ()],
     }
 
 

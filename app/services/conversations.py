@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import aliased
 
@@ -67,35 +67,64 @@ def _search_expression() -> ColumnElement[str]:
     )
 
 
-def _base_conditions(filters: ConversationFilters) -> list[Any]:
+@dataclass(frozen=True)
+class _Shape:
+    """Which filters a list request uses (not their values): the list's statements are built,
+    and their SQLAlchemy cache keys computed, once per shape; the values are bound parameters."""
+
+    statuses: bool
+    unread: bool | None
+    label: bool
+    q: bool
+    tab: str  # "all", "me", "unassigned" or "agent"
+
+    @classmethod
+    def of(cls, filters: ConversationFilters) -> _Shape:
+        assignee = filters.assignee
+        tab = "agent" if isinstance(assignee, int) else assignee if assignee in ("me", "unassigned") else "all"
+        return cls(bool(filters.statuses), filters.unread, filters.label is not None, bool(filters.q), tab)
+
+
+def _parameters(filters: ConversationFilters, agent_id: int) -> dict[str, Any]:
+    return {
+        "agent_id": agent_id,
+        "statuses": list(filters.statuses),
+        "label": filters.label,
+        "pattern": f"%{escape_like(filters.q)}%" if filters.q else None,
+        "assignee": filters.assignee if isinstance(filters.assignee, int) else None,
+    }
+
+
+def _base_conditions(shape: _Shape) -> list[Any]:
     conditions: list[Any] = []
-    if filters.statuses:
-        conditions.append(Conversation.status.in_(filters.statuses))
-    if filters.unread is True:
+    if shape.statuses:
+        conditions.append(Conversation.status.in_(bindparam("statuses", expanding=True)))
+    if shape.unread is True:
         conditions.append(Conversation.unread_count > 0)
-    elif filters.unread is False:
+    elif shape.unread is False:
         conditions.append(Conversation.unread_count == 0)
-    if filters.label is not None:
+    if shape.label:
         conditions.append(
             Conversation.id.in_(
-                select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == filters.label)
+                select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == bindparam("label"))
             )
         )
-    if filters.q:
-        pattern = f"%{escape_like(filters.q)}%"
+    if shape.q:
         conditions.append(
-            Conversation.contact_id.in_(select(Contact.id).where(_search_expression().ilike(pattern, escape="\\")))
+            Conversation.contact_id.in_(
+                select(Contact.id).where(_search_expression().ilike(bindparam("pattern"), escape="\\"))
+            )
         )
     return conditions
 
 
-def _assignee_condition(assignee: str | int, agent_id: int) -> Any:
-    if assignee == "me":
-        return Conversation.assignee_id == agent_id
-    if assignee == "unassigned":
+def _assignee_condition(tab: str) -> Any:
+    if tab == "me":
+        return Conversation.assignee_id == bindparam("agent_id")
+    if tab == "unassigned":
         return Conversation.assignee_id.is_(None)
-    if isinstance(assignee, int):
-        return Conversation.assignee_id == assignee
+    if tab == "agent":
+        return Conversation.assignee_id == bindparam("assignee")
     return None
 
 
@@ -176,43 +205,53 @@ def summary_select() -> Select:
     )
 
 
-def list_conversations(
-    session: DbSession, *, agent_id: int, filters: ConversationFilters, page: int, per_page: int
-) -> ConversationPage:
-    base = _base_conditions(filters)
-    tab = _assignee_condition(filters.assignee, agent_id)
+@functools.cache
+def _list_statements(shape: _Shape) -> tuple[Select, Select]:
+    """The list's two statements for one filter shape: the total and tab counts, and the page
+    rows (`limit` and `offset` bound too). Built once; a new query object per request would cost
+    more Python (construction and cache-key generation) than PostgreSQL spends running it."""
+    base = _base_conditions(shape)
+    tab = _assignee_condition(shape.tab)
     total_expr = func.count().filter(tab) if tab is not None else func.count()
-    counts_row = session.execute(
+    counts = (
         select(
-            func.count().filter(Conversation.assignee_id == agent_id).label("mine"),
+            func.count().filter(Conversation.assignee_id == bindparam("agent_id")).label("mine"),
             func.count().filter(Conversation.assignee_id.is_(None)).label("unassigned"),
             func.count().label("all"),
             total_expr.label("total"),
         )
         .select_from(Conversation)
         .where(*base)
-    ).one()
+    )
+    page_conditions = [*base, tab] if tab is not None else base
+    page_ids = (
+        select(Conversation.id, Conversation.last_activity_at)
+        .where(*page_conditions)
+        .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+        .cte("page_ids")
+    )
+    rows = (
+        summary_select()
+        .join(page_ids, page_ids.c.id == Conversation.id)
+        .order_by(page_ids.c.last_activity_at.desc(), page_ids.c.id.desc())
+    )
+    return counts, rows
+
+
+def list_conversations(
+    session: DbSession, *, agent_id: int, filters: ConversationFilters, page: int, per_page: int
+) -> ConversationPage:
+    counts_stmt, rows_stmt = _list_statements(_Shape.of(filters))
+    parameters = _parameters(filters, agent_id)
+    counts_row = session.execute(counts_stmt, parameters).one()
     counts = {"mine": counts_row.mine, "unassigned": counts_row.unassigned, "all": counts_row.all}
     total = counts_row.total
     offset = (page - 1) * per_page
     rows: list[Any] = []
     if offset < total:
-        page_conditions = [*base, tab] if tab is not None else base
-        page_ids = (
-            select(Conversation.id, Conversation.last_activity_at)
-            .where(*page_conditions)
-            .order_by(Conversation.last_activity_at.desc(), Conversation.id.desc())
-            .limit(per_page)
-            .offset(offset)
-            .cte("page_ids")
-        )
-        rows = list(
-            session.execute(
-                summary_select()
-                .join(page_ids, page_ids.c.id == Conversation.id)
-                .order_by(page_ids.c.last_activity_at.desc(), page_ids.c.id.desc())
-            ).all()
-        )
+        rows = list(session.execute(rows_stmt, {**parameters, "limit": per_page, "offset": offset}).all())
     return ConversationPage(rows=rows, page=page, per_page=per_page, total=total, counts=counts)
 
 

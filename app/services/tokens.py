@@ -3,11 +3,12 @@ reading of an `Authorization: Bearer` header (the API guard, the rate limits and
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, Select, bindparam, or_, select, update
 
 from app.extensions import DbSession
 from app.models import Agent, ApiToken
@@ -35,18 +36,25 @@ def issue_token(session: DbSession, agent: Agent, name: str = "", ttl: timedelta
     return token
 
 
-def agent_for_token(session: DbSession, token: str) -> Agent | None:
-    """The active agent owning an unrevoked, unexpired token, in one statement."""
-    now = datetime.now(UTC)
-    return session.execute(
+@functools.cache
+def _token_lookup() -> Select[Agent]:
+    """Built once (it runs on every API request); the hash and the time are bound per call."""
+    return (
         select(Agent)
         .join(ApiToken, ApiToken.agent_id == Agent.id)
         .where(
-            ApiToken.token_hash == hash_token(token),
+            ApiToken.token_hash == bindparam("token_hash"),
             ApiToken.revoked_at.is_(None),
-            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now")),
             Agent.active.is_(True),
         )
+    )
+
+
+def agent_for_token(session: DbSession, token: str) -> Agent | None:
+    """The active agent owning an unrevoked, unexpired token, in one statement."""
+    return session.execute(
+        _token_lookup(), {"token_hash": hash_token(token), "now": datetime.now(UTC)}
     ).scalar_one_or_none()
 
 
