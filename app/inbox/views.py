@@ -3,13 +3,19 @@
 The page and the fragments the browser polls for live updates are rendered by the same
 templates (templates/inbox/_list.html and _thread.html), so there is one way a row or a
 message looks. htmx polls the fragments (`hx-get` + `hx-trigger="every 2s"`) and idiomorph merges
-them into the page. Fragments answer `ETag` and `304 Not Modified` to `If-None-Match`: an idle
-inbox costs one small query and no body every couple of seconds. Everything that changes data
+them into the page. Fragments answer `ETag` and `304 Not Modified` to `If-None-Match`, and an
+unchanged poll is answered before anything is rendered or queried beyond the session's agent:
+its ETag starts with a key of everything the fragment depends on (`_poll_key`: the inbox version
+the writers bump, app/cache.py; the agent and their preferences; the query; the locale and time
+zone; the minute), so an idle inbox costs two reads of indexed rows per poll and no body. Everything that changes data
 goes through the JSON API (/whatsapp/api), with the page's CSRF token in `X-CSRFToken`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import time
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -53,6 +59,7 @@ from app.api.docs import (
     query,
 )
 from app.auth.views import safe_next
+from app.cache import inbox_version
 from app.converters import MAX_BIG_ID, MAX_ID
 from app.extensions import db
 from app.i18n import LANGUAGES, TZ_COOKIE, agent_zone, chosen_language, chosen_time_zone, time_zones, valid_time_zone
@@ -196,14 +203,59 @@ def _agents() -> list[Agent]:
     return cast(list[Agent], g.active_agents)
 
 
-def _conditional(html: str) -> Response:
-    """A fragment with an ETag of its body; 304 when the browser already has it."""
-    response = make_response(html)
+# What a polled fragment shows may change with time alone ("ahora" → "hace 1 min", the 24-hour
+# window's "23 h 59 min", "Hoy" at midnight), at the minute at most: the key changes each minute.
+POLL_KEY_SECONDS = 60
+# A deploy may change the templates: its commit is in the key (Render sets RENDER_GIT_COMMIT).
+_BUILD = os.environ.get("RENDER_GIT_COMMIT", "")
+
+
+def _poll_key(kind: str) -> str:
+    """The key of what a polled fragment would show now, read BEFORE its data: the inbox version
+    (a write that commits after this read bumps it, so at worst the next poll renders again),
+    the agent with the preferences the fragment is rendered with, the query, the locale, the
+    time zone and the minute."""
+    parts = (
+        kind,
+        inbox_version(db.session),
+        current_user.id,
+        current_user.notify_scope,
+        str(get_locale()),
+        agent_zone().key,
+        request.full_path,
+        int(time.time() // POLL_KEY_SECONDS),
+        _BUILD,
+    )
+    return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
+
+
+def _known_etags() -> list[str]:
+    return [tag.strip().removeprefix("W/").strip('"') for tag in request.headers.get("If-None-Match", "").split(",")]
+
+
+def _fragment_headers(response: Response, etag: str) -> Response:
     response.headers["Cache-Control"] = "private, no-cache"
     response.headers["Vary"] = "Cookie"
-    response.add_etag()
-    response.make_conditional(request)
+    response.set_etag(etag)
     return response
+
+
+def _unchanged(key: str) -> Response | None:
+    """304 when the browser's ETag was issued under this same key: nothing it shows can differ."""
+    for tag in _known_etags():
+        if tag.startswith(f"{key}-"):
+            return _fragment_headers(Response(status=304), tag)
+    return None
+
+
+def _conditional(html: str, key: str | None = None) -> Response:
+    """A fragment with an ETag of its key and body; 304 when the browser already has this body
+    (a write elsewhere changed the key, not this fragment): the new ETag then replaces its own."""
+    digest = hashlib.blake2b(html.encode(), digest_size=12).hexdigest()
+    etag = f"{key}-{digest}" if key else digest
+    if any(tag in (etag, digest) or tag.endswith(f"-{digest}") for tag in _known_etags()):
+        return _fragment_headers(Response(status=304), etag)
+    return _fragment_headers(make_response(html), etag)
 
 
 @bp.get("/")
@@ -282,8 +334,12 @@ def list_fragment() -> ResponseReturnValue:
     `If-None-Match`; an unchanged list answers 304 with no body.
     """
     state = _list_state()
-    context = _list_context(state, _arg_int("c", 0) or None)
-    response = _conditional(render_template("inbox/_list.html", oob=True, **context))
+    selected_id = _arg_int("c", 0) or None
+    key = _poll_key("list")
+    response = _unchanged(key)
+    if response is None:
+        context = _list_context(state, selected_id)
+        response = _conditional(render_template("inbox/_list.html", oob=True, **context), key)
     if request.headers.get("HX-Trigger") != LIST_POLLER:
         # A filter, tab or page the agent chose: the address bar follows (htmx replaces it).
         page = state["page"] if state["page"] > 1 else None
@@ -294,7 +350,7 @@ def list_fragment() -> ResponseReturnValue:
             q=state["q"] or None,
             label=state["label"],
             page=page,
-            c=context["selected_id"],
+            c=selected_id,
         )
     return response
 
@@ -331,10 +387,14 @@ def thread_fragment(conversation_id: int) -> ResponseReturnValue:
     browser merges changed messages by id, so the composer and older messages already loaded
     are untouched.
     """
+    key = _poll_key("thread")
+    unchanged = _unchanged(key)
+    if unchanged is not None:
+        return unchanged
     # Opened on a search result: the same window as the page (that message on), so a poll
     # merges into what is shown instead of replacing it with the newest page.
     context = {**_list_state(), **_thread_context(conversation_id, _arg_int("hit", 0, maximum=MAX_BIG_ID) or None)}
-    return _conditional(render_template("inbox/_thread.html", agents=_agents(), oob=True, **context))
+    return _conditional(render_template("inbox/_thread.html", agents=_agents(), oob=True, **context), key)
 
 
 @bp.get("/inbox/fragments/conversations/<id:conversation_id>/older")
