@@ -7,8 +7,10 @@ them into the page. Fragments answer `ETag` and `304 Not Modified` to `If-None-M
 unchanged poll is answered before anything is rendered or queried beyond the session's agent:
 its ETag starts with a key of everything the fragment depends on (`_poll_key`: the inbox version
 the writers bump, app/cache.py; the agent and their preferences; the query; the locale and time
-zone; the minute), so an idle inbox costs two reads of indexed rows per poll and no body. Everything that changes data
-goes through the JSON API (/whatsapp/api), with the page's CSRF token in `X-CSRFToken`.
+zone), and then until when it holds: the earliest moment a text of it changes with the time
+alone (app/inbox/formatting.py). An idle inbox costs two reads of indexed rows per poll and no
+body. Everything that changes data goes through the JSON API (/whatsapp/api), with the page's
+CSRF token in `X-CSRFToken`.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ from app.converters import MAX_BIG_ID, MAX_ID
 from app.extensions import db
 from app.i18n import LANGUAGES, TZ_COOKIE, agent_zone, chosen_language, chosen_time_zone, time_zones, valid_time_zone
 from app.inbox.composer import template_choices
-from app.inbox.formatting import day_key, init_formatting, note_html
+from app.inbox.formatting import changes_at, day_key, holds_until, init_formatting, next_midnight, note_html
 from app.models import Agent, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.services.conversation_actions import list_canned_responses
@@ -185,6 +187,7 @@ def _snooze_presets() -> dict[str, str]:
     is left to the browser (now + 1 h needs no zone), so the fragment changes once a day."""
     zone = agent_zone()
     now = datetime.now(UTC)
+    changes_at(next_midnight(now))
     choices = snooze_presets(now, zone)
     return {
         "zone": zone.key,
@@ -203,18 +206,18 @@ def _agents() -> list[Agent]:
     return cast(list[Agent], g.active_agents)
 
 
-# What a polled fragment shows may change with time alone ("ahora" → "hace 1 min", the 24-hour
-# window's "23 h 59 min", "Hoy" at midnight), at the minute at most: the key changes each minute.
-POLL_KEY_SECONDS = 60
 # A deploy may change the templates: its commit is in the key (Render sets RENDER_GIT_COMMIT).
 _BUILD = os.environ.get("RENDER_GIT_COMMIT", "")
+# The longest a fragment's ETag holds without any write: what bounds the staleness should a
+# version bump ever be lost (a database error right after a commit; app/cache.py).
+HOLD_MAX_SECONDS = 600
 
 
 def _poll_key(kind: str) -> str:
-    """The key of what a polled fragment would show now, read BEFORE its data: the inbox version
+    """The key of what a polled fragment would show, read BEFORE its data: the inbox version
     (a write that commits after this read bumps it, so at worst the next poll renders again),
-    the agent with the preferences the fragment is rendered with, the query, the locale, the
-    time zone and the minute."""
+    the agent with the preferences the fragment is rendered with, the query, the locale and the
+    time zone. What time alone changes is not in it: the ETag says until when it holds."""
     parts = (
         kind,
         inbox_version(db.session),
@@ -223,14 +226,15 @@ def _poll_key(kind: str) -> str:
         str(get_locale()),
         agent_zone().key,
         request.full_path,
-        int(time.time() // POLL_KEY_SECONDS),
         _BUILD,
     )
     return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
 
 
-def _known_etags() -> list[str]:
-    return [tag.strip().removeprefix("W/").strip('"') for tag in request.headers.get("If-None-Match", "").split(",")]
+def _known_etags() -> list[list[str]]:
+    """The browser's ETags, each as its parts: key, holds-until (epoch seconds), body digest."""
+    tags = request.headers.get("If-None-Match", "").split(",")
+    return [tag.strip().removeprefix("W/").strip('"').split("-") for tag in tags]
 
 
 def _fragment_headers(response: Response, etag: str) -> Response:
@@ -241,19 +245,23 @@ def _fragment_headers(response: Response, etag: str) -> Response:
 
 
 def _unchanged(key: str) -> Response | None:
-    """304 when the browser's ETag was issued under this same key: nothing it shows can differ."""
-    for tag in _known_etags():
-        if tag.startswith(f"{key}-"):
-            return _fragment_headers(Response(status=304), tag)
+    """304 when the browser's ETag was issued under this same key and still holds: nothing it
+    shows can differ (no write since, and no text of it has changed with the time)."""
+    now = time.time()
+    for parts in _known_etags():
+        if len(parts) == 3 and parts[0] == key and parts[1].isdigit() and now < int(parts[1]):
+            return _fragment_headers(Response(status=304), "-".join(parts))
     return None
 
 
 def _conditional(html: str, key: str | None = None) -> Response:
-    """A fragment with an ETag of its key and body; 304 when the browser already has this body
-    (a write elsewhere changed the key, not this fragment): the new ETag then replaces its own."""
+    """A fragment with an ETag of its key, until when it holds and its body; 304 when the
+    browser already has this body (a write elsewhere changed the key, not this fragment): the
+    new ETag then replaces its own."""
     digest = hashlib.blake2b(html.encode(), digest_size=12).hexdigest()
-    etag = f"{key}-{digest}" if key else digest
-    if any(tag in (etag, digest) or tag.endswith(f"-{digest}") for tag in _known_etags()):
+    until = int(holds_until(time.time() + HOLD_MAX_SECONDS))
+    etag = f"{key}-{until}-{digest}" if key else digest
+    if any(parts[-1] == digest for parts in _known_etags()):
         return _fragment_headers(Response(status=304), etag)
     return _fragment_headers(make_response(html), etag)
 
