@@ -50,7 +50,7 @@ _UNSEEN_TABLES = frozenset({"api_tokens", "idempotency_keys", "webhook_deliverie
 _WRITING_SQL = ("INSERT", "UPDATE", "DELETE", "WITH")
 INBOX_SEQUENCE = "inbox_version"
 BUMP_INBOX = text(f"SELECT nextval('{INBOX_SEQUENCE}')")
-READ_INBOX = text(f"SELECT last_value FROM {INBOX_SEQUENCE}")
+READ_INBOX_SQL = f"SELECT last_value FROM {INBOX_SEQUENCE}"
 
 
 def init_cache(app: Flask, session_class: type[Session] | Any) -> Cache:
@@ -180,7 +180,8 @@ def inbox_version(session: DbSession) -> str:
             return f"r{_cache().get(VERSION_KEY) or 0}"
         except Exception:
             log.warning("Redis unavailable; reading the inbox version from the database", exc_info=True)
-    return f"p{session.execute(READ_INBOX).scalar_one()}"
+    # On the session's connection but past the ORM's statement handling: this runs on every poll.
+    return f"p{session.connection().exec_driver_sql(READ_INBOX_SQL).scalar_one()}"
 
 
 def list_cache_key(agent_id: int, query: dict[str, Any], version: int) -> str:
