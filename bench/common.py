@@ -748,7 +748,7 @@ def publish(
 
 # --- bench/RESULTS.md: one file, a section per benchmark ----------------------------------------
 
-SECTION_ORDER = ("ingest", "list", "scale", "media_ingest", "media_serve", "search")
+SECTION_ORDER = ("ingest", "list", "scale", "media_ingest", "media_serve", "search", "idle")
 SECTION_TITLES = {
     "ingest": "Webhook ingest (item 1)",
     "list": "Conversation list (item 2)",
@@ -756,6 +756,7 @@ SECTION_TITLES = {
     "media_ingest": "Webhook ingest with media (issue 11)",
     "media_serve": "Serving stored media (issue 11)",
     "search": "Message search (issue 12)",
+    "idle": "An idle inbox (issue 14)",
 }
 MEMORY_TARGET_MB = 250.0
 _SECTION = re.compile(r"<!-- section:(\w+) -->\n(.*?)<!-- /section:\1 -->\n", re.DOTALL)

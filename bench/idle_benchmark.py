@@ -242,7 +242,7 @@ def run_code(
         f"idle-{label}",
         "wsgi:app",
         url,
-        env={"WHATSAPP_APP_SECRET": meta.APP_SECRET, "JOBS_IN_WEB": "false", "LOG_LEVEL": "WARNING"},
+        env={"WHATSAPP_APP_SECRET": meta.APP_SECRET, "JOBS_IN_WEB": "false"},
         config=str(code / "gunicorn.conf.py"),
     )
     gunicorn.args[-1:-1] = ["--chdir", str(code)]  # main's checkout imports its own app

@@ -1,11 +1,12 @@
 """`make bench`: every benchmark in turn, each rewriting its own section of bench/RESULTS.md.
 
-    .venv/bin/python -m bench.run_all [--only ingest,list,scale,media_ingest,media_serve,search]
+    .venv/bin/python -m bench.run_all [--only ingest,list,scale,media_ingest,media_serve,search,idle]
 
 Each runs as its own process (`python -m bench.<name>_benchmark` with its defaults), printing its
 progress; a failing benchmark stops the run with its exit status. About 20–25 minutes on a
 2-core machine once the databases are seeded (the first run seeds them: a few minutes more);
-the two media benchmarks (issue 11) take about 3 and 2 minutes of that.
+the two media benchmarks (issue 11) take about 3 and 2 minutes of that, the idle inbox one
+(issue 14: real Chromium sessions, this code and main's) about 8.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ("list", "ingest", "scale", "media_ingest", "media_serve", "search")
+ORDER = ("list", "ingest", "scale", "media_ingest", "media_serve", "search", "idle")
 
 
 def main(argv: list[str] | None = None) -> int:
