@@ -339,7 +339,9 @@ def list_fragment() -> ResponseReturnValue:
     Tabs with their counts, the page of rows and the pager, rendered by the same template
     as the inbox page (with `oob`, also its state — tab, page, open conversation — for htmx
     to swap in). The page polls it every 2 s while visible (15 s when hidden) with
-    `If-None-Match`; an unchanged list answers 304 with no body.
+    `If-None-Match`; an unchanged list answers 304 with no body, from a key of the inbox version,
+    the agent, the query and the locale, before anything is rendered. The ETag is
+    `"<key>-<holds until, epoch seconds>-<body digest>"`.
     """
     state = _list_state()
     selected_id = _arg_int("c", 0) or None
@@ -391,9 +393,9 @@ def thread_fragment(conversation_id: int) -> ResponseReturnValue:
 
     The header with its actions, the conversation's state (status, unread count, the 24-hour
     window) and its newest 40 messages, as in the inbox page (with `oob`, also the composer's
-    window line for htmx to swap in). Polled like the list, with `If-None-Match` and 304; the
-    browser merges changed messages by id, so the composer and older messages already loaded
-    are untouched.
+    window line for htmx to swap in). Asked by the page whenever the list's ETag key moved (and
+    every 30 s), with `If-None-Match` and 304 like the list; the browser merges changed messages
+    by id, so the composer and older messages already loaded are untouched.
     """
     key = _poll_key("thread")
     unchanged = _unchanged(key)
