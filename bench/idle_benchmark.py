@@ -13,8 +13,8 @@ to the open conversation, and the time from the delivery's 200 (the ingest has c
 the message is in the browser's thread, `--samples` times at random moments of the poll cycle.
 
 The same is measured, in the same run and on a copy of the same database, for `main`'s code
-(a `git worktree` of the branch at a temporary path, run by the same gunicorn settings) — the
-"before" — unless `--no-main`. Gunicorn as Render runs it (gunicorn.conf.py, --preload,
+where this branch left it (a `git worktree` of the merge base at a temporary path, run by the
+same gunicorn settings) — the "before" — unless `--no-main`. Gunicorn as Render runs it (gunicorn.conf.py, --preload,
 production settings, 2 gthread workers × 4 threads), the jobs worker apart (JOBS_IN_WEB=false:
 its polling costs the same with or without inboxes). The database is this benchmark's own
 (2,000 conversations × 10 messages, `inbox_bench_idle_…`), reused while the migrations and the
@@ -118,9 +118,13 @@ class ServiceCpu:
 
 @contextlib.contextmanager
 def main_checkout() -> Iterator[Path]:
-    """`main` checked out at a temporary path (a detached git worktree), removed afterwards."""
+    """`main` where this branch left it (the merge base: the same schema but this change's
+    migration) checked out at a temporary path (a detached git worktree), removed afterwards."""
     path = Path(tempfile.mkdtemp(prefix="inbox-main-"))
-    subprocess.run(["git", "worktree", "add", "--detach", str(path), "main"], cwd=ROOT, check=True, capture_output=True)
+    base = subprocess.run(
+        ["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), base], cwd=ROOT, check=True, capture_output=True)
     try:
         yield path
     finally:
@@ -335,7 +339,7 @@ def report(results: dict[str, Measured], args: argparse.Namespace, note: str, fa
         f"--rounds {args.rounds} --samples {args.samples}`. Real Chromium inboxes, logged in, a conversation "
         "open, untouched; the server's CPU (utime + stime of gunicorn's master, workers and reaped children, "
         "from /proc) per second of wall time, the service alone subtracted, divided by the inboxes. "
-        "main's code ran from a `git worktree` of `main` in the same run on a copy of the same database. "
+        "main's code (the merge base) ran from a `git worktree` in the same run on a copy of the same database. "
         "Latency: a signed webhook delivery to the open conversation, from its 200 to the text in the "
         "thread, at random moments of the poll cycle (the last row of each version).",
         "",
