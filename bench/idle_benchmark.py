@@ -5,8 +5,8 @@
 
 Issue 14: "an idle inbox costs nothing". N headless Chromium sessions (Debian's /usr/bin/chromium
 through Playwright, tests/browser.py) log in and sit on the inbox with a conversation open — the
-list and the thread polling as the page does. The server's CPU is the sum of utime + stime of the
-gunicorn master, its workers and the children it already reaped (psutil, from /proc), over
+list and the thread polling as the page does. The server's CPU is the run time of every thread of
+the gunicorn master and its workers (/proc schedstat, in ns) plus the children it reaped, over
 windows of `--seconds`, minus the same service with no browser open; CPU time, not wall time, as
 the machine is shared. Then one session measures the latency of news: a signed webhook delivery
 to the open conversation, and the time from the delivery's 200 (the ingest has committed) until
@@ -337,8 +337,9 @@ def report(results: dict[str, Measured], args: argparse.Namespace, note: str, fa
         "",
         f"Settings: `--sessions {','.join(map(str, args.sessions))} --seconds {args.seconds:g} "
         f"--rounds {args.rounds} --samples {args.samples}`. Real Chromium inboxes, logged in, a conversation "
-        "open, untouched; the server's CPU (utime + stime of gunicorn's master, workers and reaped children, "
-        "from /proc) per second of wall time, the service alone subtracted, divided by the inboxes. "
+        "open, untouched; the server's CPU (the run time of every thread of gunicorn's master and workers from "
+        "/proc/<pid>/task/<tid>/schedstat, in ns, plus reaped children) per second of wall time, "
+        "the service alone subtracted, divided by the inboxes. "
         "main's code (the merge base) ran from a `git worktree` in the same run on a copy of the same database. "
         "Latency: a signed webhook delivery to the open conversation, from its 200 to the text in the "
         "thread, at random moments of the poll cycle (the last row of each version).",
