@@ -10,6 +10,16 @@ The version must be shared by every process that serves the list: with Redis (`R
 is; without Redis the cache is per process, so it is only used when one worker serves
 (`WEB_CONCURRENCY=1`, development, tests) and switched off otherwise. If Redis fails, reads go
 to the database and it is logged; nothing fails because of the cache.
+
+The same hooks keep the *inbox version* the inbox's polls are answered 304 from
+(app/inbox/views.py): the PostgreSQL sequence `inbox_version`, which every process sees without
+Redis, bumped with nextval once the writing transaction has committed and its connection is back
+in the pool (no second connection, no lock: a sequence is outside transactions). A reader reads
+the version *before* the data, so a bump it missed can only make it render once more, never
+answer 304 over data it has not shown. With Redis the inbox reads the Redis version instead
+(one GET), bumped in the same place. Every table counts except the few no page shows
+(`_UNSEEN_TABLES`), and raw SQL that writes counts whatever its table: a spare bump costs one
+render, a missed one a stale inbox.
 """
 
 from __future__ import annotations
@@ -21,9 +31,11 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_caching import Cache
-from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
+from sqlalchemy import Connection, event, text
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
+from sqlalchemy.sql.elements import TextClause
 
+from app.extensions import DbSession
 from app.models import Conversation, ConversationLabel, Label, Message
 
 log = logging.getLogger(__name__)
@@ -32,6 +44,13 @@ VERSION_KEY = "conversation-list-version"
 # Labels too: the list shows each conversation's labels, and a renamed label changes every row.
 _WATCHED_CLASSES = (Conversation, Message, ConversationLabel, Label)
 _WATCHED_TABLES = frozenset(cls.__tablename__ for cls in _WATCHED_CLASSES)
+# Written on requests or deliveries no page shows (a token's last use, a delivery's receipt, an
+# idempotency key): alone they bump no inbox version, so a duplicate delivery re-renders nothing.
+_UNSEEN_TABLES = frozenset({"api_tokens", "idempotency_keys", "webhook_deliveries"})
+_WRITING_SQL = ("INSERT", "UPDATE", "DELETE", "WITH")
+INBOX_SEQUENCE = "inbox_version"
+BUMP_INBOX = text(f"SELECT nextval('{INBOX_SEQUENCE}')")
+READ_INBOX_SQL = f"SELECT last_value FROM {INBOX_SEQUENCE}"
 
 
 def init_cache(app: Flask, session_class: type[Session] | Any) -> Cache:
@@ -62,6 +81,7 @@ def init_cache(app: Flask, session_class: type[Session] | Any) -> Cache:
     )
     cache.init_app(app)
     app.extensions["list_cache"] = cache
+    app.extensions["inbox_version_in_redis"] = settings["CACHE_TYPE"] == "RedisCache"
     _watch_writes(session_class)
     return cache
 
@@ -83,29 +103,59 @@ def _watch_writes(session_class: Any) -> None:
     event.listen(session_class, "after_flush", _note_flush)
     event.listen(session_class, "after_commit", _after_commit)
     event.listen(session_class, "after_rollback", _after_rollback)
+    event.listen(session_class, "after_transaction_end", _after_transaction_end)
 
 
 def _note_statement(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
-        table = getattr(state.statement, "table", None)
-        if getattr(table, "name", None) in _WATCHED_TABLES:
+        name = getattr(getattr(state.statement, "table", None), "name", None)
+        if name in _WATCHED_TABLES:
             state.session.info["list_dirty"] = True
+        if name not in _UNSEEN_TABLES:
+            state.session.info["inbox_dirty"] = True
+    elif isinstance(state.statement, TextClause) and state.statement.text.lstrip()[:6].upper().startswith(_WRITING_SQL):
+        state.session.info["list_dirty"] = state.session.info["inbox_dirty"] = True
 
 
 def _note_flush(session: Session, flush_context: UOWTransaction) -> None:
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, _WATCHED_CLASSES):
             session.info["list_dirty"] = True
-            return
+        if getattr(getattr(obj, "__table__", None), "name", None) not in _UNSEEN_TABLES:
+            session.info["inbox_dirty"] = True
 
 
 def _after_commit(session: Session) -> None:
-    if session.info.pop("list_dirty", False):
-        bump_version()
+    list_dirty = session.info.pop("list_dirty", False)
+    if session.info.pop("inbox_dirty", False):
+        session.info["inbox_bump"] = True
+        list_dirty = True  # with Redis, the inbox reads the list's version: bump it too
+    if list_dirty:
+        bump_version()  # once the connection is back: _after_transaction_end
 
 
 def _after_rollback(session: Session) -> None:
     session.info.pop("list_dirty", None)
+    session.info.pop("inbox_dirty", None)
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None and session.info.pop("inbox_bump", False):
+        bump_inbox_version(session)
+
+
+def bump_inbox_version(session: Session) -> None:
+    """nextval on the inbox version (and the Redis one), after a commit that wrote what it shows."""
+    try:
+        bind = session.get_bind()
+        if isinstance(bind, Connection):  # a session joined to an outer transaction (the tests)
+            bind.execute(BUMP_INBOX)
+        else:
+            with bind.connect() as connection:
+                connection.execute(BUMP_INBOX)
+                connection.commit()
+    except Exception:  # the data is committed; the minute in the pages' key bounds the staleness
+        log.warning("could not bump the inbox version", exc_info=True)
 
 
 def bump_version() -> None:
@@ -120,6 +170,18 @@ def bump_version() -> None:
 
 
 # --- reading -----------------------------------------------------------------------------------
+
+
+def inbox_version(session: DbSession) -> str:
+    """The inbox version a poll's key starts with: one Redis GET when Redis is configured, else
+    one read of the sequence. Read it before the data the response is rendered from."""
+    if current_app.extensions.get("inbox_version_in_redis"):
+        try:
+            return f"r{_cache().get(VERSION_KEY) or 0}"
+        except Exception:
+            log.warning("Redis unavailable; reading the inbox version from the database", exc_info=True)
+    # On the session's connection but past the ORM's statement handling: this runs on every poll.
+    return f"p{session.connection().exec_driver_sql(READ_INBOX_SQL).scalar_one()}"
 
 
 def list_cache_key(agent_id: int, query: dict[str, Any], version: int) -> str:

@@ -748,7 +748,7 @@ def publish(
 
 # --- bench/RESULTS.md: one file, a section per benchmark ----------------------------------------
 
-SECTION_ORDER = ("ingest", "list", "scale", "media_ingest", "media_serve", "search", "reports", "capacity")
+SECTION_ORDER = ("ingest", "list", "scale", "media_ingest", "media_serve", "search", "reports", "capacity", "idle")
 SECTION_TITLES = {
     "ingest": "Webhook ingest (item 1)",
     "list": "Conversation list (item 2)",
@@ -758,6 +758,7 @@ SECTION_TITLES = {
     "search": "Message search (issue 12)",
     "capacity": "Capacity at Render's size (issue 14)",
     "reports": "Reports (issue 13)",
+    "idle": "An idle inbox (issue 14)",
 }
 MEMORY_TARGET_MB = 250.0
 _SECTION = re.compile(r"<!-- section:(\w+) -->\n(.*?)<!-- /section:\1 -->\n", re.DOTALL)

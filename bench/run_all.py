@@ -1,12 +1,13 @@
 """`make bench`: every benchmark in turn, each rewriting its own section of bench/RESULTS.md.
 
-    .venv/bin/python -m bench.run_all [--only ingest,list,scale,media_ingest,media_serve,search,reports,capacity]
+    .venv/bin/python -m bench.run_all [--only ingest,list,scale,media_ingest,media_serve,search,reports,capacity,idle]
 
 Each runs as its own process (`python -m bench.<name>_benchmark` with its defaults), printing its
-progress; a failing benchmark stops the run with its exit status. About 30–35 minutes on a
+progress; a failing benchmark stops the run with its exit status. About 40–45 minutes on a
 2-core machine once the databases are seeded (the first run seeds them: a few minutes more);
 the two media benchmarks (issue 11) take about 3 and 2 minutes of that, the capacity benchmark
-at Render's size (issue 14; cgroups v1 as root, else skipped with one line) 8–9 minutes.
+at Render's size (issue 14; cgroups v1 as root, else skipped with one line) 8–9 minutes, the idle inbox one
+(issue 14: real Chromium sessions, this code and main's) about 8.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ("list", "ingest", "scale", "media_ingest", "media_serve", "search", "reports", "capacity")
+ORDER = ("list", "ingest", "scale", "media_ingest", "media_serve", "search", "reports", "capacity", "idle")
 
 
 def main(argv: list[str] | None = None) -> int:

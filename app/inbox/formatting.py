@@ -2,15 +2,23 @@
 
 Every value comes from the API serialisers as an ISO 8601 string (UTC); Flask-Babel converts it
 to the agent's time zone (app/i18n.py) and formats it in the page's language.
+
+A filter whose text depends on the time ("ahora", "hace 5 min", "23 h 59 min", "Hoy", the
+window being open) records when that text next changes (`changes_at`); a polled fragment's ETag
+carries the earliest such moment, and the fragment is answered 304 only before it
+(app/inbox/views.py). Texts that change every minute count as holding `COARSE_SECONDS`: they are
+approximate by nature ("hace 5 min" for a few minutes is true enough), and re-rendering every
+minute would be what makes an idle inbox cost.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_timedelta
-from flask import Flask
+from flask import Flask, g
 from flask_babel import format_date, format_datetime, format_time, get_locale, get_timezone
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
@@ -29,6 +37,36 @@ def parse(value: str | datetime | None) -> datetime | None:
 
 def _local(value: datetime) -> datetime:
     return value.astimezone(get_timezone())
+
+
+COARSE_SECONDS = 300
+
+
+def changes_at(moment: datetime) -> None:
+    """What is being rendered changes by itself at `moment` (read by `holds_until`)."""
+    at = moment.timestamp()
+    if at < g.get("holds_until", float("inf")):
+        g.holds_until = at
+
+
+def holds_until(default: float) -> float:
+    """The earliest `changes_at` of what was rendered since the last call (else `default`)."""
+    return min(g.pop("holds_until", default), default)
+
+
+def _coarse(now: datetime) -> datetime:
+    return now + timedelta(seconds=COARSE_SECONDS)
+
+
+def _next_midnight(now: datetime) -> datetime:
+    """The next local midnight ("Hoy" becomes "Ayer", "mañana" becomes "hoy")."""
+    zone = ZoneInfo(str(get_timezone()))
+    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    return datetime.combine(tomorrow, time.min, tzinfo=zone)
+
+
+def next_midnight(now: datetime | None = None) -> datetime:
+    return _next_midnight(now or datetime.now(UTC))
 
 
 def clock(value: str | None) -> str:
@@ -50,9 +88,12 @@ def relative(value: str | None, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     delta = now - moment
     if delta < timedelta(minutes=1):
+        changes_at(moment + timedelta(minutes=1))
         return _("now")
     if delta < timedelta(hours=12):
+        changes_at(min(_coarse(now), moment + timedelta(hours=12)))
         return format_timedelta(-delta, granularity="minute", add_direction=True, format="short", locale=get_locale())
+    changes_at(_next_midnight(now))
     today = _local(now).date()
     day = _local(moment).date()
     if day == today:
@@ -69,7 +110,9 @@ def day_label(value: str | None, now: datetime | None = None) -> str:
     moment = parse(value)
     if moment is None:
         return ""
-    today = _local(now or datetime.now(UTC)).date()
+    now = now or datetime.now(UTC)
+    changes_at(_next_midnight(now))
+    today = _local(now).date()
     day = _local(moment).date()
     if day == today:
         return _("Today")
@@ -84,7 +127,9 @@ def upcoming(value: str | datetime | None, now: datetime | None = None) -> str:
     moment = parse(value)
     if moment is None:
         return ""
-    today = _local(now or datetime.now(UTC)).date()
+    now = now or datetime.now(UTC)
+    changes_at(min(_next_midnight(now), max(moment, now + timedelta(seconds=1))))
+    today = _local(now).date()
     day = _local(moment).date()
     at = format_time(moment, "short")
     if day == today:
@@ -111,7 +156,12 @@ def day_key(value: str | datetime | None) -> str:
 
 def window_open(last_customer_message_at: str | None, now: datetime | None = None) -> bool:
     """Whether free text may be sent (the 24-hour rule lives in app/whatsapp/rules.py)."""
-    return rules.window_open(parse(last_customer_message_at), now)
+    last = parse(last_customer_message_at)
+    is_open = rules.window_open(last, now)
+    expires = rules.window_expires_at(last)
+    if is_open and expires is not None:
+        changes_at(expires)
+    return is_open
 
 
 def time_left(value: str | None, now: datetime | None = None) -> str:
@@ -119,7 +169,9 @@ def time_left(value: str | None, now: datetime | None = None) -> str:
     moment = parse(value)
     if moment is None:
         return ""
-    seconds = max(0, int((moment - (now or datetime.now(UTC))).total_seconds()))
+    now = now or datetime.now(UTC)
+    changes_at(min(_coarse(now), max(moment, now + timedelta(seconds=1))))
+    seconds = max(0, int((moment - now).total_seconds()))
     hours, minutes = seconds // 3600, (seconds % 3600) // 60
     if hours:
         return _("%(hours)s h %(minutes)s min", hours=hours, minutes=minutes)

@@ -3,13 +3,21 @@
 The page and the fragments the browser polls for live updates are rendered by the same
 templates (templates/inbox/_list.html and _thread.html), so there is one way a row or a
 message looks. htmx polls the fragments (`hx-get` + `hx-trigger="every 2s"`) and idiomorph merges
-them into the page. Fragments answer `ETag` and `304 Not Modified` to `If-None-Match`: an idle
-inbox costs one small query and no body every couple of seconds. Everything that changes data
-goes through the JSON API (/whatsapp/api), with the page's CSRF token in `X-CSRFToken`.
+them into the page. Fragments answer `ETag` and `304 Not Modified` to `If-None-Match`, and an
+unchanged poll is answered before anything is rendered or queried beyond the session's agent:
+its ETag starts with a key of everything the fragment depends on (`_poll_key`: the inbox version
+the writers bump, app/cache.py; the agent and their preferences; the query; the locale and time
+zone), and then until when it holds: the earliest moment a text of it changes with the time
+alone (app/inbox/formatting.py). An idle inbox costs two reads of indexed rows per poll and no
+body. Everything that changes data goes through the JSON API (/whatsapp/api), with the page's
+CSRF token in `X-CSRFToken`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import time
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -53,11 +61,12 @@ from app.api.docs import (
     query,
 )
 from app.auth.views import safe_next
+from app.cache import inbox_version
 from app.converters import MAX_BIG_ID, MAX_ID
 from app.extensions import db
 from app.i18n import LANGUAGES, TZ_COOKIE, agent_zone, chosen_language, chosen_time_zone, time_zones, valid_time_zone
 from app.inbox.composer import template_choices
-from app.inbox.formatting import day_key, init_formatting, note_html
+from app.inbox.formatting import changes_at, day_key, holds_until, init_formatting, next_midnight, note_html
 from app.models import Agent, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.services.conversation_actions import list_canned_responses
@@ -178,6 +187,7 @@ def _snooze_presets() -> dict[str, str]:
     is left to the browser (now + 1 h needs no zone), so the fragment changes once a day."""
     zone = agent_zone()
     now = datetime.now(UTC)
+    changes_at(next_midnight(now))
     choices = snooze_presets(now, zone)
     return {
         "zone": zone.key,
@@ -196,14 +206,64 @@ def _agents() -> list[Agent]:
     return cast(list[Agent], g.active_agents)
 
 
-def _conditional(html: str) -> Response:
-    """A fragment with an ETag of its body; 304 when the browser already has it."""
-    response = make_response(html)
+# A deploy may change the templates: its commit is in the key (Render sets RENDER_GIT_COMMIT).
+_BUILD = os.environ.get("RENDER_GIT_COMMIT", "")
+# The longest a fragment's ETag holds without any write: what bounds the staleness should a
+# version bump ever be lost (a database error right after a commit; app/cache.py).
+HOLD_MAX_SECONDS = 600
+
+
+def _poll_key(kind: str) -> str:
+    """The key of what a polled fragment would show, read BEFORE its data: the inbox version
+    (a write that commits after this read bumps it, so at worst the next poll renders again),
+    the agent with the preferences the fragment is rendered with, the query, the locale and the
+    time zone. What time alone changes is not in it: the ETag says until when it holds."""
+    parts = (
+        kind,
+        inbox_version(db.session),
+        current_user.id,
+        current_user.notify_scope,
+        str(get_locale()),
+        agent_zone().key,
+        request.full_path,
+        _BUILD,
+    )
+    return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
+
+
+def _known_etags() -> list[list[str]]:
+    """The browser's ETags, each as its parts: key, holds-until (epoch seconds), body digest."""
+    tags = request.headers.get("If-None-Match", "").split(",")
+    return [tag.strip().removeprefix("W/").strip('"').split("-") for tag in tags]
+
+
+def _fragment_headers(response: Response, etag: str) -> Response:
     response.headers["Cache-Control"] = "private, no-cache"
     response.headers["Vary"] = "Cookie"
-    response.add_etag()
-    response.make_conditional(request)
+    response.set_etag(etag)
     return response
+
+
+def _unchanged(key: str) -> Response | None:
+    """304 when the browser's ETag was issued under this same key and still holds: nothing it
+    shows can differ (no write since, and no text of it has changed with the time)."""
+    now = time.time()
+    for parts in _known_etags():
+        if len(parts) == 3 and parts[0] == key and parts[1].isdigit() and now < int(parts[1]):
+            return _fragment_headers(Response(status=304), "-".join(parts))
+    return None
+
+
+def _conditional(html: str, key: str | None = None) -> Response:
+    """A fragment with an ETag of its key, until when it holds and its body; 304 when the
+    browser already has this body (a write elsewhere changed the key, not this fragment): the
+    new ETag then replaces its own."""
+    digest = hashlib.blake2b(html.encode(), digest_size=12).hexdigest()
+    until = int(holds_until(time.time() + HOLD_MAX_SECONDS))
+    etag = f"{key}-{until}-{digest}" if key else digest
+    if any(parts[-1] == digest for parts in _known_etags()):
+        return _fragment_headers(Response(status=304), etag)
+    return _fragment_headers(make_response(html), etag)
 
 
 @bp.get("/")
@@ -279,11 +339,17 @@ def list_fragment() -> ResponseReturnValue:
     Tabs with their counts, the page of rows and the pager, rendered by the same template
     as the inbox page (with `oob`, also its state — tab, page, open conversation — for htmx
     to swap in). The page polls it every 2 s while visible (15 s when hidden) with
-    `If-None-Match`; an unchanged list answers 304 with no body.
+    `If-None-Match`; an unchanged list answers 304 with no body, from a key of the inbox version,
+    the agent, the query and the locale, before anything is rendered. The ETag is
+    `"<key>-<holds until, epoch seconds>-<body digest>"`.
     """
     state = _list_state()
-    context = _list_context(state, _arg_int("c", 0) or None)
-    response = _conditional(render_template("inbox/_list.html", oob=True, **context))
+    selected_id = _arg_int("c", 0) or None
+    key = _poll_key("list")
+    response = _unchanged(key)
+    if response is None:
+        context = _list_context(state, selected_id)
+        response = _conditional(render_template("inbox/_list.html", oob=True, **context), key)
     if request.headers.get("HX-Trigger") != LIST_POLLER:
         # A filter, tab or page the agent chose: the address bar follows (htmx replaces it).
         page = state["page"] if state["page"] > 1 else None
@@ -294,7 +360,7 @@ def list_fragment() -> ResponseReturnValue:
             q=state["q"] or None,
             label=state["label"],
             page=page,
-            c=context["selected_id"],
+            c=selected_id,
         )
     return response
 
@@ -327,14 +393,18 @@ def thread_fragment(conversation_id: int) -> ResponseReturnValue:
 
     The header with its actions, the conversation's state (status, unread count, the 24-hour
     window) and its newest 40 messages, as in the inbox page (with `oob`, also the composer's
-    window line for htmx to swap in). Polled like the list, with `If-None-Match` and 304; the
-    browser merges changed messages by id, so the composer and older messages already loaded
-    are untouched.
+    window line for htmx to swap in). Asked by the page whenever the list's ETag key moved (and
+    every 30 s), with `If-None-Match` and 304 like the list; the browser merges changed messages
+    by id, so the composer and older messages already loaded are untouched.
     """
+    key = _poll_key("thread")
+    unchanged = _unchanged(key)
+    if unchanged is not None:
+        return unchanged
     # Opened on a search result: the same window as the page (that message on), so a poll
     # merges into what is shown instead of replacing it with the newest page.
     context = {**_list_state(), **_thread_context(conversation_id, _arg_int("hit", 0, maximum=MAX_BIG_ID) or None)}
-    return _conditional(render_template("inbox/_thread.html", agents=_agents(), oob=True, **context))
+    return _conditional(render_template("inbox/_thread.html", agents=_agents(), oob=True, **context), key)
 
 
 @bp.get("/inbox/fragments/conversations/<id:conversation_id>/older")

@@ -104,6 +104,7 @@
   const lastPoll = new WeakMap();
   let failures = 0;
   let offline = false;
+  let listKey = "";
   const isPoller = (elt) => elt && elt.matches("[hx-trigger^='every']");
   const requestKey = (detail) => `${detail.path}?${new URLSearchParams(detail.formData).toString()}`;
 
@@ -145,6 +146,23 @@
   });
   document.addEventListener("htmx:afterRequest", (event) => {
     if (!event.detail.xhr || !event.detail.xhr.status) return;
+    const { elt, xhr } = event.detail;
+    if (xhr.status === 304 && isPoller(elt) && xhr.getResponseHeader("ETag")) {
+      // The same body under a newer key (a write elsewhere): the next poll asks with the new one.
+      const known = etags.get(elt);
+      if (known) known.etag = xhr.getResponseHeader("ETag");
+    }
+    // The list's ETag starts with the key of all the inbox shows (its version, the minute, the
+    // agent's preferences): the open thread is asked again only when that key moved (or every
+    // 30 s, its own pace), so an idle inbox sends one small request every 2 s.
+    if (elt.id === "list" && (xhr.status === 200 || xhr.status === 304)) {
+      const key = (xhr.getResponseHeader("ETag") || "").replace(/^(W\/)?"/, "").split("-")[0];
+      if (key && listKey && key !== listKey) {
+        const open = $("#thread[hx-trigger^='every']");
+        if (open) htmx.trigger(open, "refresh");
+      }
+      if (key) listKey = key;
+    }
     failures = 0;
     if (offline) {
       offline = false;

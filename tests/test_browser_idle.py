@@ -1,0 +1,113 @@
+"""An idle inbox in real headless Chromium, under gunicorn with two workers (issue 14).
+
+An open, untouched inbox sends one small request every 2 s (the list; the open thread only when
+the list's key moves, or every 30 s) and every answer is a 304 with no body. News still arrives
+at once: a customer message delivered through the signed webhook is in the open thread within
+~1 s of the delivery's 200 (the ingest has committed by then), measured over several samples
+at moments spread over the poll cycle. The two workers share the inbox version through PostgreSQL
+(no Redis), so whichever worker answers a poll knows about the other's writes. Screenshot:
+tests/screenshots/idle-*.png.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests import fake_graph, meta
+from tests.browser import require_chromium
+from tests.live import Gunicorn
+from tests.test_browser import LUCIA, MARTIN, World, _login, _new_page, _seed_accounts, _shot, _truncate
+from tests.test_browser import browser as browser  # the module's Chromium (a fixture)
+
+pytestmark = [pytest.mark.live, pytest.mark.browser]
+
+SAMPLES = 8
+P50_BOUND_S = 1.5  # the issue: news within ~1 s of the commit (polls every 2 s: ~1 s on average)
+MAX_BOUND_S = 4.0
+
+
+@pytest.fixture(scope="module")
+def world(app, database_url: str, graph_server: fake_graph.FakeGraph) -> Iterator[World]:
+    require_chromium()
+    graph_server.reset()
+    _truncate(database_url)
+    _seed_accounts(database_url, graph_server)
+    env = {
+        "WHATSAPP_GRAPH_URL": graph_server.base_url,
+        "WHATSAPP_ACCESS_TOKEN": fake_graph.ACCESS_TOKEN,
+        "WHATSAPP_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
+        "WHATSAPP_BUSINESS_ACCOUNT_ID": meta.WABA_ID,
+        "LOG_LEVEL": "WARNING",
+    }
+    try:
+        with Gunicorn(database_url, workers=2, threads=4, env=env) as server:
+            yield World(server=server, database_url=database_url, graph=graph_server)
+    finally:
+        graph_server.reset()
+        _truncate(database_url)
+
+
+def _conversation(world: World, who: tuple[str, str]) -> int:
+    sql = "SELECT c.id FROM conversations c JOIN contacts k ON k.id = c.contact_id WHERE k.wa_id = :w"
+    return int(world.scalar(sql, w=who[0]))
+
+
+def test_an_idle_inbox_polls_the_list_only_and_gets_304s(world: World, browser: Any) -> None:
+    world.say(LUCIA, "Hola, ¿tienen turnos?")
+    conversation = _conversation(world, LUCIA)
+    page = _new_page(world, browser)
+    _login(page, world)
+    page.goto(f"{world.base}/?c={conversation}")
+    page.locator("#composer").wait_for()
+    page.wait_for_timeout(2500)  # past the first polls
+    seen: list[tuple[str, int]] = []
+
+    def record(response: Any) -> None:
+        if "/inbox/fragments/" in response.url:
+            seen.append(("list" if "/fragments/list" in response.url else "thread", response.status))
+
+    page.on("response", record)
+    page.wait_for_timeout(8500)
+    lists = [status for kind, status in seen if kind == "list"]
+    threads = [status for kind, status in seen if kind == "thread"]
+    assert 3 <= len(lists) <= 6, seen  # every 2 s
+    assert len(threads) <= 1, seen  # only its own 30 s pace: nothing changed
+    assert set(lists + threads) == {304}, seen
+    _shot(page, "idle-inbox")
+    assert not world.console, world.console
+    page.context.close()
+
+
+def test_a_new_message_reaches_the_open_thread_within_about_a_second(world: World, browser: Any) -> None:
+    world.say(MARTIN, "¿Cuánto sale el envío?")
+    conversation = _conversation(world, MARTIN)
+    page = _new_page(world, browser)
+    _login(page, world)
+    page.goto(f"{world.base}/?c={conversation}")
+    page.locator("#composer").wait_for()
+    page.wait_for_timeout(2500)
+    latencies = []
+    for sample in range(SAMPLES):
+        # Each delivery lands just after the last poll plus this: moments spread over the 2 s cycle.
+        page.wait_for_timeout(100 + sample * 2000 / SAMPLES)
+        body = f"¿Llegó? {uuid.uuid4().hex[:6]}"
+        world.say(MARTIN, body)  # returns on the delivery's 200: the ingest has committed
+        committed = time.monotonic()
+        page.wait_for_function(
+            "text => document.querySelector('#messages').textContent.includes(text)", arg=body, polling="raf"
+        )
+        latencies.append(time.monotonic() - committed)
+        row = page.locator(f'#list li.row[data-id="{conversation}"]')
+        assert body in row.inner_text()  # the list shows it too (it was asked first)
+    p50 = statistics.median(latencies)
+    assert p50 <= P50_BOUND_S, latencies
+    assert max(latencies) <= MAX_BOUND_S, latencies
+    _shot(page, "idle-news-arrived")
+    assert not world.console, world.console
+    page.context.close()
