@@ -106,6 +106,23 @@ class UnsupportedMediaError(_Closed):
     detected: Annotated[
         str | None, Field(description="The MIME type the content was judged to be; null when it is unknown.")
     ] = None
+    video_codecs: Annotated[
+        list[str] | None,
+        Field(description="A video refused for its codecs: its video streams' codecs (FFmpeg's names, e.g. `hevc`)."),
+    ] = None
+    audio_codecs: Annotated[
+        list[str] | None,
+        Field(description="A video refused for its codecs: its sound tracks' codecs (e.g. `mp3float`)."),
+    ] = None
+
+
+class StickerDimensionsError(_Closed):
+    """A sticker that is not 512 × 512 pixels, refused before anything is stored (`sticker_dimensions`)."""
+
+    error: Literal["sticker_dimensions"]
+    message: str
+    width: Annotated[int | None, Field(description="The WebP's width in pixels; null when it cannot be read.")]
+    height: Annotated[int | None, Field(description="The WebP's height in pixels; null when it cannot be read.")]
 
 
 class GraphErrorDetail(_Closed):
@@ -981,6 +998,7 @@ RESPONSE_MODELS: tuple[type[BaseModel], ...] = (
     FileTooLargeError,
     UnknownIdsError,
     UnsupportedMediaError,
+    StickerDimensionsError,
     WindowClosedError,
     SendFailure,
     ReactionResult,

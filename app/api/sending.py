@@ -37,6 +37,7 @@ from app.api.responses import (
     MissingParametersError,
     SendFailure,
     SendResult,
+    StickerDimensionsError,
     UnsupportedMediaError,
     WindowClosedError,
 )
@@ -215,7 +216,7 @@ MEDIA_FORM = Body(
             "(`empty_file`), has a caption where WhatsApp takes none (`caption_not_allowed`, audio and "
             "stickers), or is a sticker that is not 512 × 512 pixels (`sticker_dimensions`, with `width` and "
             "`height`). Nothing is stored or sent.",
-            {"oneOf": [Error, MissingParametersError]},
+            {"oneOf": [Error, MissingParametersError, StickerDimensionsError]},
             headers={"Idempotent-Replayed": IDEMPOTENT_REPLAYED},
         ),
         413: json_response(
