@@ -100,6 +100,7 @@
 
   /* --- live updates: htmx polls, this adds ETags, the hidden-tab pace and error handling - */
   const HIDDEN_POLL_MS = 15000;
+  const THREAD_OWN_POLL_MS = 30000;
   const etags = new WeakMap(); // poller -> { key, etag } of the fragment it shows
   const lastPoll = new WeakMap();
   let failures = 0;
@@ -113,7 +114,17 @@
     if (!isPoller(elt)) return;
     // A hidden tab polls every 15 s instead of every 2 s; a stopped poller (gone, left) not at all.
     const hidden = document.visibilityState !== "visible" && !triggeringEvent;
-    if (elt.dataset.stopped || (hidden && Date.now() - (lastPoll.get(elt) || 0) < HIDDEN_POLL_MS)) event.preventDefault();
+    if (elt.dataset.stopped || (hidden && Date.now() - (lastPoll.get(elt) || 0) < HIDDEN_POLL_MS)) {
+      event.preventDefault();
+      return;
+    }
+    // While the list is on screen the open thread follows the list's key (htmx:afterRequest
+    // below) and polls by itself only every 30 s; alone on screen (a phone) it polls every 2 s.
+    const list = $("#list");
+    const listShown = list && list.offsetParent !== null;
+    if (elt.id === "thread" && !triggeringEvent && listShown && Date.now() - (lastPoll.get(elt) || 0) < THREAD_OWN_POLL_MS) {
+      event.preventDefault();
+    }
   });
   document.addEventListener("htmx:responseError", (event) => {
     if (event.detail.xhr.status === 404 && isPoller(event.detail.elt)) event.detail.elt.dataset.stopped = "1";
@@ -154,7 +165,7 @@
     }
     // The list's ETag starts with the key of all the inbox shows (its version, the minute, the
     // agent's preferences): the open thread is asked again only when that key moved (or every
-    // 30 s, its own pace), so an idle inbox sends one small request every 2 s.
+    // 30 s, its own pace, while the list is on screen), so an idle inbox sends one small request every 2 s.
     if (elt.id === "list" && (xhr.status === 200 || xhr.status === 304)) {
       const key = (xhr.getResponseHeader("ETag") || "").replace(/^(W\/)?"/, "").split("-")[0];
       if (key && listKey && key !== listKey) {
