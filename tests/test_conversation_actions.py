@@ -573,3 +573,10 @@ def test_no_transaction_is_open_while_graph_is_called(client, auth, graph, conve
     # (or the request ends).
     gaps = [later[1] - end[1] for end, later in itertools.pairwise(events) if end[0] == "end" and later[0] == "begin"]
     assert any(gap >= 0.3 for gap in gaps), events
+
+
+@pytest.mark.parametrize("q", ["%00", "a%00b", "%10t%00%C3%A4%F4%89%B7%88"])
+def test_a_canned_response_search_with_a_nul_character_is_400(client, auth, q):
+    response = client.get(f"/whatsapp/api/respuestas?q={q}", headers=auth)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"] == "invalid_parameter"
