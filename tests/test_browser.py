@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,7 @@ class World:
     graph: fake_graph.FakeGraph
     conversations: dict[str, int] = field(default_factory=dict)
     console: list[str] = field(default_factory=list)
+    token: str = ""  # the admin's API token (`live_world`)
 
     @property
     def base(self) -> str:
@@ -123,6 +125,30 @@ def _seed_accounts(database_url: str, graph: fake_graph.FakeGraph) -> str:
         token = agent_service.create_token(ADMIN)
         db.engine.dispose()
     return token
+
+
+@contextmanager
+def live_world(database_url: str, graph: fake_graph.FakeGraph, *, workers: int = 1, **env: str) -> Iterator[World]:
+    """An emptied, seeded database (`_seed_accounts`) served by a real gunicorn that talks to the
+    fake Graph, with `env` on top; emptied again afterwards. The API token is `world.token`."""
+    require_chromium()
+    graph.reset()
+    _truncate(database_url)
+    token = _seed_accounts(database_url, graph)
+    settings = {
+        "WHATSAPP_GRAPH_URL": graph.base_url,
+        "WHATSAPP_ACCESS_TOKEN": fake_graph.ACCESS_TOKEN,
+        "WHATSAPP_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
+        "WHATSAPP_BUSINESS_ACCOUNT_ID": meta.WABA_ID,
+        "LOG_LEVEL": "WARNING",
+        **env,
+    }
+    try:
+        with Gunicorn(database_url, workers=workers, threads=4, env=settings) as server:
+            yield World(server=server, database_url=database_url, graph=graph, token=token)
+    finally:
+        graph.reset()
+        _truncate(database_url)
 
 
 def _seed_conversations(world: World, token: str) -> None:

@@ -15,19 +15,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests import fake_graph, meta
-from tests.browser import require_chromium
+from tests import fake_graph
 from tests.fake_graph import POST_MESSAGES
-from tests.live import Gunicorn
 from tests.test_browser import (
     LUCIA,
     World,
     _expect,
     _login,
     _new_page,
-    _seed_accounts,
     _shot,
-    _truncate,
+    live_world,
 )
 from tests.test_browser import browser as browser  # the module's Chromium (a fixture)
 
@@ -38,25 +35,14 @@ AWAY = "¡Gracias por escribir! Ahora estamos cerrados; le respondemos en cuanto
 
 @pytest.fixture(scope="module")
 def world(app, database_url: str, graph_server: fake_graph.FakeGraph) -> Iterator[World]:
-    require_chromium()
-    graph_server.reset()
-    _truncate(database_url)
-    _seed_accounts(database_url, graph_server)
-    env = {
-        "WHATSAPP_GRAPH_URL": graph_server.base_url,
-        "WHATSAPP_ACCESS_TOKEN": fake_graph.ACCESS_TOKEN,
-        "WHATSAPP_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
-        "WHATSAPP_BUSINESS_ACCOUNT_ID": meta.WABA_ID,
-        "GRAPH_READ_TIMEOUT": "2",
-        "LOG_LEVEL": "WARNING",
-        "JOBS_IN_WEB": "true",  # the worker sends the away reply, as deployed
-    }
-    try:
-        with Gunicorn(database_url, workers=1, threads=4, env=env) as server:
-            yield World(server=server, database_url=database_url, graph=graph_server)
-    finally:
-        graph_server.reset()
-        _truncate(database_url)
+    with live_world(
+        database_url,
+        graph_server,
+        workers=1,
+        GRAPH_READ_TIMEOUT="2",
+        JOBS_IN_WEB="true",  # the worker sends the away reply, as deployed
+    ) as world:
+        yield world
 
 
 def _no_horizontal_scroll(page: Any, width: int) -> None:

@@ -18,10 +18,8 @@ import requests
 from app import create_app
 from app.extensions import db
 from app.services import agents as agent_service
-from tests import fake_graph, meta
-from tests.browser import require_chromium
+from tests import fake_graph
 from tests.conftest import TEST_CONFIG
-from tests.live import Gunicorn
 from tests.test_browser import (
     AGENT,
     CAMILA,
@@ -32,9 +30,8 @@ from tests.test_browser import (
     _expect,
     _login,
     _new_page,
-    _seed_accounts,
     _shot,
-    _truncate,
+    live_world,
 )
 from tests.test_browser import browser as browser  # the module's Chromium (a fixture)
 
@@ -62,26 +59,13 @@ RECORDER = """
 
 @pytest.fixture(scope="module")
 def world(app, database_url: str, graph_server: fake_graph.FakeGraph) -> Iterator[World]:
-    require_chromium()
-    graph_server.reset()
-    _truncate(database_url)
-    token = _seed_accounts(database_url, graph_server)
-    env = {
-        "WHATSAPP_GRAPH_URL": graph_server.base_url,
-        "WHATSAPP_ACCESS_TOKEN": fake_graph.ACCESS_TOKEN,
-        "WHATSAPP_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
-        "WHATSAPP_BUSINESS_ACCOUNT_ID": meta.WABA_ID,
-        "GRAPH_READ_TIMEOUT": "2",
-        "LOG_LEVEL": "WARNING",
-    }
-    try:
-        with Gunicorn(database_url, workers=1, threads=4, env=env) as server:
-            world = World(server=server, database_url=database_url, graph=graph_server)
-            world.conversations["token"] = token  # type: ignore[assignment]
-            yield world
-    finally:
-        graph_server.reset()
-        _truncate(database_url)
+    with live_world(
+        database_url,
+        graph_server,
+        workers=1,
+        GRAPH_READ_TIMEOUT="2",
+    ) as world:
+        yield world
 
 
 def _beto_token(world: World) -> str:
@@ -126,7 +110,7 @@ def _granted_page(world: World, browser: Any, **kwargs: Any) -> Any:
 def test_new_messages_and_mentions_notify_the_agent_once_and_others_conversations_do_not(
     world: World, browser: Any
 ) -> None:
-    api = _api(str(world.conversations["token"]))  # Ana's token
+    api = _api(str(world.token))  # Ana's token
     # Before the page opens: Lucía wrote (not news), and Diego's conversation is Beto's.
     world.say(LUCIA, "Hola, ¿tienen turnos para mañana?")
     world.say(DIEGO, "Sigo esperando la factura")
@@ -220,7 +204,7 @@ def test_new_messages_and_mentions_notify_the_agent_once_and_others_conversation
 
 
 def test_the_phone_layout_has_the_buttons_and_the_mentions_panel(world: World, browser: Any) -> None:
-    api = _api(str(world.conversations["token"]))
+    api = _api(str(world.token))
     api.patch(f"{world.base}/whatsapp/api/yo", json={"notify_desktop": False}, timeout=30).raise_for_status()
     page = _granted_page(world, browser, width=375, height=740)
     _login(page, world)

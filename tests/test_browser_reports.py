@@ -17,9 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests import fake_graph, meta
-from tests.browser import require_chromium
-from tests.live import Gunicorn
-from tests.test_browser import AGENT, World, _login, _new_page, _seed_accounts, _shot, _truncate
+from tests.test_browser import AGENT, World, _login, _new_page, _shot, live_world
 from tests.test_browser import browser as browser  # the module's Chromium (a fixture)
 
 pytestmark = [pytest.mark.live, pytest.mark.browser]
@@ -49,23 +47,12 @@ def _customer(world: World, wa_id: str, name: str, at: datetime) -> None:
 
 @pytest.fixture(scope="module")
 def world(app, database_url: str, graph_server: fake_graph.FakeGraph) -> Iterator[World]:
-    require_chromium()
-    graph_server.reset()
-    _truncate(database_url)
-    _seed_accounts(database_url, graph_server)
-    env = {
-        "WHATSAPP_GRAPH_URL": graph_server.base_url,
-        "WHATSAPP_ACCESS_TOKEN": fake_graph.ACCESS_TOKEN,
-        "WHATSAPP_PHONE_NUMBER_ID": meta.PHONE_NUMBER_ID,
-        "WHATSAPP_BUSINESS_ACCOUNT_ID": meta.WABA_ID,
-        "LOG_LEVEL": "WARNING",
-    }
-    try:
-        with Gunicorn(database_url, workers=1, threads=4, env=env) as server:
-            yield World(server=server, database_url=database_url, graph=graph_server)
-    finally:
-        graph_server.reset()
-        _truncate(database_url)
+    with live_world(
+        database_url,
+        graph_server,
+        workers=1,
+    ) as world:
+        yield world
 
 
 def _seed_week(world: World) -> None:
