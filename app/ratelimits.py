@@ -33,7 +33,8 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
 from app.services.tokens import bearer_token
-from app.whatsapp.payloads import SignatureCheck, verify_signature
+from app.webhook.signature import delivery_signature
+from app.whatsapp.payloads import SignatureCheck
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,9 +77,7 @@ def client_address() -> str:
 
 
 def signature_is_valid() -> bool:
-    body = request.get_data(cache=True)
-    secret = current_app.config["WHATSAPP_APP_SECRET"]
-    return verify_signature(secret, body, request.headers.get("X-Hub-Signature-256")) is SignatureCheck.OK
+    return delivery_signature() is SignatureCheck.OK
 
 
 def signed_delivery() -> bool:

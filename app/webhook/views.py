@@ -28,7 +28,8 @@ from app.api.docs import (
 from app.api.errors import error_response
 from app.api.responses import WebhookReceipt
 from app.services import inbound
-from app.whatsapp.payloads import PayloadError, SignatureCheck, decode_body, verify_signature
+from app.webhook.signature import delivery_signature
+from app.whatsapp.payloads import PayloadError, SignatureCheck, decode_body
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +138,8 @@ def receive() -> ResponseReturnValue:
 
     A 503 with `Retry-After` means nothing was stored: Meta retries the delivery.
     """
-    body = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH: 413 before reading
-    check = verify_signature(
-        current_app.config["WHATSAPP_APP_SECRET"], body, request.headers.get("X-Hub-Signature-256")
-    )
+    check = delivery_signature()
+    body = request.get_data(cache=True)
     if check is SignatureCheck.MISSING:
         log.warning("webhook refused: no X-Hub-Signature-256 header")
         inbound.refused("missing_signature")
