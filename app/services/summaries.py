@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, CursorResult, DateTime, Integer, Table, Update, bindparam, case, func, select, update
+from sqlalchemy import BigInteger, DateTime, Integer, Table, Update, bindparam, case, func, select, update
 
+from app.cache import note_write
 from app.extensions import DbSession
 from app.models import Conversation
 from app.models.messages import EVENT_TYPE, HIDDEN_TYPES, NOTE_TYPE
@@ -69,9 +70,11 @@ def effect_of(message_type: str, sender: str, direction: str) -> Effect:
 
 
 @functools.cache
-def touch_statement(effect: Effect) -> Update:
+def touch_statement(effect: Effect, counted: bool = False) -> Update:
     """The UPDATE for one kind of message; bound parameters `p_conversation_id`,
-    `p_message_id` and `p_sent_at` (those a kind does not use are ignored)."""
+    `p_message_id` and `p_sent_at` (those a kind does not use are ignored). With `counted` (a
+    visible message whose facts are recorded), the message's hour counter is added by the same
+    statement (`report_facts.count_message`: `p_hour`, `p_metric`, `p_shard`)."""
     c = _conversations.c
     sent_at = bindparam("p_sent_at", type_=DateTime(timezone=True))
     message_id = bindparam("p_message_id", type_=BigInteger)
@@ -128,6 +131,8 @@ def touch_statement(effect: Effect) -> Update:
             sent_at=func.greatest(sent_at, func.now()),
         ).cte("woke")
         statement = statement.add_cte(woke)
+    if counted:
+        statement = statement.add_cte(report_facts.count_message(conversation_id))
     return statement
 
 
@@ -148,12 +153,16 @@ def touch_conversation(
     reports (`agent_id`: the agent who wrote it; `record=False` for a message moved from another
     conversation, whose facts were recorded when it was stored and move with it). False when no such conversation."""
     effect = effect_of(message_type, sender, direction)
-    result = session.execute(
-        touch_statement(effect),
-        {"p_conversation_id": conversation_id, "p_message_id": message_id, "p_sent_at": sent_at},
-    )
+    counted = record and effect.preview
+    params: dict[str, Any] = {"p_conversation_id": conversation_id, "p_message_id": message_id, "p_sent_at": sent_at}
+    if counted:
+        params.update(report_facts.count_message_params(conversation_id, direction, sent_at))
+    # On the session's Connection: the ORM's execute path costs more than the statement (the
+    # webhook's hot path, bench/RESULTS.md); the writes are noted for the caches by hand.
+    result = session.connection().execute(touch_statement(effect, counted), params)
+    note_write(session, "conversations")
     if not effect.preview:
-        return bool(cast("CursorResult[Any]", result).rowcount)
+        return bool(result.rowcount)
     before = result.first()
     if before is None:
         return False
@@ -170,7 +179,6 @@ def touch_conversation(
         ),
         from_customer=effect.customer,
         team_reply=effect.agent,
-        direction=direction,
         agent_id=agent_id,
         sent_at=sent_at,
     )
