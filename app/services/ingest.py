@@ -9,10 +9,14 @@ redeliveries of the same message leave exactly one row. Each stored message move
 conversation's summary by the one rule in `app/services/summaries.py`; statuses go through
 `app/services/statuses.py`.
 
-The statements of the message path are built once, at import, and run with bound parameters:
-building a SQLAlchemy statement with its literal values (and the cache key that includes every
-value) on each call cost several times what PostgreSQL spends running it (bench/RESULTS.md,
-"Webhook ingest"). The SQL sent is the same.
+The statements of the message path are built once, at import, and run with bound parameters
+on the session's Connection: building a SQLAlchemy statement with its literal values on each
+call, and the ORM session's execute path, cost several times what PostgreSQL spends running
+them (bench/RESULTS.md, "Webhook ingest"). A customer's text from a known contact is two
+statements and the commit: `RECEIVE` (the raw delivery kept, and the number, contact,
+conversation and business-hours fingerprint found in the same round trip; whatever is missing
+takes the find-or-create paths) and `store_message` (the message inserted, its conversation's
+summary moved and its hour counter added in one statement, app/services/summaries.py).
 """
 
 from __future__ import annotations
@@ -25,14 +29,14 @@ from typing import cast
 
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from app.cache import note_write
 from app.extensions import DbSession
 from app.models import BusinessHours, BusinessNumber, Contact, Conversation, Message, WebhookDelivery
 from app.services.auto_replies import ReplyCheck
 from app.services.business_hours import DIGEST
 from app.services.statuses import apply_waiting_statuses, record_status
-from app.services.summaries import touch_conversation
+from app.services.summaries import store_message
 from app.whatsapp.graph_client import is_media_id
 from app.whatsapp.payloads import (
     KNOWN_STATUSES,
@@ -131,11 +135,20 @@ MESSAGE_COLUMNS = (
     "error_details",
     "payload",
 )
-INSERT_MESSAGE = (
+# The message inserted by the statement that moves its conversation's summary
+# (app/services/summaries.py, `store_message`). SQLAlchemy fills the columns' Python-side
+# defaults of a top-level INSERT only, not of one inside a CTE: they are written out here.
+_DEFAULTS = {
+    column.name: column.default.arg
+    for column in _messages.columns
+    if column.name not in MESSAGE_COLUMNS and isinstance(column.default, ScalarElementColumnDefault)
+}
+STORED_MESSAGE = (
     insert(_messages)
-    .values({name: bindparam(f"p_{name}") for name in MESSAGE_COLUMNS})
+    .values({**{name: bindparam(f"p_{name}") for name in MESSAGE_COLUMNS}, **_DEFAULTS})
     .on_conflict_do_nothing(index_elements=[_messages.c.wamid])
     .returning(_messages.c.id)
+    .cte("stored")
 )
 
 
@@ -352,44 +365,45 @@ def _store_message(
     error = message.error
     # The work owed is recorded in the row itself, in this transaction (app/jobs/media.py).
     media_owed = message.type in MEDIA_TYPES and is_media_id(message.media_id)
-    message_id = (
-        session.connection()
-        .execute(
-            INSERT_MESSAGE,
-            {
-                "p_wamid": message.wamid,
-                "p_conversation_id": conversation_id,
-                "p_direction": message.direction,
-                "p_sender": message.sender,
-                "p_type": message.type,
-                "p_text": message.text,
-                "p_media_id": message.media_id,
-                "p_media_mime_type": message.media_mime_type,
-                "p_media_sha256": message.media_sha256,
-                "p_media_filename": message.media_filename,
-                "p_media_state": "pending" if media_owed else None,
-                "p_latitude": message.latitude,
-                "p_longitude": message.longitude,
-                "p_location_name": message.location_name,
-                "p_location_address": message.location_address,
-                "p_reply_to_wamid": message.reply_to_wamid,
-                "p_forwarded": message.forwarded,
-                "p_reaction_to_wamid": message.reaction_to_wamid,
-                "p_reaction_emoji": message.reaction_emoji,
-                "p_sent_at": sent_at,
-                "p_status": "sent" if message.direction == "out" else None,
-                "p_error_code": error.code if error else None,
-                "p_error_title": error.title if error else None,
-                "p_error_details": error.details if error else None,
-                "p_payload": message.payload,
-            },
-        )
-        .scalar()
+    message_id = store_message(
+        session,
+        STORED_MESSAGE,
+        {
+            "p_wamid": message.wamid,
+            "p_conversation_id": conversation_id,
+            "p_direction": message.direction,
+            "p_sender": message.sender,
+            "p_type": message.type,
+            "p_text": message.text,
+            "p_media_id": message.media_id,
+            "p_media_mime_type": message.media_mime_type,
+            "p_media_sha256": message.media_sha256,
+            "p_media_filename": message.media_filename,
+            "p_media_state": "pending" if media_owed else None,
+            "p_latitude": message.latitude,
+            "p_longitude": message.longitude,
+            "p_location_name": message.location_name,
+            "p_location_address": message.location_address,
+            "p_reply_to_wamid": message.reply_to_wamid,
+            "p_forwarded": message.forwarded,
+            "p_reaction_to_wamid": message.reaction_to_wamid,
+            "p_reaction_emoji": message.reaction_emoji,
+            "p_sent_at": sent_at,
+            "p_status": "sent" if message.direction == "out" else None,
+            "p_error_code": error.code if error else None,
+            "p_error_title": error.title if error else None,
+            "p_error_details": error.details if error else None,
+            "p_payload": message.payload,
+        },
+        conversation_id,
+        message_type=message.type,
+        sender=message.sender,
+        direction=message.direction,
+        sent_at=sent_at,
     )
     if message_id is None:
         result.messages_duplicate += 1
         return
-    note_write(session, "messages")
     result.messages_stored += 1
     result.stored_types[message.type] += 1
     if media_owed:
@@ -402,15 +416,6 @@ def _store_message(
     elif message.type == "revoke" and message.target_wamid:
         session.execute(update(Message).where(Message.wamid == message.target_wamid).values(deleted_at=sent_at))
 
-    touch_conversation(
-        session,
-        conversation_id,
-        message_id,
-        message_type=message.type,
-        sender=message.sender,
-        direction=message.direction,
-        sent_at=sent_at,
-    )
     if message.direction == "out":
         apply_waiting_statuses(session, message.wamid)
     result.replies_owed += known.replies.owed(

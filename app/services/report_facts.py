@@ -27,6 +27,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     CTE,
+    ColumnElement,
     DateTime,
     Double,
     Integer,
@@ -64,18 +65,18 @@ COUNT_HOURS = (
 )
 
 
-def count_message(conversation_id: Any) -> CTE:
+def count_message(conversation_id: Any, *guards: ColumnElement[bool]) -> CTE:
     """The message's own counter (metric: its direction, `p_metric`; hour `p_hour`, shard
     `p_shard`), as a CTE of the statement that moves its conversation's summary
     (app/services/summaries.py): one statement less per message. Counted only when the
-    conversation exists, as the summary UPDATE it rides with."""
+    conversation exists, as the summary UPDATE it rides with (and `guards` hold)."""
     exists = select(_conversations.c.id).where(_conversations.c.id == conversation_id).exists()
     rows = select(
         bindparam("p_hour", type_=DateTime(timezone=True)),
         bindparam("p_metric", type_=String),
         bindparam("p_shard", type_=Integer),
         literal(1, type_=Integer),
-    ).where(exists)
+    ).where(exists, *guards)
     statement = pg_insert(_hours).from_select(["hour", "metric", "shard", "count"], rows)
     return statement.on_conflict_do_update(
         index_elements=[_hours.c.hour, _hours.c.metric, _hours.c.shard],
