@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
@@ -192,27 +192,24 @@ def ingest_delivery(session: DbSession, body: bytes, parsed: ParsedDelivery) -> 
     # more per statement than PostgreSQL spends on it (bench/RESULTS.md, "Webhook ingest").
     # Identical bodies are Meta's retries of a delivery whose transaction already committed
     # (the raw row and its messages commit together), so there is nothing left to apply.
-    row = (
-        session.connection()
-        .execute(
-            RECEIVE,
-            {
-                "p_body_sha256": digest,
-                "p_body": body.decode("utf-8"),
-                "p_outcome": outcome,
-                "p_summary": summary,
-                "p_phone_number_id": first_change.phone_number_id if first_change is not None else None,
-                "p_wa_id": first_contact.wa_id if first_contact is not None else None,
-            },
-        )
-        .one()
-    )
+    connection = session.connection()  # the transaction's, for all of the delivery
+    row = connection.execute(
+        RECEIVE,
+        {
+            "p_body_sha256": digest,
+            "p_body": body.decode("utf-8"),
+            "p_outcome": outcome,
+            "p_summary": summary,
+            "p_phone_number_id": first_change.phone_number_id if first_change is not None else None,
+            "p_wa_id": first_contact.wa_id if first_contact is not None else None,
+        },
+    ).one()
     result = IngestResult(delivery_id=row.id, duplicate_delivery=row.attempts > 1, problems=list(parsed.problems))
     if result.duplicate_delivery:
         return result
 
     numbers: dict[str, int] = {}
-    known = _Known()
+    known = _Known(connection)
     known.replies.knows_digest(row.hours_digest)
     if first_change is not None and row.number_id is not None:
         number_id = _known_number(session, first_change, row.number_id, row.display_phone_number)
@@ -238,8 +235,9 @@ def ingest_delivery(session: DbSession, body: bytes, parsed: ParsedDelivery) -> 
 @dataclass
 class _Known:
     """Contacts and conversations already found or created in this delivery's transaction
-    (a batch often holds several messages of one customer)."""
+    (a batch often holds several messages of one customer), and the transaction's Connection."""
 
+    connection: Connection
     contacts: dict[ParsedContact, int] = field(default_factory=dict)
     conversations: dict[tuple[int, int], int] = field(default_factory=dict)
     replies: ReplyCheck = field(default_factory=ReplyCheck)
@@ -367,6 +365,7 @@ def _store_message(
     media_owed = message.type in MEDIA_TYPES and is_media_id(message.media_id)
     message_id = store_message(
         session,
+        known.connection,
         STORED_MESSAGE,
         {
             "p_wamid": message.wamid,

@@ -36,6 +36,7 @@ from sqlalchemy import (
     CTE,
     BigInteger,
     ColumnElement,
+    Connection,
     DateTime,
     Integer,
     Table,
@@ -198,6 +199,7 @@ def touch_conversation(
 
 def store_message(
     session: DbSession,
+    connection: Connection,
     stored: CTE,
     params: dict[str, Any],
     conversation_id: int,
@@ -210,13 +212,14 @@ def store_message(
     """Insert a message and move its conversation's summary in one statement (the webhook's:
     one round trip per message), recording what it means for the reports as
     `touch_conversation` does. `stored`: a CTE of `INSERT … ON CONFLICT DO NOTHING RETURNING id`
-    whose bound parameters are in `params`. The message's id; None when it was already stored
+    whose bound parameters are in `params`; `connection`: the session's (`session.connection()`,
+    asked once per delivery by the caller). The message's id; None when it was already stored
     (then nothing moved)."""
     effect = effect_of(message_type, sender, direction)
     params = {**params, "p_conversation_id": conversation_id, "p_sent_at": sent_at}
     if effect.preview:
         params.update(report_facts.count_message_params(conversation_id, direction, sent_at))
-    row = session.connection().execute(touch_statement(effect, effect.preview, stored), params).first()
+    row = connection.execute(touch_statement(effect, effect.preview, stored), params).first()
     if row is None:
         return None
     note_write(session, "messages")  # and so its conversation
