@@ -106,13 +106,18 @@ def _watch_writes(session_class: Any) -> None:
     event.listen(session_class, "after_transaction_end", _after_transaction_end)
 
 
+def note_write(session: DbSession, table: str | None) -> None:
+    """Count a write to `table` run on the session's Connection, which the ORM hook below never
+    sees (the webhook's hot path, app/services/ingest.py): the same rule as for the session's own."""
+    if table in _WATCHED_TABLES:
+        session.info["list_dirty"] = True
+    if table not in _UNSEEN_TABLES:
+        session.info["inbox_dirty"] = True
+
+
 def _note_statement(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
-        name = getattr(getattr(state.statement, "table", None), "name", None)
-        if name in _WATCHED_TABLES:
-            state.session.info["list_dirty"] = True
-        if name not in _UNSEEN_TABLES:
-            state.session.info["inbox_dirty"] = True
+        note_write(state.session, getattr(getattr(state.statement, "table", None), "name", None))
     elif isinstance(state.statement, TextClause) and state.statement.text.lstrip()[:6].upper().startswith(_WRITING_SQL):
         state.session.info["list_dirty"] = state.session.info["inbox_dirty"] = True
 

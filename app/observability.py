@@ -13,7 +13,9 @@ import re
 import sys
 import time
 import uuid
+from typing import Any
 
+import orjson
 import structlog
 from flask import Flask, Response, g, request
 
@@ -31,7 +33,16 @@ def configure_logging(app: Flask) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+    renderer = (
+        structlog.processors.JSONRenderer(serializer=_json_line)
+        if json_logs
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    # Every request writes two lines or more (the access line; a webhook delivery its own), so
+    # what no line shows is not computed: the caller's file and line (a walk up the stack per
+    # record), thread and process names (the Logging HOWTO's "Optimization" switches).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -58,6 +69,12 @@ def configure_logging(app: Flask) -> None:
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.teardown_request(_clear_context)
+
+
+def _json_line(event: Any, **options: Any) -> str:
+    """structlog's JSON line, encoded by orjson (C; a quarter of json.dumps' time here);
+    anything it cannot encode goes through structlog's fallback (`repr`)."""
+    return orjson.dumps(event, default=options.get("default"), option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _start_request() -> None:

@@ -483,3 +483,27 @@ def test_the_sweep_sends_a_reply_whose_job_was_lost(
     assert asyncio_run_sweep(jobs_app) == 0  # its job is waiting: not queued twice
     run_jobs(jobs_app)
     assert sent_texts(graph) == [("5491155550001", AWAY)]
+
+
+def test_a_change_saved_by_another_process_applies_to_the_very_next_delivery(
+    jobs_app: Flask, http: FlaskClient, admin: dict[str, str]
+) -> None:
+    """The webhook keeps the parsed settings per process under the row's fingerprint: a change
+    written anywhere else (another worker, psql) is in force for the next delivery, not later."""
+    put_hours(http, admin, settings(ALL_DAY))
+    post(http, customer())  # open: no reply; this process now holds the open settings
+    assert replies(jobs_app) == []
+
+    def elsewhere(sql: str) -> None:
+        with jobs_app.app_context():
+            db.session.execute(text(sql))
+            db.session.commit()
+
+    closed = '{"mon": [], "tue": [], "wed": [], "thu": [], "fri": [], "sat": [], "sun": []}'
+    elsewhere(f"UPDATE business_hours SET week = '{closed}'::jsonb")  # updated_at left as it was
+    post(http, customer(wa_id="5491155550002"), wa_id="5491155550002")
+    assert [r.kind for r in replies(jobs_app)] == ["away"]
+
+    elsewhere("UPDATE business_hours SET enabled = false")
+    post(http, customer(wa_id="5491155550003"), wa_id="5491155550003")
+    assert len(replies(jobs_app)) == 1

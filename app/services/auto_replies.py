@@ -67,10 +67,17 @@ OTHER_CUSTOMER_MESSAGE = text(
 
 @dataclass
 class ReplyCheck:
-    """One delivery's check: the settings are read on its first customer message, then reused."""
+    """One delivery's check: the settings are read on its first customer message, then reused.
+    With `digest` known (the settings row's fingerprint, read by ingest's first statement) they
+    come from the per-process copy kept under it (`business_hours.in_force`), without a read."""
 
     settings: hours_settings.HoursSettings | None = None
     loaded: bool = field(default=False)
+    digest: str | None = None
+    digest_known: bool = False
+
+    def knows_digest(self, digest: str | None) -> None:
+        self.digest, self.digest_known = digest, True
 
     def owed(
         self,
@@ -88,7 +95,10 @@ class ReplyCheck:
         if direction != "in" or sender != "customer" or message_type in SILENT_TYPES:
             return []
         if not self.loaded:
-            self.settings, self.loaded = hours_settings.load(session), True
+            self.settings = (
+                hours_settings.in_force(session, self.digest) if self.digest_known else hours_settings.load(session)
+            )
+            self.loaded = True
         settings = self.settings
         if settings is None or not (settings.away_on or settings.greeting_on):
             return []

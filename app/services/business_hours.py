@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Table, Text, func, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert
 
 from app.extensions import DbSession, db
@@ -56,7 +57,7 @@ class HoursSettings:
 DEFAULT_SETTINGS = HoursSettings(schedule=parse_schedule(DEFAULT_SHAPE))
 
 
-def _from_row(row: BusinessHours) -> HoursSettings:
+def _from_row(row: BusinessHours | Row[Any]) -> HoursSettings:
     try:
         schedule = parse_schedule(
             {"time_zone": row.time_zone, "week": row.week, "holidays": row.holidays, "enabled": row.enabled}
@@ -77,6 +78,36 @@ def load(session: DbSession) -> HoursSettings:
     """The settings in force (one primary-key read; nothing is committed)."""
     row = session.execute(select(BusinessHours).where(BusinessHours.id == 1)).scalar_one_or_none()
     return DEFAULT_SETTINGS if row is None else _from_row(row)
+
+
+_hours = cast(Table, BusinessHours.__table__)
+# The settings row's fingerprint: the md5 of the whole row as text (NULL when there is no row).
+# Every change to any column changes it, whoever makes it, so a settings object cached under it
+# is exactly the row it was read from; reading it costs a few bytes in a statement already made.
+DIGEST = func.md5(sql_cast(_hours.table_valued(), Text))
+_LOAD_WITH_DIGEST = select(_hours, DIGEST.label("digest")).where(_hours.c.id == 1)
+# Parsed settings by fingerprint, per process: the webhook reads only the fingerprint (in its
+# first statement, app/services/ingest.py) and parses the row once per change of the settings.
+_by_digest: dict[str, HoursSettings] = {}
+
+
+def in_force(session: DbSession, digest: str | None) -> HoursSettings:
+    """The settings whose row has fingerprint `digest` (`DIGEST`, read by the caller in this
+    transaction; None: no row, the defaults). A fingerprint not seen yet costs one read; what it
+    reads is the row now in force, kept under its own fingerprint (an admin may have saved since)."""
+    if digest is None:
+        return DEFAULT_SETTINGS
+    found = _by_digest.get(digest)
+    if found is not None:
+        return found
+    row = session.execute(_LOAD_WITH_DIGEST).first()
+    if row is None:
+        return DEFAULT_SETTINGS
+    settings = _from_row(row)
+    if len(_by_digest) >= 16:  # old versions of the row: never asked for again
+        _by_digest.clear()
+    _by_digest[row.digest] = settings
+    return settings
 
 
 def get_settings() -> HoursSettings:

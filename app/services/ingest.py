@@ -9,10 +9,14 @@ redeliveries of the same message leave exactly one row. Each stored message move
 conversation's summary by the one rule in `app/services/summaries.py`; statuses go through
 `app/services/statuses.py`.
 
-The statements of the message path are built once, at import, and run with bound parameters:
-building a SQLAlchemy statement with its literal values (and the cache key that includes every
-value) on each call cost several times what PostgreSQL spends running it (bench/RESULTS.md,
-"Webhook ingest"). The SQL sent is the same.
+The statements of the message path are built once, at import, and run with bound parameters
+on the session's Connection: building a SQLAlchemy statement with its literal values on each
+call, and the ORM session's execute path, cost several times what PostgreSQL spends running
+them (bench/RESULTS.md, "Webhook ingest"). A customer's text from a known contact is two
+statements and the commit: `RECEIVE` (the raw delivery kept, and the number, contact,
+conversation and business-hours fingerprint found in the same round trip; whatever is missing
+takes the find-or-create paths) and `store_message` (the message inserted, its conversation's
+summary moved and its hour counter added in one statement, app/services/summaries.py).
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from app.extensions import DbSession
-from app.models import BusinessNumber, Contact, Conversation, Message, WebhookDelivery
+from app.models import BusinessHours, BusinessNumber, Contact, Conversation, Message, WebhookDelivery
 from app.services.auto_replies import ReplyCheck
+from app.services.business_hours import DIGEST
 from app.services.statuses import apply_waiting_statuses, record_status
-from app.services.summaries import touch_conversation
+from app.services.summaries import store_message
 from app.whatsapp.graph_client import is_media_id
 from app.whatsapp.payloads import (
     KNOWN_STATUSES,
@@ -63,6 +69,34 @@ INSERT_DELIVERY = (
         set_={"attempts": _deliveries.c.attempts + 1, "last_received_at": func.now()},
     )
     .returning(_deliveries.c.id, _deliveries.c.attempts)
+)
+_delivery = INSERT_DELIVERY.cte("delivery")
+_number = _numbers.alias("number")
+_contact = _contacts.alias("contact")
+_conversation = _conversations.alias("conversation")
+_hours = cast(Table, BusinessHours.__table__)
+# The delivery's first statement: the raw delivery kept, and in the same round trip what its
+# first message needs in the common case (a known number, contact and conversation) and the
+# business-hours settings' fingerprint (app/services/business_hours.py). Anything not found (a
+# NULL) takes the find-or-create paths below; `p_wa_id` NULL finds no contact.
+RECEIVE = select(
+    _delivery.c.id,
+    _delivery.c.attempts,
+    _number.c.id.label("number_id"),
+    _number.c.display_phone_number,
+    _contact.c.id.label("contact_id"),
+    _contact.c.user_id,
+    _contact.c.profile_name,
+    _conversation.c.id.label("conversation_id"),
+    DIGEST.label("hours_digest"),
+).select_from(
+    _delivery.outerjoin(_number, _number.c.phone_number_id == bindparam("p_phone_number_id"))
+    .outerjoin(_contact, _contact.c.wa_id == bindparam("p_wa_id"))
+    .outerjoin(
+        _conversation,
+        (_conversation.c.business_number_id == _number.c.id) & (_conversation.c.contact_id == _contact.c.id),
+    )
+    .outerjoin(_hours, _hours.c.id == 1)
 )
 SELECT_NUMBER = select(_numbers.c.id, _numbers.c.display_phone_number).where(
     _numbers.c.phone_number_id == bindparam("p_phone_number_id")
@@ -101,11 +135,20 @@ MESSAGE_COLUMNS = (
     "error_details",
     "payload",
 )
-INSERT_MESSAGE = (
+# The message inserted by the statement that moves its conversation's summary
+# (app/services/summaries.py, `store_message`). SQLAlchemy fills the columns' Python-side
+# defaults of a top-level INSERT only, not of one inside a CTE: they are written out here.
+_DEFAULTS = {
+    column.name: column.default.arg
+    for column in _messages.columns
+    if column.name not in MESSAGE_COLUMNS and isinstance(column.default, ScalarElementColumnDefault)
+}
+STORED_MESSAGE = (
     insert(_messages)
-    .values({name: bindparam(f"p_{name}") for name in MESSAGE_COLUMNS})
+    .values({**{name: bindparam(f"p_{name}") for name in MESSAGE_COLUMNS}, **_DEFAULTS})
     .on_conflict_do_nothing(index_elements=[_messages.c.wamid])
     .returning(_messages.c.id)
+    .cte("stored")
 )
 
 
@@ -142,18 +185,40 @@ def ingest_delivery(session: DbSession, body: bytes, parsed: ParsedDelivery) -> 
         "problems": parsed.problems[:50],
     }
     outcome = "partial" if parsed.problems else "stored"
+    first_change = next((c for c in parsed.changes if c.phone_number_id is not None), None)
+    first_message = first_change.messages[0] if first_change is not None and first_change.messages else None
+    first_contact = first_message.contact if first_message is not None else None
+    # The hot path's statements run on the session's Connection: the ORM's execute path costs
+    # more per statement than PostgreSQL spends on it (bench/RESULTS.md, "Webhook ingest").
     # Identical bodies are Meta's retries of a delivery whose transaction already committed
     # (the raw row and its messages commit together), so there is nothing left to apply.
-    row = session.execute(
-        INSERT_DELIVERY,
-        {"p_body_sha256": digest, "p_body": body.decode("utf-8"), "p_outcome": outcome, "p_summary": summary},
+    connection = session.connection()  # the transaction's, for all of the delivery
+    row = connection.execute(
+        RECEIVE,
+        {
+            "p_body_sha256": digest,
+            "p_body": body.decode("utf-8"),
+            "p_outcome": outcome,
+            "p_summary": summary,
+            "p_phone_number_id": first_change.phone_number_id if first_change is not None else None,
+            "p_wa_id": first_contact.wa_id if first_contact is not None else None,
+        },
     ).one()
     result = IngestResult(delivery_id=row.id, duplicate_delivery=row.attempts > 1, problems=list(parsed.problems))
     if result.duplicate_delivery:
         return result
 
     numbers: dict[str, int] = {}
-    known = _Known()
+    known = _Known(connection)
+    known.replies.knows_digest(row.hours_digest)
+    if first_change is not None and row.number_id is not None:
+        number_id = _known_number(session, first_change, row.number_id, row.display_phone_number)
+        numbers[cast(str, first_change.phone_number_id)] = number_id
+        if first_contact is not None and row.contact_id is not None:
+            contact_id = _settle_contact(session, first_contact, row.contact_id, row.user_id, row.profile_name)
+            known.contacts[first_contact] = contact_id
+            if row.conversation_id is not None:
+                known.conversations[(number_id, contact_id)] = row.conversation_id
     for change in parsed.changes:
         if change.phone_number_id is None:
             continue
@@ -170,24 +235,30 @@ def ingest_delivery(session: DbSession, body: bytes, parsed: ParsedDelivery) -> 
 @dataclass
 class _Known:
     """Contacts and conversations already found or created in this delivery's transaction
-    (a batch often holds several messages of one customer)."""
+    (a batch often holds several messages of one customer), and the transaction's Connection."""
 
+    connection: Connection
     contacts: dict[ParsedContact, int] = field(default_factory=dict)
     conversations: dict[tuple[int, int], int] = field(default_factory=dict)
     replies: ReplyCheck = field(default_factory=ReplyCheck)
+
+
+def _known_number(session: DbSession, change: ParsedChange, number_id: int, display: str | None) -> int:
+    """The number found, its display number kept current."""
+    if change.display_phone_number and display != change.display_phone_number:
+        session.execute(
+            update(BusinessNumber)
+            .where(BusinessNumber.id == number_id)
+            .values(display_phone_number=change.display_phone_number)
+        )
+    return number_id
 
 
 def _business_number_id(session: DbSession, change: ParsedChange) -> int:
     # No row lock on the hot path: every delivery names the same business number.
     existing = session.execute(SELECT_NUMBER, {"p_phone_number_id": change.phone_number_id}).first()
     if existing is not None:
-        if change.display_phone_number and existing.display_phone_number != change.display_phone_number:
-            session.execute(
-                update(BusinessNumber)
-                .where(BusinessNumber.id == existing.id)
-                .values(display_phone_number=change.display_phone_number)
-            )
-        return existing.id
+        return _known_number(session, change, existing.id, existing.display_phone_number)
     inserted = session.execute(
         insert(BusinessNumber)
         .values(
@@ -222,14 +293,7 @@ def contact_id_for(session: DbSession, contact: ParsedContact) -> int:
         found = session.execute(SELECT_CONTACT_BY_USER_ID, {"p_user_id": contact.user_id}).first()
 
     if found is not None:
-        changes: dict[str, str] = {}
-        if contact.name and contact.name != found.profile_name:
-            changes["profile_name"] = contact.name
-        if contact.user_id and found.user_id is None and not _user_id_taken(session, contact.user_id):
-            changes["user_id"] = contact.user_id
-        if changes:
-            session.execute(update(Contact).where(Contact.id == found.id).values(**changes))
-        return found.id
+        return _settle_contact(session, contact, found.id, found.user_id, found.profile_name)
 
     user_id = contact.user_id
     if contact.wa_id and user_id and _user_id_taken(session, user_id):
@@ -244,6 +308,20 @@ def contact_id_for(session: DbSession, contact: ParsedContact) -> int:
     if inserted is not None:
         return inserted
     return session.execute(select(Contact.id).where(key == (contact.wa_id or contact.user_id))).scalar_one()
+
+
+def _settle_contact(
+    session: DbSession, contact: ParsedContact, contact_id: int, user_id: str | None, profile_name: str | None
+) -> int:
+    """The contact found, its profile name and user id kept current."""
+    changes: dict[str, str] = {}
+    if contact.name and contact.name != profile_name:
+        changes["profile_name"] = contact.name
+    if contact.user_id and user_id is None and not _user_id_taken(session, contact.user_id):
+        changes["user_id"] = contact.user_id
+    if changes:
+        session.execute(update(Contact).where(Contact.id == contact_id).values(**changes))
+    return contact_id
 
 
 def _user_id_taken(session: DbSession, user_id: str) -> bool:
@@ -285,8 +363,10 @@ def _store_message(
     error = message.error
     # The work owed is recorded in the row itself, in this transaction (app/jobs/media.py).
     media_owed = message.type in MEDIA_TYPES and is_media_id(message.media_id)
-    message_id = session.execute(
-        INSERT_MESSAGE,
+    message_id = store_message(
+        session,
+        known.connection,
+        STORED_MESSAGE,
         {
             "p_wamid": message.wamid,
             "p_conversation_id": conversation_id,
@@ -314,7 +394,12 @@ def _store_message(
             "p_error_details": error.details if error else None,
             "p_payload": message.payload,
         },
-    ).scalar()
+        conversation_id,
+        message_type=message.type,
+        sender=message.sender,
+        direction=message.direction,
+        sent_at=sent_at,
+    )
     if message_id is None:
         result.messages_duplicate += 1
         return
@@ -330,15 +415,6 @@ def _store_message(
     elif message.type == "revoke" and message.target_wamid:
         session.execute(update(Message).where(Message.wamid == message.target_wamid).values(deleted_at=sent_at))
 
-    touch_conversation(
-        session,
-        conversation_id,
-        message_id,
-        message_type=message.type,
-        sender=message.sender,
-        direction=message.direction,
-        sent_at=sent_at,
-    )
     if message.direction == "out":
         apply_waiting_statuses(session, message.wamid)
     result.replies_owed += known.replies.owed(

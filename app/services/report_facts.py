@@ -3,7 +3,8 @@ them true, so a report reads a few thousand event rows and hour counters instead
 million messages. Nothing here commits.
 
 - Every visible message (not a note, reaction, edit or deletion) adds one to its UTC hour's
-  counter in `report_hours` (metric `in` or `out`), and every event below to its kind's.
+  counter in `report_hours` (metric `in` or `out`; in the statement that moves its summary,
+  `count_message`), and every event below to its kind's.
 - `touch_conversation()` (app/services/summaries.py) hands over the conversation's values from
   before the message: its first visible message records `opened`; a customer's message on a
   resolved conversation records `reopened`; the team's reply (an agent's, or an echo of one sent
@@ -24,7 +25,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Double, Integer, Table, bindparam, extract, func, insert, literal, null, select
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    DateTime,
+    Double,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    extract,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+)
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -36,6 +52,7 @@ from app.whatsapp.business_hours import business_seconds
 
 _hours = cast(Table, ReportHour.__table__)
 _events = cast(Table, ConversationEvent.__table__)
+_conversations = cast(Table, Conversation.__table__)
 
 # Adds `count` to the counters named (one row per metric; a statement never names one twice).
 COUNT_HOURS = (
@@ -46,6 +63,30 @@ COUNT_HOURS = (
         set_={"count": _hours.c.count + pg_insert(_hours).excluded.count},
     )
 )
+
+
+def count_message(conversation_id: Any, *guards: ColumnElement[bool]) -> CTE:
+    """The message's own counter (metric: its direction, `p_metric`; hour `p_hour`, shard
+    `p_shard`), as a CTE of the statement that moves its conversation's summary
+    (app/services/summaries.py): one statement less per message. Counted only when the
+    conversation exists, as the summary UPDATE it rides with (and `guards` hold)."""
+    exists = select(_conversations.c.id).where(_conversations.c.id == conversation_id).exists()
+    rows = select(
+        bindparam("p_hour", type_=DateTime(timezone=True)),
+        bindparam("p_metric", type_=String),
+        bindparam("p_shard", type_=Integer),
+        literal(1, type_=Integer),
+    ).where(exists, *guards)
+    statement = pg_insert(_hours).from_select(["hour", "metric", "shard", "count"], rows)
+    return statement.on_conflict_do_update(
+        index_elements=[_hours.c.hour, _hours.c.metric, _hours.c.shard],
+        set_={"count": _hours.c.count + statement.excluded.count},
+    ).cte("counted")
+
+
+def count_message_params(conversation_id: int, direction: str, sent_at: datetime) -> dict[str, Any]:
+    """The bound parameters of `count_message`."""
+    return {"p_hour": hour_of(sent_at), "p_metric": direction, "p_shard": conversation_id % HOUR_SHARDS}
 
 
 @dataclass(frozen=True)
@@ -70,11 +111,11 @@ def message_stored(
     *,
     from_customer: bool,
     team_reply: bool,
-    direction: str,
     agent_id: int | None,
     sent_at: datetime,
 ) -> None:
-    """Record what a visible message just stored means for the reports (see the module)."""
+    """Record what a visible message just stored means for the reports (see the module); the
+    message's own counter (its direction) was added by the summary's statement (`count_message`)."""
     events: list[dict[str, Any]] = []
 
     def event(kind: str, **values: Any) -> None:
@@ -105,10 +146,10 @@ def message_stored(
         )
     if events:
         session.execute(insert(_events), events)
-    counted = [direction] + [e["kind"] for e in events]
-    if counted:  # never empty: the message itself
         hour, shard = hour_of(sent_at), conversation_id % HOUR_SHARDS
-        session.execute(COUNT_HOURS, [{"p_hour": hour, "p_metric": m, "p_shard": shard, "p_n": 1} for m in counted])
+        session.execute(
+            COUNT_HOURS, [{"p_hour": hour, "p_metric": e["kind"], "p_shard": shard, "p_n": 1} for e in events]
+        )
 
 
 def status_changed(

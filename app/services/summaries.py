@@ -32,8 +32,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, CursorResult, DateTime, Integer, Table, Update, bindparam, case, func, select, update
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    ColumnElement,
+    Connection,
+    DateTime,
+    Integer,
+    Table,
+    Update,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
 
+from app.cache import note_write
 from app.extensions import DbSession
 from app.models import Conversation
 from app.models.messages import EVENT_TYPE, HIDDEN_TYPES, NOTE_TYPE
@@ -69,12 +84,26 @@ def effect_of(message_type: str, sender: str, direction: str) -> Effect:
 
 
 @functools.cache
-def touch_statement(effect: Effect) -> Update:
+def touch_statement(effect: Effect, counted: bool = False, stored: CTE | None = None) -> Update:
     """The UPDATE for one kind of message; bound parameters `p_conversation_id`,
-    `p_message_id` and `p_sent_at` (those a kind does not use are ignored)."""
+    `p_message_id` and `p_sent_at` (those a kind does not use are ignored). With `counted` (a
+    visible message whose facts are recorded), the message's hour counter is added by the same
+    statement (`report_facts.count_message`: `p_hour`, `p_metric`, `p_shard`).
+
+    With `stored` (a CTE of `INSERT … ON CONFLICT DO NOTHING RETURNING id`), the message is
+    inserted by the same statement and its id is the stored one, not `p_message_id`: nothing
+    moves when it was already stored (no row then), and the statement returns `message_id`."""
     c = _conversations.c
     sent_at = bindparam("p_sent_at", type_=DateTime(timezone=True))
-    message_id = bindparam("p_message_id", type_=BigInteger)
+    message_id: ColumnElement[Any] = bindparam("p_message_id", type_=BigInteger)
+    # Everything the statement writes besides the message waits for it (and reads it first, so
+    # a "woke" event's id follows the message's, as when it was written by a later statement).
+    guards: tuple[ColumnElement[bool], ...] = ()
+    returned: tuple[ColumnElement[Any], ...] = ()
+    if stored is not None:
+        message_id = select(stored.c.id).scalar_subquery()
+        guards = (select(stored.c.id).exists(),)
+        returned = (message_id.label("message_id"),)
     values: dict[str, object] = {}
     if effect.activity:
         values["last_activity_at"] = func.greatest(c.last_activity_at, sent_at)
@@ -93,7 +122,7 @@ def touch_statement(effect: Effect) -> Update:
         values["last_agent_message_id"] = message_id
     conversation_id = bindparam("p_conversation_id", type_=Integer)
     if not effect.preview:
-        return update(_conversations).where(c.id == conversation_id).values(**values)
+        return update(_conversations).where(c.id == conversation_id, *guards).values(**values).returning(*returned)
     # A visible message: the reports need the values before the change, read from the same
     # row locked in the same statement (UPDATE … FROM (SELECT … FOR NO KEY UPDATE) RETURNING
     # old.*). NO KEY, the lock the UPDATE itself takes: FOR UPDATE would conflict with the key
@@ -113,21 +142,23 @@ def touch_statement(effect: Effect) -> Update:
         values["awaiting_reply_since"] = None
     statement = (
         update(_conversations)
-        .where(c.id == old.c.id)
+        .where(c.id == old.c.id, *guards)
         .values(**values)
-        .returning(old.c.status, old.c.opened_at, old.c.awaiting_reply_since, c.assignee_id)
+        .returning(old.c.status, old.c.opened_at, old.c.awaiting_reply_since, c.assignee_id, *returned)
     )
     if effect.customer:
         # The statement's snapshot still sees the status before this UPDATE: a snoozed
         # conversation gets its "woke" event, after the message in the thread (and after the
         # snooze, also when Meta's timestamp, in whole seconds, is older: a late delivery).
         woke = insert_events(
-            select(c.id).where(c.id == conversation_id, c.status == SNOOZED),
+            select(c.id).where(c.id == conversation_id, c.status == SNOOZED, *guards),
             woke_payload(WOKE_BY_CUSTOMER),
             agent_id=by_agent(None),
             sent_at=func.greatest(sent_at, func.now()),
         ).cte("woke")
         statement = statement.add_cte(woke)
+    if counted:
+        statement = statement.add_cte(report_facts.count_message(conversation_id, *guards))
     return statement
 
 
@@ -148,17 +179,58 @@ def touch_conversation(
     reports (`agent_id`: the agent who wrote it; `record=False` for a message moved from another
     conversation, whose facts were recorded when it was stored and move with it). False when no such conversation."""
     effect = effect_of(message_type, sender, direction)
-    result = session.execute(
-        touch_statement(effect),
-        {"p_conversation_id": conversation_id, "p_message_id": message_id, "p_sent_at": sent_at},
-    )
+    counted = record and effect.preview
+    params: dict[str, Any] = {"p_conversation_id": conversation_id, "p_message_id": message_id, "p_sent_at": sent_at}
+    if counted:
+        params.update(report_facts.count_message_params(conversation_id, direction, sent_at))
+    # On the session's Connection: the ORM's execute path costs more than the statement (the
+    # webhook's hot path, bench/RESULTS.md); the writes are noted for the caches by hand.
+    result = session.connection().execute(touch_statement(effect, counted), params)
+    note_write(session, "conversations")
     if not effect.preview:
-        return bool(cast("CursorResult[Any]", result).rowcount)
+        return bool(result.rowcount)
     before = result.first()
     if before is None:
         return False
-    if not record:
-        return True
+    if record:
+        _record(session, conversation_id, effect, before, agent_id=agent_id, sent_at=sent_at)
+    return True
+
+
+def store_message(
+    session: DbSession,
+    connection: Connection,
+    stored: CTE,
+    params: dict[str, Any],
+    conversation_id: int,
+    *,
+    message_type: str,
+    sender: str,
+    direction: str,
+    sent_at: datetime,
+) -> int | None:
+    """Insert a message and move its conversation's summary in one statement (the webhook's:
+    one round trip per message), recording what it means for the reports as
+    `touch_conversation` does. `stored`: a CTE of `INSERT … ON CONFLICT DO NOTHING RETURNING id`
+    whose bound parameters are in `params`; `connection`: the session's (`session.connection()`,
+    asked once per delivery by the caller). The message's id; None when it was already stored
+    (then nothing moved)."""
+    effect = effect_of(message_type, sender, direction)
+    params = {**params, "p_conversation_id": conversation_id, "p_sent_at": sent_at}
+    if effect.preview:
+        params.update(report_facts.count_message_params(conversation_id, direction, sent_at))
+    row = connection.execute(touch_statement(effect, effect.preview, stored), params).first()
+    if row is None:
+        return None
+    note_write(session, "messages")  # and so its conversation
+    if effect.preview:
+        _record(session, conversation_id, effect, row, agent_id=None, sent_at=sent_at)
+    return int(row.message_id)
+
+
+def _record(
+    session: DbSession, conversation_id: int, effect: Effect, before: Any, *, agent_id: int | None, sent_at: datetime
+) -> None:
     report_facts.message_stored(
         session,
         conversation_id,
@@ -170,8 +242,6 @@ def touch_conversation(
         ),
         from_customer=effect.customer,
         team_reply=effect.agent,
-        direction=direction,
         agent_id=agent_id,
         sent_at=sent_at,
     )
-    return True
