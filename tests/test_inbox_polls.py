@@ -10,14 +10,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from flask import template_rendered
-from sqlalchemy import select, text, update
+from flask import Flask, template_rendered
+from sqlalchemy import event, select, text, update
 
+from app import create_app
 from app.extensions import db
 from app.jobs.queue import WAKE_SNOOZED
 from app.jobs.worker import build_worker_queue
 from app.models import Contact, Conversation, Message
+from app.services import agents as agent_service
+from app.version_listener import VersionListener
 from tests import meta
+from tests.conftest import TEST_CONFIG, WebhookPoster
 from tests.test_pages import login
 
 # Each request in its own app context, as under gunicorn (Flask-Login and Babel cache in `g`).
@@ -334,3 +338,133 @@ def test_what_changes_with_time_alone_says_until_when_it_holds(client, agent, co
     # The body is the same for now ("ahora"): a 304 with a new ETag, after rendering.
     assert again.status_code in (200, 304) and again.headers["ETag"].strip('"').split("-")[0] == key
     assert again.headers["ETag"].strip('"') != expired.strip('"')
+
+
+# --- the unchanged poll's fast path (app/inbox/polls.py): no agent row, and with the listener no query
+
+
+def _key(etag: str) -> str:
+    return etag.strip('"').split("-")[0]
+
+
+def test_a_deactivated_agent_never_gets_a_304_again(client, agent, conversation):  # type: ignore[no-untyped-def]
+    login(client, agent.email)
+    inbox = Inbox(client, conversation)
+    etag = inbox.poll("list").headers["ETag"]
+    assert inbox.poll("list").status_code == 304
+    agent_service.deactivate_agent(agent.email)
+    for _ in range(3):  # not once: every poll after it, with the ETag the browser still holds
+        ended = client.get(
+            inbox.urls["list"], headers={"If-None-Match": etag, "HX-Request": "true", "HX-Trigger": "list"}
+        )
+        assert ended.status_code == 302 and ended.headers["Location"].startswith("/login")
+
+
+def test_a_copy_of_a_logged_out_cookie_gets_no_304(app, client, agent, conversation):  # type: ignore[no-untyped-def]
+    login(client, agent.email)
+    inbox = Inbox(client, conversation)
+    etags = {which: inbox.poll(which).headers["ETag"] for which in ("list", "thread")}
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    assert client.post("/logout", headers={"X-CSRFToken": _csrf(client)}).status_code == 302
+    kept = app.test_client()  # another tab, or a stolen copy, of the cookie from before the logout
+    kept.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
+    for which, url in inbox.urls.items():
+        headers = {"If-None-Match": etags[which], "HX-Request": "true", "HX-Trigger": which}
+        refused = kept.get(url, headers=headers)
+        assert refused.status_code == 302 and refused.headers["Location"].startswith("/login")
+
+
+def test_an_expired_session_gets_no_304(app, client, agent, conversation, monkeypatch):  # type: ignore[no-untyped-def]
+    login(client, agent.email)
+    inbox = Inbox(client, conversation)
+    inbox.poll("list")
+    assert inbox.poll("list").status_code == 304
+    monkeypatch.setitem(app.config, "SESSION_MAX_SECONDS", -1)  # its absolute lifetime is over
+    expired = client.get(
+        inbox.urls["list"], headers={"If-None-Match": inbox.etags["list"], "HX-Request": "true", "HX-Trigger": "list"}
+    )
+    assert expired.status_code == 302 and expired.headers["Location"].startswith("/login")
+
+
+def test_a_changed_time_zone_moves_the_key(client, agent, conversation):  # type: ignore[no-untyped-def]
+    login(client, agent.email)
+    inbox = Inbox(client, conversation)
+    before = inbox.poll("thread").headers["ETag"]
+    assert inbox.poll("thread").status_code == 304
+    client.post("/preferences", data={"tz": "Asia/Tokyo", "next": "/"}, headers={"X-CSRFToken": _csrf(client)})
+    after = inbox.poll("thread")
+    assert _key(after.headers["ETag"]) != _key(before)
+    assert inbox.poll("thread").status_code == 304
+
+
+def _listening_app(database_url: str, **config: Any) -> Flask:
+    listening = create_app(
+        {**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, "INBOX_VERSION_LISTEN": True, **config}
+    )
+    with listening.app_context():
+        agent_service.create_agent("lea@example.com", "Lea", "correct horse battery", role="admin")
+    return listening
+
+
+def _wait_for_listener(listening: Flask) -> None:
+    listener = listening.extensions["inbox_version_listener"]
+    deadline = time.monotonic() + 10
+    while listener.current() is None:
+        assert time.monotonic() < deadline, "the listener did not connect"
+        time.sleep(0.05)
+
+
+def test_with_the_listener_an_unchanged_poll_queries_nothing_and_news_still_renders(committed_db):  # type: ignore[no-untyped-def]
+    listening = _listening_app(committed_db)
+    listener = listening.extensions["inbox_version_listener"]
+    try:
+        browser = listening.test_client()
+        login(browser, "lea@example.com")
+        WebhookPoster(browser)(
+            meta.delivery(meta.value(messages=[meta.message(sender=CUSTOMER, content={"body": "uno"})]))
+        )
+        with listening.app_context():
+            conversation_id = db.session.execute(select(Conversation.id)).scalar_one()
+        _wait_for_listener(listening)
+        inbox = Inbox(browser, conversation_id)
+        for which in ("list", "thread"):
+            inbox.poll(which)
+        statements: list[str] = []
+        with listening.app_context():
+            engine = db.engine
+        record = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            for which in ("list", "thread"):
+                assert inbox.poll(which).status_code == 304
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert statements == []  # not the agent, not the version, not even a pool checkout
+        # A delivery committed by another worker: its NOTIFY reaches this worker's listener.
+        WebhookPoster(listening.test_client())(
+            meta.delivery(meta.value(messages=[meta.message(sender=CUSTOMER, content={"body": "una novedad"})]))
+        )
+        deadline = time.monotonic() + 2
+        while (polled := inbox.poll("list")).status_code == 304:
+            assert time.monotonic() < deadline, "the bump was not heard"
+            time.sleep(0.02)
+        assert "una novedad" in polled.text
+        assert "una novedad" in inbox.poll("thread").text
+    finally:
+        listener.stop()
+
+
+def test_a_listener_that_cannot_vouch_answers_nothing() -> None:
+    """Down (here: it cannot connect): no version from memory, so polls read the sequence."""
+
+    def refuse() -> Any:
+        raise OSError("no database for the listener")
+
+    listener = VersionListener(refuse, "SELECT last_value FROM inbox_version")
+    try:
+        for _ in range(5):
+            assert listener.current() is None
+            time.sleep(0.02)
+    finally:
+        listener.stop()
