@@ -10,10 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from flask import Flask, template_rendered
-from sqlalchemy import event, select, text, update
+from flask import template_rendered
+from sqlalchemy import select, text, update
 
-from app import create_app
 from app.extensions import db
 from app.jobs.queue import WAKE_SNOOZED
 from app.jobs.worker import build_worker_queue
@@ -21,7 +20,6 @@ from app.models import Contact, Conversation, Message
 from app.services import agents as agent_service
 from app.version_listener import VersionListener
 from tests import meta
-from tests.conftest import TEST_CONFIG, WebhookPoster
 from tests.test_pages import login
 
 # Each request in its own app context, as under gunicorn (Flask-Login and Babel cache in `g`).
@@ -396,63 +394,6 @@ def test_a_changed_time_zone_moves_the_key(client, agent, conversation):  # type
     after = inbox.poll("thread")
     assert _key(after.headers["ETag"]) != _key(before)
     assert inbox.poll("thread").status_code == 304
-
-
-def _listening_app(database_url: str, **config: Any) -> Flask:
-    listening = create_app(
-        {**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url, "INBOX_VERSION_LISTEN": True, **config}
-    )
-    with listening.app_context():
-        agent_service.create_agent("lea@example.com", "Lea", "correct horse battery", role="admin")
-    return listening
-
-
-def _wait_for_listener(listening: Flask) -> None:
-    listener = listening.extensions["inbox_version_listener"]
-    deadline = time.monotonic() + 10
-    while listener.current() is None:
-        assert time.monotonic() < deadline, "the listener did not connect"
-        time.sleep(0.05)
-
-
-def test_with_the_listener_an_unchanged_poll_queries_nothing_and_news_still_renders(committed_db):  # type: ignore[no-untyped-def]
-    listening = _listening_app(committed_db)
-    listener = listening.extensions["inbox_version_listener"]
-    try:
-        browser = listening.test_client()
-        login(browser, "lea@example.com")
-        WebhookPoster(browser)(
-            meta.delivery(meta.value(messages=[meta.message(sender=CUSTOMER, content={"body": "uno"})]))
-        )
-        with listening.app_context():
-            conversation_id = db.session.execute(select(Conversation.id)).scalar_one()
-        _wait_for_listener(listening)
-        inbox = Inbox(browser, conversation_id)
-        for which in ("list", "thread"):
-            inbox.poll(which)
-        statements: list[str] = []
-        with listening.app_context():
-            engine = db.engine
-        record = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            for which in ("list", "thread"):
-                assert inbox.poll(which).status_code == 304
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
-        assert statements == []  # not the agent, not the version, not even a pool checkout
-        # A delivery committed by another worker: its NOTIFY reaches this worker's listener.
-        WebhookPoster(listening.test_client())(
-            meta.delivery(meta.value(messages=[meta.message(sender=CUSTOMER, content={"body": "una novedad"})]))
-        )
-        deadline = time.monotonic() + 2
-        while (polled := inbox.poll("list")).status_code == 304:
-            assert time.monotonic() < deadline, "the bump was not heard"
-            time.sleep(0.02)
-        assert "una novedad" in polled.text
-        assert "una novedad" in inbox.poll("thread").text
-    finally:
-        listener.stop()
 
 
 def test_a_listener_that_cannot_vouch_answers_nothing() -> None:
