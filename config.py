@@ -132,12 +132,14 @@ def connection_budget(env: Mapping[str, str]) -> tuple[int, int, str]:
     overlap (the old and the new version both run for a while), against DB_MAX_CONNECTIONS
     (Render's basic plans allow ~100; leave room for psql and migrations). The jobs worker, when
     it runs inside the web service (JOBS_IN_WEB), holds its queue pool (JOBS_DB_POOL_SIZE), one
-    LISTEN connection, and one connection per concurrent job plus one for the sweep.
+    LISTEN connection, and one connection per concurrent job plus one for the sweep. Each web
+    worker has one LISTEN connection of its own too (INBOX_VERSION_LISTEN).
     """
     options = engine_options(env)
     instances = _int(env, "INSTANCE_COUNT", 1, minimum=1)
     workers = _int(env, "WEB_CONCURRENCY", 2, minimum=1)
-    per_worker = options["pool_size"] + options["max_overflow"]
+    listen = 1 if _bool(env, "INBOX_VERSION_LISTEN", True) else 0
+    per_worker = options["pool_size"] + options["max_overflow"] + listen
     jobs = 0
     if _bool(env, "JOBS_IN_WEB", True):
         jobs = _int(env, "JOBS_DB_POOL_SIZE", 3, minimum=2) + 1 + _int(env, "JOBS_CONCURRENCY", 2, minimum=1) + 1
@@ -145,7 +147,7 @@ def connection_budget(env: Mapping[str, str]) -> tuple[int, int, str]:
     limit = _int(env, "DB_MAX_CONNECTIONS", 90, minimum=1)
     explain = (
         f"2 (deploy overlap) × {instances} instance(s) × ({workers} worker(s) × "
-        f"({options['pool_size']} pool + {options['max_overflow']} overflow) + {jobs} jobs worker) "
+        f"({options['pool_size']} pool + {options['max_overflow']} overflow + {listen} listen) + {jobs} jobs worker) "
         f"= {total} connections"
     )
     return total, limit, explain
@@ -244,6 +246,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # gunicorn.conf.py reads it too: start the worker beside the web workers (Render's default).
         "JOBS_IN_WEB": _bool(env, "JOBS_IN_WEB", True),
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 5, minimum=1),
+        # Each web worker LISTENs for inbox version bumps on one connection of its own, so an
+        # unchanged poll needs no database round trip (app/version_listener.py).
+        "INBOX_VERSION_LISTEN": _bool(env, "INBOX_VERSION_LISTEN", True),
         # Meta's deliveries are at most 3 MB; anything larger is refused with 413 before reading.
         "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
         # CSRF tokens live as long as the session: agents keep the inbox open all day.

@@ -29,14 +29,17 @@ import json
 import logging
 from typing import Any
 
+import psycopg
 from flask import Flask, current_app
 from flask_caching import Cache
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, make_url, text
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 from sqlalchemy.sql.elements import TextClause
 
 from app.extensions import DbSession
 from app.models import Conversation, ConversationLabel, Label, Message
+from app.version_listener import CHANNEL as LISTEN_CHANNEL
+from app.version_listener import VersionListener
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,9 @@ _WATCHED_TABLES = frozenset(cls.__tablename__ for cls in _WATCHED_CLASSES)
 _UNSEEN_TABLES = frozenset({"api_tokens", "idempotency_keys", "webhook_deliveries"})
 _WRITING_SQL = ("INSERT", "UPDATE", "DELETE", "WITH")
 INBOX_SEQUENCE = "inbox_version"
-BUMP_INBOX = text(f"SELECT nextval('{INBOX_SEQUENCE}')")
+# The new value is NOTIFYed in the same statement: each web worker's listener hears it when the
+# bump commits (app/version_listener.py).
+BUMP_INBOX = text(f"SELECT pg_notify('{LISTEN_CHANNEL}', nextval('{INBOX_SEQUENCE}')::text)")
 READ_INBOX_SQL = f"SELECT last_value FROM {INBOX_SEQUENCE}"
 
 
@@ -82,8 +87,33 @@ def init_cache(app: Flask, session_class: type[Session] | Any) -> Cache:
     cache.init_app(app)
     app.extensions["list_cache"] = cache
     app.extensions["inbox_version_in_redis"] = settings["CACHE_TYPE"] == "RedisCache"
+    if config.get("INBOX_VERSION_LISTEN"):
+        app.extensions["inbox_version_listener"] = VersionListener(_listener_connection(app), READ_INBOX_SQL)
     _watch_writes(session_class)
     return cache
+
+
+def _listener_connection(app: Flask) -> Any:
+    """How the listener connects: the app's database, its own autocommitted connection (outside
+    the pool, so it never takes a request's slot; counted in config.connection_budget)."""
+    url = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    conninfo = url.render_as_string(hide_password=False)
+    options = app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}).get("connect_args", {})
+    name = f"{options.get('application_name', 'whatsapp-inbox')}-listen"
+
+    def connect() -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            conninfo,
+            autocommit=True,
+            application_name=name,
+            connect_timeout=options.get("connect_timeout", 5),
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=2,
+        )
+
+    return connect
 
 
 def _cache() -> Cache:
@@ -178,8 +208,14 @@ def bump_version() -> None:
 
 
 def inbox_version(session: DbSession) -> str:
-    """The inbox version a poll's key starts with: one Redis GET when Redis is configured, else
-    one read of the sequence. Read it before the data the response is rendered from."""
+    """The inbox version a poll's key starts with: the worker's listener's when it vouches for
+    it (no round trip), else one Redis GET when Redis is configured, else one read of the
+    sequence. Read it before the data the response is rendered from."""
+    listener: VersionListener | None = current_app.extensions.get("inbox_version_listener")
+    if listener is not None:
+        value = listener.current()
+        if value is not None:
+            return f"p{value}"  # the sequence's own value: the key is the same as if read there
     if current_app.extensions.get("inbox_version_in_redis"):
         try:
             return f"r{_cache().get(VERSION_KEY) or 0}"

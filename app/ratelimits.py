@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
@@ -109,6 +109,11 @@ def api_identity() -> str:
 
 
 def page_identity() -> str:
+    """The logged-in agent, else the address. An unchanged poll names its agent from the session
+    (app/inbox/polls.py), so counting it loads no agent row."""
+    poll_agent_id = g.get("poll_agent_id")
+    if poll_agent_id is not None:
+        return f"agent:{poll_agent_id}"
     if current_user.is_authenticated:
         return f"agent:{current_user.id}"
     return "addr:" + client_address()

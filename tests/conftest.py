@@ -101,6 +101,9 @@ TEST_CONFIG = {
     # The suite makes hundreds of deliberate 401s from 127.0.0.1; the tests of this budget set their own.
     "RATELIMIT_API_AUTH_FAILURES": "100000 per minute",
     "WHATSAPP_MEDIA_HOSTS": ("http://127.0.0.1",),  # the fake Graph server serves the downloads too
+    # A test's writes are rolled back, so their NOTIFY never leaves: polls read the sequence
+    # (tests/test_inbox_polls.py starts a listener of its own on committed data).
+    "INBOX_VERSION_LISTEN": False,
 }
 
 

@@ -93,13 +93,15 @@ def test_graph_url_defaults_to_v25_and_can_point_at_a_local_server():
 
 def test_connection_budget_counts_instances_workers_pool_and_a_deploy_overlap():
     total, limit, explain = connection_budget({"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4"})
-    # 2 × (2 × (4 + 2) + the jobs worker's 3 pool + 1 LISTEN + 2 jobs + 1 sweep)
-    assert (total, limit) == (38, 90) and "+ 7 jobs worker) = 38 connections" in explain
+    # 2 × (2 × (4 + 2 + the inbox version's LISTEN) + the jobs worker's 3 pool + 1 LISTEN + 2 jobs + 1 sweep)
+    assert (total, limit) == (42, 90) and "+ 1 listen) + 7 jobs worker) = 42 connections" in explain
     without_jobs, _, _ = connection_budget({"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4", "JOBS_IN_WEB": "false"})
-    assert without_jobs == 24
+    assert without_jobs == 28
+    unlistened, _, _ = connection_budget({"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4", "INBOX_VERSION_LISTEN": "0"})
+    assert unlistened == 38
     # the analysis' pool (10 + 20) with four workers: far over Render's budget
     over, _, _ = connection_budget({"WEB_CONCURRENCY": "4", "DB_POOL_SIZE": "10", "DB_MAX_OVERFLOW": "20"})
-    assert over == 254 > limit
+    assert over == 262 > limit
 
 
 def test_one_process_serves_unless_gunicorn_says_how_many_workers_do():

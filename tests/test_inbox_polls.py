@@ -17,6 +17,8 @@ from app.extensions import db
 from app.jobs.queue import WAKE_SNOOZED
 from app.jobs.worker import build_worker_queue
 from app.models import Contact, Conversation, Message
+from app.services import agents as agent_service
+from app.version_listener import VersionListener
 from tests import meta
 from tests.test_pages import login
 
@@ -88,9 +90,9 @@ def test_an_unchanged_poll_is_answered_304_without_rendering_or_reading_data(
             again = inbox.poll(which)
         assert again.status_code == 304 and again.data == b""
         assert templates == []
-        # The session's agent and the inbox version: no conversation, message or feed query.
-        assert counter.count == 2, counter.statements
-        assert any("inbox_version" in s for s in counter.statements)
+        # The inbox version alone (without a listener, as here): not even the session's agent.
+        assert counter.count == 1, counter.statements
+        assert "inbox_version" in counter.statements[0]
         assert again.headers["ETag"] == first.headers["ETag"]
         assert again.headers["Vary"] == "Cookie" and "Content-Security-Policy" in again.headers
 
@@ -334,3 +336,76 @@ def test_what_changes_with_time_alone_says_until_when_it_holds(client, agent, co
     # The body is the same for now ("ahora"): a 304 with a new ETag, after rendering.
     assert again.status_code in (200, 304) and again.headers["ETag"].strip('"').split("-")[0] == key
     assert again.headers["ETag"].strip('"') != expired.strip('"')
+
+
+# --- the unchanged poll's fast path (app/inbox/polls.py): no agent row, and with the listener no query
+
+
+def _key(etag: str) -> str:
+    return etag.strip('"').split("-")[0]
+
+
+def test_a_deactivated_agent_never_gets_a_304_again(client, agent, conversation):  # type: ignore[no-untyped-def]
+    login(client, agent.email)
+    inbox = Inbox(client, conversation)
+    etag = inbox.poll("list").headers["ETag"]
+    assert inbox.poll("list").status_code == 304
+    agent_service.deactivate_agent(agent.email)
+    for _ in range(3):  # not once: every poll after it, with the ETag the browser still holds
+        ended = client.get(
+            inbox.urls["list"], headers={"If-None-Match": etag, "HX-Request": "true", "HX-Trigger": "list"}
+        )
+        assert ended.status_code == 302 and ended.headers["Location"].startswith("/login")
+
+
+def test_a_copy_of_a_logged_out_cookie_gets_no_304(app, client, agent, conversation):  # type: ignore[no-untyped-def]
+    login(client, agent.email)
+    inbox = Inbox(client, conversation)
+    etags = {which: inbox.poll(which).headers["ETag"] for which in ("list", "thread")}
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    assert client.post("/logout", headers={"X-CSRFToken": _csrf(client)}).status_code == 302
+    kept = app.test_client()  # another tab, or a stolen copy, of the cookie from before the logout
+    kept.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
+    for which, url in inbox.urls.items():
+        headers = {"If-None-Match": etags[which], "HX-Request": "true", "HX-Trigger": which}
+        refused = kept.get(url, headers=headers)
+        assert refused.status_code == 302 and refused.headers["Location"].startswith("/login")
+
+
+def test_an_expired_session_gets_no_304(app, client, agent, conversation, monkeypatch):  # type: ignore[no-untyped-def]
+    login(client, agent.email)
+    inbox = Inbox(client, conversation)
+    inbox.poll("list")
+    assert inbox.poll("list").status_code == 304
+    monkeypatch.setitem(app.config, "SESSION_MAX_SECONDS", -1)  # its absolute lifetime is over
+    expired = client.get(
+        inbox.urls["list"], headers={"If-None-Match": inbox.etags["list"], "HX-Request": "true", "HX-Trigger": "list"}
+    )
+    assert expired.status_code == 302 and expired.headers["Location"].startswith("/login")
+
+
+def test_a_changed_time_zone_moves_the_key(client, agent, conversation):  # type: ignore[no-untyped-def]
+    login(client, agent.email)
+    inbox = Inbox(client, conversation)
+    before = inbox.poll("thread").headers["ETag"]
+    assert inbox.poll("thread").status_code == 304
+    client.post("/preferences", data={"tz": "Asia/Tokyo", "next": "/"}, headers={"X-CSRFToken": _csrf(client)})
+    after = inbox.poll("thread")
+    assert _key(after.headers["ETag"]) != _key(before)
+    assert inbox.poll("thread").status_code == 304
+
+
+def test_a_listener_that_cannot_vouch_answers_nothing() -> None:
+    """Down (here: it cannot connect): no version from memory, so polls read the sequence."""
+
+    def refuse() -> Any:
+        raise OSError("no database for the listener")
+
+    listener = VersionListener(refuse, "SELECT last_value FROM inbox_version")
+    try:
+        for _ in range(5):
+            assert listener.current() is None
+            time.sleep(0.02)
+    finally:
+        listener.stop()

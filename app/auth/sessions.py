@@ -43,13 +43,18 @@ def start_session(agent: Agent) -> None:
 
 def session_is_current(agent: Agent) -> bool:
     """Whether the session cookie of this request may still act as `agent`; refreshes last-seen."""
+    return session.get(GENERATION_KEY) == agent.session_generation and session_is_live()
+
+
+def session_is_live() -> bool:
+    """The cookie's own checks, without the agent's row: issued by this app's login, within its
+    lifetimes (absolute and idle); refreshes last-seen. An unchanged poll (app/inbox/polls.py)
+    checks only these: the row's generation is covered there by the inbox version."""
     generation, login_at, seen_at = (session.get(k) for k in (GENERATION_KEY, LOGIN_AT_KEY, SEEN_AT_KEY))
     if not (isinstance(generation, int) and isinstance(login_at, int) and isinstance(seen_at, int)):
         return False  # a cookie from before sessions could be ended, or not one we issued
     now = int(time.time())
     config = current_app.config
-    if generation != agent.session_generation:
-        return False
     if now - login_at > config["SESSION_MAX_SECONDS"] or now - seen_at > config["SESSION_IDLE_SECONDS"]:
         return False
     if now - seen_at >= SEEN_AT_GRANULARITY:

@@ -4,19 +4,18 @@ The page and the fragments the browser polls for live updates are rendered by th
 templates (templates/inbox/_list.html and _thread.html), so there is one way a row or a
 message looks. htmx polls the fragments (`hx-get` + `hx-trigger="every 2s"`) and idiomorph merges
 them into the page. Fragments answer `ETag` and `304 Not Modified` to `If-None-Match`, and an
-unchanged poll is answered before anything is rendered or queried beyond the session's agent:
-its ETag starts with a key of everything the fragment depends on (`_poll_key`: the inbox version
-the writers bump, app/cache.py; the agent and their preferences; the query; the locale and time
-zone), and then until when it holds: the earliest moment a text of it changes with the time
-alone (app/inbox/formatting.py). An idle inbox costs two reads of indexed rows per poll and no
-body. Everything that changes data goes through the JSON API (/whatsapp/api), with the page's
-CSRF token in `X-CSRFToken`.
+unchanged poll is answered before the agent's row is loaded or anything is rendered
+(app/inbox/polls.py): its ETag starts with a key of everything the fragment depends on (`poll_key`:
+the inbox version the writers bump, app/cache.py, which also covers the agent's row; the session's
+agent; the query; the language and time zone asked for), and then until when it holds: the
+earliest moment a text of it changes with the time alone (app/inbox/formatting.py). An idle
+inbox's poll costs no query and no body. Everything that changes data goes through the JSON API
+(/whatsapp/api), with the page's CSRF token in `X-CSRFToken`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -61,12 +60,12 @@ from app.api.docs import (
     query,
 )
 from app.auth.views import safe_next
-from app.cache import inbox_version
 from app.converters import MAX_BIG_ID, MAX_ID
 from app.extensions import db
 from app.i18n import LANGUAGES, TZ_COOKIE, agent_zone, chosen_language, chosen_time_zone, time_zones, valid_time_zone
 from app.inbox.composer import template_choices
 from app.inbox.formatting import changes_at, day_key, holds_until, init_formatting, next_midnight, note_html
+from app.inbox.polls import LIST_POLLER, answer_unchanged, fragment_headers, known_etags, poll_key, unchanged
 from app.models import Agent, Message
 from app.models.conversations import CONVERSATION_STATUSES
 from app.services.conversation_actions import list_canned_responses
@@ -92,6 +91,9 @@ from app.whatsapp.snooze import presets as snooze_presets
 
 bp = Blueprint("inbox", __name__)
 bp.record_once(lambda state: init_formatting(cast(Flask, state.app)))
+# The 304 of an unchanged poll, decided before the rate limiter (app/inbox/polls.py), answered
+# once it has counted the request.
+bp.before_request(answer_unchanged)
 
 TABS = ("mine", "unassigned", "all")
 STATUS_FILTERS = (*CONVERSATION_STATUSES, "all")
@@ -105,7 +107,6 @@ AROUND_AFTER = 200
 SEARCH_PAGE = 20
 CANNED_SHOWN = 8
 CANNED_QUERY_CHARS = 100
-LIST_POLLER = "list"  # the id of the element that polls the list (htmx sends it as HX-Trigger)
 
 
 def _arg_int(name: str, default: int, maximum: int = MAX_ID) -> int:
@@ -206,52 +207,9 @@ def _agents() -> list[Agent]:
     return cast(list[Agent], g.active_agents)
 
 
-# A deploy may change the templates: its commit is in the key (Render sets RENDER_GIT_COMMIT).
-_BUILD = os.environ.get("RENDER_GIT_COMMIT", "")
 # The longest a fragment's ETag holds without any write: what bounds the staleness should a
 # version bump ever be lost (a database error right after a commit; app/cache.py).
 HOLD_MAX_SECONDS = 600
-
-
-def _poll_key(kind: str) -> str:
-    """The key of what a polled fragment would show, read BEFORE its data: the inbox version
-    (a write that commits after this read bumps it, so at worst the next poll renders again),
-    the agent with the preferences the fragment is rendered with, the query, the locale and the
-    time zone. What time alone changes is not in it: the ETag says until when it holds."""
-    parts = (
-        kind,
-        inbox_version(db.session),
-        current_user.id,
-        current_user.notify_scope,
-        str(get_locale()),
-        agent_zone().key,
-        request.full_path,
-        _BUILD,
-    )
-    return hashlib.blake2b(repr(parts).encode(), digest_size=12).hexdigest()
-
-
-def _known_etags() -> list[list[str]]:
-    """The browser's ETags, each as its parts: key, holds-until (epoch seconds), body digest."""
-    tags = request.headers.get("If-None-Match", "").split(",")
-    return [tag.strip().removeprefix("W/").strip('"').split("-") for tag in tags]
-
-
-def _fragment_headers(response: Response, etag: str) -> Response:
-    response.headers["Cache-Control"] = "private, no-cache"
-    response.headers["Vary"] = "Cookie"
-    response.set_etag(etag)
-    return response
-
-
-def _unchanged(key: str) -> Response | None:
-    """304 when the browser's ETag was issued under this same key and still holds: nothing it
-    shows can differ (no write since, and no text of it has changed with the time)."""
-    now = time.time()
-    for parts in _known_etags():
-        if len(parts) == 3 and parts[0] == key and parts[1].isdigit() and now < int(parts[1]):
-            return _fragment_headers(Response(status=304), "-".join(parts))
-    return None
 
 
 def _conditional(html: str, key: str | None = None) -> Response:
@@ -261,9 +219,9 @@ def _conditional(html: str, key: str | None = None) -> Response:
     digest = hashlib.blake2b(html.encode(), digest_size=12).hexdigest()
     until = int(holds_until(time.time() + HOLD_MAX_SECONDS))
     etag = f"{key}-{until}-{digest}" if key else digest
-    if any(parts[-1] == digest for parts in _known_etags()):
-        return _fragment_headers(Response(status=304), etag)
-    return _fragment_headers(make_response(html), etag)
+    if any(parts[-1] == digest for parts in known_etags()):
+        return fragment_headers(Response(status=304), etag)
+    return fragment_headers(make_response(html), etag)
 
 
 @bp.get("/")
@@ -345,8 +303,8 @@ def list_fragment() -> ResponseReturnValue:
     """
     state = _list_state()
     selected_id = _arg_int("c", 0) or None
-    key = _poll_key("list")
-    response = _unchanged(key)
+    key = poll_key("list")
+    response = unchanged(key)
     if response is None:
         context = _list_context(state, selected_id)
         response = _conditional(render_template("inbox/_list.html", oob=True, **context), key)
@@ -397,10 +355,10 @@ def thread_fragment(conversation_id: int) -> ResponseReturnValue:
     every 30 s), with `If-None-Match` and 304 like the list; the browser merges changed messages
     by id, so the composer and older messages already loaded are untouched.
     """
-    key = _poll_key("thread")
-    unchanged = _unchanged(key)
-    if unchanged is not None:
-        return unchanged
+    key = poll_key("thread")
+    same = unchanged(key)  # the poll's hooks answer first (app/inbox/polls.py); this is the backstop
+    if same is not None:
+        return same
     # Opened on a search result: the same window as the page (that message on), so a poll
     # merges into what is shown instead of replacing it with the newest page.
     context = {**_list_state(), **_thread_context(conversation_id, _arg_int("hit", 0, maximum=MAX_BIG_ID) or None)}

@@ -1,0 +1,102 @@
+"""The inbox version in each worker's memory, kept current by PostgreSQL LISTEN/NOTIFY.
+
+An unchanged poll (app/inbox/polls.py) would otherwise spend most of its cost on the database:
+a pool checkout with its pre-ping, one read of the `inbox_version` sequence and the checkin's
+reset — three round trips to learn that nothing changed. Instead each web worker keeps one
+connection that LISTENs on the channel the writers NOTIFY with the new value when they bump the
+sequence (app/cache.py `BUMP_INBOX`: `pg_notify` in the same autocommitted statement as the
+`nextval`, so the notification leaves when the bump commits), in a daemon thread that also reads
+the sequence itself every `HEARTBEAT_SECONDS`.
+
+The value is only trusted while the listener has proven itself recently: `current()` answers
+None — read the sequence as before — unless the connection has LISTENed, read the sequence after
+that, and heard from the server (a notification or a heartbeat) within `TRUST_SECONDS`. A
+notification lost or late can only keep a poll on an older version, which the heartbeat corrects;
+the version only ever moves forward. So a bump missed costs at most one render later (the next
+heartbeat), and a dead listener (a dropped connection, a database restart) sends every poll back
+to the sequence until it has reconnected. The connection is opened lazily in the worker (gunicorn
+forks after --preload: a thread started in the master would not exist in the workers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "inbox_version"
+# How often the listener reads the sequence anyway, and how long its value is trusted without
+# hearing from the server: a silently dead connection sends polls back to the sequence by then.
+HEARTBEAT_SECONDS = 2.0
+TRUST_SECONDS = 5.0
+RECONNECT_SECONDS = 2.0
+
+
+class VersionListener:
+    """One worker's LISTEN connection and the newest inbox version it knows."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], read_sql: str) -> None:
+        self._connect = connect
+        self._read_sql = read_sql
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._value = 0
+        self._heard_at = 0.0  # time.monotonic() of the last notification or heartbeat; 0: not listening
+
+    def current(self) -> int | None:
+        """The inbox version, or None when it cannot be vouched for (read the sequence instead).
+
+        Starts the listener in this process on first use."""
+        if self._pid != os.getpid():
+            self._start()
+            return None
+        if time.monotonic() - self._heard_at < TRUST_SECONDS:
+            return self._value
+        return None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._heard_at = 0.0
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="inbox-version-listener", daemon=True)
+            self._thread.start()
+
+    def _heard(self, value: int) -> None:
+        with self._lock:
+            self._value = max(self._value, value)  # a late notification never moves it back
+            self._heard_at = time.monotonic()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self._connect() as connection:
+                    self._listen(connection)
+            except Exception:
+                log.warning("inbox version listener disconnected; polls read the sequence", exc_info=True)
+            self._heard_at = 0.0
+            self._stop.wait(RECONNECT_SECONDS)
+
+    def _listen(self, connection: psycopg.Connection[Any]) -> None:
+        connection.execute(f"LISTEN {CHANNEL}")
+        # Listening first, then the sequence: a bump between the two is heard as well.
+        while not self._stop.is_set():
+            row = connection.execute(self._read_sql).fetchone()
+            self._heard(int(row[0]) if row else 0)
+            for notification in connection.notifies(timeout=HEARTBEAT_SECONDS):
+                if notification.payload.isdigit():
+                    self._heard(int(notification.payload))
