@@ -139,8 +139,11 @@ def _documented_query_value(operation: Any, name: str, value: str) -> bool:
     parameter = _query_parameter(operation, name)
     if value == "":
         return parameter.get("allowEmptyValue") is True
-    instance: Any = int(value) if value.isdecimal() and value.isascii() else value
-    return Draft202012Validator(parameter["schema"]).is_valid(instance)
+    # On the wire every value is text: digits are a valid string parameter (a 'negative' integer
+    # sent as `q=5` is a search for "5") as well as a valid integer one.
+    instances: list[Any] = [value, int(value)] if value.isdecimal() and value.isascii() else [value]
+    validator = Draft202012Validator(parameter["schema"])
+    return any(validator.is_valid(instance) for instance in instances)
 
 
 @schema.hook
