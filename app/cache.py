@@ -13,8 +13,9 @@ to the database and it is logged; nothing fails because of the cache.
 
 The same hooks keep the *inbox version* the inbox's polls are answered 304 from
 (app/inbox/views.py): the PostgreSQL sequence `inbox_version`, which every process sees without
-Redis, bumped with nextval once the writing transaction has committed and its connection is back
-in the pool (no second connection, no lock: a sequence is outside transactions). A reader reads
+Redis, bumped with nextval once the writing transaction has committed, by one autocommitted
+statement on the connection that committed it, before it goes back to the pool (no second
+connection, no checkout, no lock: a sequence is outside transactions). A reader reads
 the version *before* the data, so a bump it missed can only make it render once more, never
 answer 304 over data it has not shown. With Redis the inbox reads the Redis version instead
 (one GET), bumped in the same place. Every table counts except the few no page shows
@@ -54,7 +55,8 @@ _WRITING_SQL = ("INSERT", "UPDATE", "DELETE", "WITH")
 INBOX_SEQUENCE = "inbox_version"
 # The new value is NOTIFYed in the same statement: each web worker's listener hears it when the
 # bump commits (app/version_listener.py).
-BUMP_INBOX = text(f"SELECT pg_notify('{LISTEN_CHANNEL}', nextval('{INBOX_SEQUENCE}')::text)")
+BUMP_INBOX_SQL = f"SELECT pg_notify('{LISTEN_CHANNEL}', nextval('{INBOX_SEQUENCE}')::text)"
+BUMP_INBOX = text(BUMP_INBOX_SQL)
 READ_INBOX_SQL = f"SELECT last_value FROM {INBOX_SEQUENCE}"
 
 
@@ -131,6 +133,7 @@ def _watch_writes(session_class: Any) -> None:
     _registered.add(id(session_class))
     event.listen(session_class, "do_orm_execute", _note_statement)
     event.listen(session_class, "after_flush", _note_flush)
+    event.listen(session_class, "after_begin", _after_begin)
     event.listen(session_class, "after_commit", _after_commit)
     event.listen(session_class, "after_rollback", _after_rollback)
     event.listen(session_class, "after_transaction_end", _after_transaction_end)
@@ -160,36 +163,67 @@ def _note_flush(session: Session, flush_context: UOWTransaction) -> None:
             session.info["inbox_dirty"] = True
 
 
+def _after_begin(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    session.info["connection"] = connection  # the one the inbox version is bumped on, after commit
+
+
 def _after_commit(session: Session) -> None:
     list_dirty = session.info.pop("list_dirty", False)
+    connection = session.info.pop("connection", None)
     if session.info.pop("inbox_dirty", False):
-        session.info["inbox_bump"] = True
         list_dirty = True  # with Redis, the inbox reads the list's version: bump it too
+        if connection is not None and not connection.in_transaction():
+            bump_inbox_version(connection)  # committed, and the connection not yet back in the pool
+        else:
+            session.info["inbox_bump"] = True  # joined to an outer transaction (the tests)
     if list_dirty:
-        bump_version()  # once the connection is back: _after_transaction_end
+        bump_version()
 
 
 def _after_rollback(session: Session) -> None:
     session.info.pop("list_dirty", None)
     session.info.pop("inbox_dirty", None)
+    session.info.pop("connection", None)
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None and session.info.pop("inbox_bump", False):
-        bump_inbox_version(session)
+        _bump_joined(session)
 
 
-def bump_inbox_version(session: Session) -> None:
-    """nextval on the inbox version (and the Redis one), after a commit that wrote what it shows."""
+def bump_inbox_version(connection: Connection) -> None:
+    """nextval on the inbox version, after a commit that wrote what it shows: one statement in
+    autocommit on the DBAPI connection the commit ran on (idle between transactions), so it
+    costs one round trip and no pool checkout, ping or transaction of its own."""
+    try:
+        dbapi_connection = connection.connection.dbapi_connection
+        if dbapi_connection is None:
+            raise RuntimeError("the connection was invalidated")
+        dbapi_connection.autocommit = True
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(BUMP_INBOX_SQL)
+            finally:
+                cursor.close()
+        finally:
+            dbapi_connection.autocommit = False
+    except Exception:  # the data is committed; the minute in the pages' key bounds the staleness
+        log.warning("could not bump the inbox version", exc_info=True)
+
+
+def _bump_joined(session: Session) -> None:
+    """The bump of a session joined to an outer transaction (the tests): on that connection, in
+    that transaction; else (no connection was noted) on a connection of its own."""
     try:
         bind = session.get_bind()
-        if isinstance(bind, Connection):  # a session joined to an outer transaction (the tests)
+        if isinstance(bind, Connection):
             bind.execute(BUMP_INBOX)
         else:
             with bind.connect() as connection:
                 connection.execute(BUMP_INBOX)
                 connection.commit()
-    except Exception:  # the data is committed; the minute in the pages' key bounds the staleness
+    except Exception:
         log.warning("could not bump the inbox version", exc_info=True)
 
 

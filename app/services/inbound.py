@@ -3,8 +3,8 @@
 The webhook blueprint (`app/webhook/views.py`) checks the signature and decodes the body,
 then hands it here. `receive_delivery()` parses it (`app/whatsapp/payloads.py`: pure, no Flask,
 no database), stores it (`app/services/ingest.py`: idempotent, never commits), commits once,
-runs it again when PostgreSQL aborts it in a deadlock, counts it in the metrics and writes the
-delivery's log line. `refused()` counts the deliveries the blueprint turned away.
+runs it again when PostgreSQL aborts it in a deadlock, counts it in the metrics and puts its outcome
+and counts on the request's access line. `refused()` counts the deliveries the blueprint turned away.
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def receive_delivery(body: bytes, data: dict[str, Any]) -> IngestResult:
         MESSAGES_INGESTED.labels(type=message_type).inc(count)
     for status, count in result.received_statuses.items():
         STATUSES_RECEIVED.labels(status=status).inc(count)
-    log.info(
-        "webhook delivery",
+    # On the request's access line (app/observability.py), not a line of its own: one line per delivery.
+    structlog.contextvars.bind_contextvars(
         delivery_id=result.delivery_id,
         outcome=result.outcome,
         messages_stored=result.messages_stored,

@@ -44,6 +44,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    or_,
     select,
     update,
 )
@@ -116,7 +117,8 @@ def touch_statement(effect: Effect, counted: bool = False, stored: CTE | None = 
         values["unread_count"] = c.unread_count + 1
         # The 24-hour window runs from the customer's own messages, by Meta's clock.
         values["last_customer_message_at"] = func.greatest(func.coalesce(c.last_customer_message_at, sent_at), sent_at)
-        values["status"] = case((c.status.in_(("resolved", SNOOZED)), "open"), else_=c.status)
+        # Not `in_()`: its list is rendered into the SQL at each execution (a post-compile parameter).
+        values["status"] = case((or_(c.status == "resolved", c.status == SNOOZED), "open"), else_=c.status)
         values["snoozed_until"] = None
     if effect.agent:  # never with `customer`: see effect_of
         values["last_agent_message_id"] = message_id
