@@ -25,7 +25,7 @@ from app.api import sending as _sending_routes  # noqa: F401  (its routes join t
 from app.api import starting as _starting_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api import templates as _templates_routes  # noqa: F401  (its routes join the api blueprint)
 from app.api.views import bp as api_bp
-from app.auth.sessions import forget_session, session_is_current
+from app.auth.sessions import SessionCookies, forget_session, session_is_current
 from app.auth.views import bp as auth_bp
 from app.cache import init_cache
 from app.cli import register as register_cli
@@ -63,6 +63,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if overrides:
         app.config.update(overrides)
     trust_proxies(app)
+    app.session_interface = SessionCookies()
     if not app.config.get("MEDIA_STORAGE_PATH"):
         app.config["MEDIA_STORAGE_PATH"] = str(Path(app.instance_path) / "media")
     init_converters(app)  # before any blueprint registers its routes

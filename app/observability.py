@@ -38,8 +38,8 @@ def configure_logging(app: Flask) -> None:
         if json_logs
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    # Every request writes two lines or more (the access line; a webhook delivery its own), so
-    # what no line shows is not computed: the caller's file and line (a walk up the stack per
+    # Every request writes a line or more (the access line, which a webhook delivery's outcome
+    # joins), so what no line shows is not computed: the caller's file and line (a walk up the stack per
     # record), thread and process names (the Logging HOWTO's "Optimization" switches).
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False

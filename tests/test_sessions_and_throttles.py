@@ -99,6 +99,23 @@ def test_logging_in_again_after_logout_everywhere_works_and_keeps_the_language(c
     assert client.get("/").status_code == 200
 
 
+def test_a_new_secret_key_ends_sessions_unless_the_old_one_is_a_fallback(app: Flask, client, agent):
+    """The session's serializer is built once per set of keys (app/auth/sessions.py): a rotated
+    key is still honoured at once, in both directions."""
+    _logged_in(client, agent.email)
+    assert client.get("/").status_code == 200
+    old_key = app.secret_key
+    try:
+        app.secret_key = "a rotated secret key, long enough"
+        assert _is_logged_out(client)
+        _logged_in(client, agent.email)
+        app.secret_key, app.config["SECRET_KEY_FALLBACKS"] = "the next key, rotated again", [app.secret_key]
+        assert client.get("/").status_code == 200  # signed with the fallback: still accepted
+    finally:
+        app.secret_key = old_key
+        app.config["SECRET_KEY_FALLBACKS"] = None
+
+
 def test_session_lifetimes_come_from_the_environment():
     defaults = load_config({})
     assert defaults["SESSION_IDLE_SECONDS"] == 12 * 3600 and defaults["SESSION_MAX_SECONDS"] == 7 * 86400

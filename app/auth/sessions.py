@@ -12,9 +12,12 @@ issued to that agent before, in every browser and every worker at once.
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from flask import current_app, g, session
+from flask import Flask, current_app, g, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import login_user
+from itsdangerous import URLSafeTimedSerializer
 
 from app.models import Agent
 
@@ -26,6 +29,21 @@ SEEN_AT_GRANULARITY = 60
 # Preferences chosen before logging in (the login page has the language menu) survive it.
 KEPT_ACROSS_LOGIN = ("lang", "tz")
 FLASK_LOGIN_KEYS = ("_user_id", "_fresh", "_id", "_remember", "_remember_seconds")
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed cookie session, with its serializer built once per set of keys instead of
+    on every request (every webhook delivery and poll opens a session)."""
+
+    def __init__(self) -> None:
+        self._serializers: dict[tuple[Any, ...], URLSafeTimedSerializer | None] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, *(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        serializer = self._serializers.get(keys)
+        if serializer is None and keys not in self._serializers:
+            serializer = self._serializers[keys] = super().get_signing_serializer(app)
+        return serializer
 
 
 def start_session(agent: Agent) -> None:
