@@ -80,6 +80,16 @@ def signature_is_valid() -> bool:
     return delivery_signature() is SignatureCheck.OK
 
 
+# The blueprints with limits (init_rate_limits); nothing else is counted by Flask-Limiter.
+LIMITED_BLUEPRINTS = frozenset({"webhook", "api", "inbox"})
+
+
+def outside_limits() -> bool:
+    """A request no limit applies to (health checks, login pages, admin, static files): exempt
+    before Flask-Limiter resolves anything (its request filter; the same answer, for less)."""
+    return request.blueprint not in LIMITED_BLUEPRINTS
+
+
 def signed_delivery() -> bool:
     """A validly signed webhook POST: exempt from every limit before Flask-Limiter resolves any
     (its request filter; cheaper than resolving the webhook's limit to exempt it)."""
@@ -117,6 +127,21 @@ def page_identity() -> str:
     if current_user.is_authenticated:
         return f"agent:{current_user.id}"
     return "addr:" + client_address()
+
+
+def unchanged_poll_counted(agent_id: int) -> bool:
+    """Count an unchanged poll (answered 304 before Flask-Limiter runs, app/inbox/polls.py) on
+    the agent's budget of unchanged polls: RATELIMIT_PAGES' limits, counted apart from the pages'
+    in the same storage by the limits library directly. False when that budget is spent or the
+    storage is unreachable: the poll then goes through Flask-Limiter (its pages' budget, its
+    in-memory fallback)."""
+    try:
+        strategy = rate_limiter().limiter
+        hits = [strategy.hit(item, "unchanged-poll", str(agent_id)) for item in current_app.extensions["poll_limits"]]
+    except Exception:
+        log.warning("rate-limit storage unreachable for an unchanged poll; counting it as a page", exc_info=True)
+        return False
+    return all(hits)
 
 
 def auth_failure_identity() -> str:
@@ -248,6 +273,7 @@ def init_rate_limits(app: Flask, *, webhook: Blueprint, api: Blueprint, inbox: B
     limiter = Limiter(key_func=client_address)
     limiter.init_app(app)
     app.extensions["rate_limiter"] = limiter
+    limiter.request_filter(outside_limits)
     limiter.request_filter(signed_delivery)
     limiter.limit(
         config["RATELIMIT_WEBHOOK_BAD_SIGNATURE"],
@@ -263,6 +289,9 @@ def init_rate_limits(app: Flask, *, webhook: Blueprint, api: Blueprint, inbox: B
         config["RATELIMIT_API_AUTH_FAILURES"], key_func=auth_failure_identity, deduct_when=failed_authentication
     )(api)
     limiter.limit(config["RATELIMIT_PAGES"], key_func=page_identity, methods=["GET"])(inbox)
+    if {webhook.name, api.name, inbox.name} != LIMITED_BLUEPRINTS:
+        raise RuntimeError("outside_limits() must name every blueprint with limits")
+    app.extensions["poll_limits"] = parse_many(config["RATELIMIT_PAGES"])  # unchanged_poll_counted
     # Failed logins: LoginThrottle, called by the login view (it needs the form's e-mail and the
     # outcome). Its in-memory fallback when the shared storage is unreachable:
     app.extensions["login_throttle_fallback"] = FixedWindowRateLimiter(SweptMemoryStorage())

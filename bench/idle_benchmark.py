@@ -117,13 +117,17 @@ class ServiceCpu:
 
 
 @contextlib.contextmanager
-def main_checkout() -> Iterator[Path]:
+def main_checkout(before: str | None = None) -> Iterator[Path]:
     """`main` where this branch left it (the merge base: the same schema but this change's
-    migration) checked out at a temporary path (a detached git worktree), removed afterwards."""
+    migration), or the commit `before` names, checked out at a temporary path (a detached git
+    worktree), removed afterwards."""
     path = Path(tempfile.mkdtemp(prefix="inbox-main-"))
-    base = subprocess.run(
-        ["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True, capture_output=True, text=True
-    ).stdout.strip()
+    base = (
+        before
+        or subprocess.run(
+            ["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout.strip()
+    )
     subprocess.run(["git", "worktree", "add", "--detach", str(path), base], cwd=ROOT, check=True, capture_output=True)
     try:
         yield path
@@ -265,6 +269,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--samples", type=int, default=12, help="latency samples")
     parser.add_argument("--no-main", action="store_true", help="skip main's code (the before)")
+    parser.add_argument("--before", help="the commit to measure as the before (default: the merge base with main)")
     parser.add_argument("--force", action="store_true", help="seed the database again")
     args = parser.parse_args()
     args.sessions = sorted({int(s) for s in args.sessions.split(",") if s.strip()})
@@ -281,7 +286,7 @@ def main() -> None:
     with launched_chromium() as browser:
         results["this"] = run_code("this", ROOT, server, scale, browser, args)
         if not args.no_main:
-            with main_checkout() as path:
+            with main_checkout(args.before) as path:
                 results["main"] = run_code("main", path, server, scale, browser, args)
     took = time.perf_counter() - started
     facts = run_facts(
@@ -340,7 +345,8 @@ def report(results: dict[str, Measured], args: argparse.Namespace, note: str, fa
         "open, untouched; the server's CPU (the run time of every thread of gunicorn's master and workers from "
         "/proc/<pid>/task/<tid>/schedstat, in ns, plus reaped children) per second of wall time, "
         "the service alone subtracted, divided by the inboxes. "
-        "main's code (the merge base) ran from a `git worktree` in the same run on a copy of the same database. "
+        f"The before ({'commit ' + args.before if args.before else 'main, the merge base'}) ran from a `git worktree` "
+        "in the same run on a copy of the same database. "
         "Latency: a signed webhook delivery to the open conversation, from its 200 to the text in the "
         "thread, at random moments of the poll cycle (the last row of each version).",
         "",

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 from flask import template_rendered
+from limits import parse_many
 from sqlalchemy import select, text, update
 
 from app.extensions import db
 from app.jobs.queue import WAKE_SNOOZED
 from app.jobs.worker import build_worker_queue
 from app.models import Contact, Conversation, Message
+from app.ratelimits import rate_limiter
 from app.services import agents as agent_service
 from app.version_listener import VersionListener
 from tests import meta
@@ -409,3 +411,28 @@ def test_a_listener_that_cannot_vouch_answers_nothing() -> None:
             time.sleep(0.02)
     finally:
         listener.stop()
+
+
+def test_unchanged_polls_are_counted_on_their_own_budget_then_on_the_pages_one(  # type: ignore[no-untyped-def]
+    app, client, agent, conversation, monkeypatch
+):
+    """An unchanged poll is answered before Flask-Limiter runs, counted by the limits library on
+    the agent's budget of unchanged polls; once that is spent it goes through Flask-Limiter (the
+    pages' budget, which ends in 429 like any page) and is still answered 304 meanwhile."""
+    budget = parse_many("3 per minute")
+    monkeypatch.setitem(app.extensions, "poll_limits", budget)
+    strategy = rate_limiter().limiter
+
+    def left() -> int:
+        return strategy.get_window_stats(budget[0], "unchanged-poll", str(agent.id)).remaining
+
+    login(client, agent.email)
+    inbox = Inbox(client, conversation)
+    assert inbox.poll("list").status_code == 200
+    assert left() == 3  # a rendered poll is the pages' budget's
+    for expected in (2, 1, 0):
+        assert inbox.poll("list").status_code == 304
+        assert left() == expected
+    for _ in range(3):
+        assert inbox.poll("list").status_code == 304  # through Flask-Limiter now
+    assert left() == 0

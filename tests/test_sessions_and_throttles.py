@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from flask import Flask, jsonify, request
@@ -114,6 +115,25 @@ def test_a_new_secret_key_ends_sessions_unless_the_old_one_is_a_fallback(app: Fl
     finally:
         app.secret_key = old_key
         app.config["SECRET_KEY_FALLBACKS"] = None
+
+
+def test_a_cookie_verified_before_still_expires_and_a_changed_one_is_verified_again(app: Flask, client, agent):
+    """The cookie's signature is verified once per process (app/auth/sessions.py); its age is
+    still checked on every request, and any other value is verified from scratch."""
+    _logged_in(client, agent.email)
+    assert client.get("/").status_code == 200
+    assert client.get("/").status_code == 200  # the same cookie again: from the verified entries
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    forged = app.test_client()
+    forged.set_cookie(cookie.key, cookie.value[:-2] + ("AA" if cookie.value[-2:] != "AA" else "BB"))
+    assert _is_logged_out(forged)
+    lifetime = app.permanent_session_lifetime
+    try:
+        app.permanent_session_lifetime = timedelta(seconds=-1)  # every signature is now too old
+        assert _is_logged_out(client)
+    finally:
+        app.permanent_session_lifetime = lifetime
 
 
 def test_session_lifetimes_come_from_the_environment():

@@ -11,13 +11,15 @@ issued to that agent before, in every browser and every worker at once.
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
 from typing import Any
 
-from flask import Flask, current_app, g, session
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask, Request, current_app, g, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_login import login_user
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from app.models import Agent
 
@@ -32,11 +34,42 @@ FLASK_LOGIN_KEYS = ("_user_id", "_fresh", "_id", "_remember", "_remember_seconds
 
 
 class SessionCookies(SecureCookieSessionInterface):
-    """Flask's signed cookie session, with its serializer built once per set of keys instead of
-    on every request (every webhook delivery and poll opens a session)."""
+    """Flask's signed cookie session, cheaper per request (every delivery and poll opens one):
+
+    - its serializer is built once per set of keys, not on every request;
+    - a cookie whose signature was verified once is not verified and decoded again while the
+      same browser keeps sending it (a poll every 2 s): its contents and signing time are kept
+      in this process, keyed by the exact cookie and the keys, and its age is still checked on
+      every request, as itsdangerous checks it. A changed cookie (every write to the session
+      signs a new one) is simply another entry; the oldest entries go when `VERIFIED_KEPT` are kept.
+    """
+
+    VERIFIED_KEPT = 2048
 
     def __init__(self) -> None:
         self._serializers: dict[tuple[Any, ...], URLSafeTimedSerializer | None] = {}
+        self._verified: dict[tuple[int, str], tuple[dict[str, Any], float]] = {}
+        self._lock = threading.Lock()
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        value = request.cookies.get(self.get_cookie_name(app))
+        serializer = self.get_signing_serializer(app)
+        if not value or serializer is None:
+            return super().open_session(app, request)
+        max_age = int(app.permanent_session_lifetime.total_seconds())
+        key = (id(serializer), value)
+        known = self._verified.get(key)
+        if known is not None and 0 <= time.time() - known[1] <= max_age:
+            return self.session_class(_copied(known[0]))  # the session is mutable; the entry is not
+        try:
+            data, signed_at = serializer.loads(value, max_age=max_age, return_timestamp=True)
+        except BadSignature:
+            return self.session_class()
+        with self._lock:  # the request threads of this worker share the entries
+            if len(self._verified) >= self.VERIFIED_KEPT:
+                self._verified.pop(next(iter(self._verified)), None)
+            self._verified[key] = (_copied(data), signed_at.timestamp())
+        return self.session_class(data)
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         keys = (app.secret_key, *(app.config.get("SECRET_KEY_FALLBACKS") or ()))
@@ -44,6 +77,12 @@ class SessionCookies(SecureCookieSessionInterface):
         if serializer is None and keys not in self._serializers:
             serializer = self._serializers[keys] = super().get_signing_serializer(app)
         return serializer
+
+
+def _copied(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a session's contents that shares nothing mutable with it: its values are
+    scalars, or lists and dicts of immutable values (the flashed messages: a list of tuples)."""
+    return {key: copy.copy(value) if isinstance(value, (list, dict)) else value for key, value in data.items()}
 
 
 def start_session(agent: Agent) -> None:

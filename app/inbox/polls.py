@@ -7,9 +7,13 @@ unchanged; issue 14 wants that to cost next to nothing. So the two polled fragme
 - `note_poll` (app-level, registered before the rate limiter) reads the inbox version —
   from the worker's memory when its LISTEN connection vouches for it (app/version_listener.py),
   else the sequence or Redis (app/cache.py) — *before* the agent's row is loaded, and, when the
-  browser's ETag was issued under the same key and still holds, keeps the 304 for...
-- `answer_unchanged` (the inbox blueprint's, after the limiter has counted the request), which
-  returns it: no agent row, no pool checkout, no render.
+  browser's ETag was issued under the same key and still holds, makes the 304 and
+- answers it there, once the poll is counted on the agent's budget of unchanged polls
+  (`app/ratelimits.py` `unchanged_poll_counted`: the pages' limit, counted apart with the limits
+  library directly, so none of Flask-Limiter's per-request machinery runs): no agent row, no
+  pool checkout, no render. Once that budget is spent, `answer_unchanged` (the inbox
+  blueprint's) answers it after Flask-Limiter has counted it on the pages' budget, which ends in
+  429 like any page.
 
 The key (`poll_key`) is made of the request alone — the session's agent id and session
 generation, the language and time zone the session or the browser asks for, the query string,
@@ -37,6 +41,7 @@ from flask import Flask, Response, g, request, session
 from app.auth.sessions import GENERATION_KEY, session_is_live
 from app.cache import inbox_version
 from app.extensions import db, login_manager
+from app.ratelimits import unchanged_poll_counted
 
 POLLED = {"inbox.list_fragment": "list", "inbox.thread_fragment": "thread"}
 LIST_POLLER = "list"  # the id of the element that polls the list (htmx sends it as HX-Trigger)
@@ -50,21 +55,24 @@ def init_polls(app: Flask) -> None:
     app.before_request(note_poll)
 
 
-def note_poll() -> None:
-    """For a polled fragment: read the inbox version first, and keep the 304 when it is unchanged."""
+def note_poll() -> Response | None:
+    """For a polled fragment: read the inbox version first, and answer 304 when it is unchanged."""
     kind = POLLED.get(request.endpoint or "")
     if kind is None or request.method != "GET":
-        return
+        return None
     g.inbox_version = inbox_version(db.session)  # before the agent's row (the module's docstring)
     if not request.if_none_match or (kind == "list" and request.headers.get("HX-Trigger") != LIST_POLLER):
-        return  # nothing to compare; or the list asked by a filter or tab (its answer moves the URL)
+        return None  # nothing to compare; or the list asked by a filter or tab (its answer moves the URL)
     agent_id = _session_agent_id()
     if agent_id is None:
-        return
+        return None
     response = unchanged(poll_key(kind))
     if response is not None:
         g.agent_id = g.poll_agent_id = agent_id  # the access log's and the rate limiter's
-        g.unchanged_poll = response
+        if unchanged_poll_counted(agent_id):
+            return response  # here: ahead of Flask-Limiter and every later hook
+        g.unchanged_poll = response  # the polls' budget is spent: Flask-Limiter's pages budget decides
+    return None
 
 
 def answer_unchanged() -> Response | None:
