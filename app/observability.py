@@ -40,9 +40,11 @@ def configure_logging(app: Flask) -> None:
     )
     # Every request writes a line or more (the access line, which a webhook delivery's outcome
     # joins), so what no line shows is not computed: the caller's file and line (a walk up the stack per
-    # record), thread and process names (the Logging HOWTO's "Optimization" switches).
+    # record), the thread's and the multiprocessing names (the Logging HOWTO's "Optimization" switches).
+    # The process id stays: gunicorn's own lines print it (`[%(process)d]`).
     logging._srcfile = None
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.logThreads = logging.logMultiprocessing = False
+    logging.logProcesses = True
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

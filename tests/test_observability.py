@@ -46,3 +46,16 @@ def test_webhook_log_counts_outcomes_without_message_bodies_or_secrets(post_webh
     everything = " ".join(str(r.msg) + str(r.args) for r in caplog.records)
     assert secret_text not in everything and meta.APP_SECRET not in everything
     assert delivery["request_id"]
+
+
+def test_gunicorns_own_lines_still_format_after_the_apps_logging_is_configured(app):
+    """gunicorn's error log prints each line's process id; the app's logging set-up must not
+    switch that field off (its lines would fail with "--- Logging error ---")."""
+    from gunicorn.glogging import CONFIG_DEFAULTS
+
+    record = logging.getLogger("gunicorn.error").makeRecord(
+        "gunicorn.error", logging.INFO, __file__, 1, "Starting", (), None
+    )
+    fmt = CONFIG_DEFAULTS["formatters"]["generic"]["format"]
+    assert "%(process)d" in fmt
+    assert f"[{record.process}]" in logging.Formatter(fmt).format(record)
