@@ -25,7 +25,8 @@ def normalise_database_url(url: str) -> str:
     """Accept Render's `postgres://` and plain `postgresql://`, always select psycopg2.
 
     SQLAlchemy rejects `postgres://`, and SQLAlchemy 2.1 maps a bare `postgresql://` to
-    psycopg 3, which is not installed.
+    psycopg 3 (installed, but for the jobs worker and the inbox version listener only: on the
+    web path it costs the workers more CPU than psycopg2, README "Per-request overhead").
     """
     url = url.strip()
     for prefix in ("postgres://", "postgresql://"):

@@ -1103,9 +1103,9 @@ def report(result: IngestResult, args: argparse.Namespace) -> tuple[list[str], l
         "Only one of them is under load at a time. gunicorn.conf.py: gthread, 2 workers × 4 threads, "
         "keep-alive 5 s, max_requests 1000 ± 100 (workers restart during the runs, as in production) — "
         f"worker restarts: {restarts}.",
-        "- Environment: `APP_ENV=production` (JSON logs: one access line and one `webhook delivery` line per "
-        "request, plus gunicorn's access line), `WHATSAPP_APP_SECRET` set; pool from `config.engine_options()` "
-        "(4 + 2 per worker, pre-ping) for both servers.",
+        "- Environment: `APP_ENV=production` (JSON logs: the app's access line per request, which carries the "
+        "delivery's outcome, plus gunicorn's access line), `WHATSAPP_APP_SECRET` set; pool from "
+        "`config.engine_options()` (4 + 2 per worker, pre-ping) for both servers.",
         "- Socket errors and repeated bodies: " + (errors or "none") + ".",
         "",
         "### Per-round figures",
