@@ -139,9 +139,16 @@ def unchanged_poll_counted(agent_id: int) -> bool:
         strategy = rate_limiter().limiter
         hits = [strategy.hit(item, "unchanged-poll", str(agent_id)) for item in current_app.extensions["poll_limits"]]
     except Exception:
-        log.warning("rate-limit storage unreachable for an unchanged poll; counting it as a page", exc_info=True)
+        global _poll_storage_warned
+        now = time.monotonic()
+        if now - _poll_storage_warned > 60:  # once a minute, not on every poll of every agent
+            _poll_storage_warned = now
+            log.warning("rate-limit storage unreachable for an unchanged poll; counting it as a page", exc_info=True)
         return False
     return all(hits)
+
+
+_poll_storage_warned = -60.0
 
 
 def auth_failure_identity() -> str:

@@ -436,3 +436,21 @@ def test_unchanged_polls_are_counted_on_their_own_budget_then_on_the_pages_one( 
     for _ in range(3):
         assert inbox.poll("list").status_code == 304  # through Flask-Limiter now
     assert left() == 0
+
+
+def test_an_unchanged_poll_is_still_answered_when_its_budget_cannot_be_counted(  # type: ignore[no-untyped-def]
+    app, client, agent, conversation, monkeypatch
+):
+    """Counting on the polls' own budget fails (here: a limit the storage cannot take; in
+    production, Redis gone): the poll goes through Flask-Limiter, with its own fallback, and is
+    still answered 304. (Flask-Limiter's own storage is left alone: the app is the session's.)"""
+
+    class Unstorable:
+        pass
+
+    login(client, agent.email)
+    inbox = Inbox(client, conversation)
+    assert inbox.poll("list").status_code == 200
+    monkeypatch.setitem(app.extensions, "poll_limits", [Unstorable()])
+    for _ in range(3):
+        assert inbox.poll("list").status_code == 304
