@@ -126,6 +126,12 @@ def engine_options(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def live_streams_per_worker(env: Mapping[str, str]) -> int:
+    """The live streams one web worker holds open at most (app/inbox/live.py); gunicorn.conf.py
+    reads it too, for the threads it adds to GUNICORN_THREADS."""
+    return _int(env, "LIVE_STREAMS_PER_WORKER", 10)
+
+
 def connection_budget(env: Mapping[str, str]) -> tuple[int, int, str]:
     """PostgreSQL connections this deployment may open at most, the limit, and the arithmetic.
 
@@ -250,6 +256,12 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Each web worker LISTENs for inbox version bumps on one connection of its own, so an
         # unchanged poll needs no database round trip (app/version_listener.py).
         "INBOX_VERSION_LISTEN": _bool(env, "INBOX_VERSION_LISTEN", True),
+        # The inbox's live stream (app/inbox/live.py): streams one web worker holds open at most
+        # (gunicorn.conf.py starts as many threads more than GUNICORN_THREADS; 0: polls only),
+        # how long one stays open before the browser reconnects, and how often it says it is alive.
+        "LIVE_STREAMS_PER_WORKER": live_streams_per_worker(env),
+        "LIVE_STREAM_SECONDS": _int(env, "LIVE_STREAM_SECONDS", 300, minimum=5),
+        "LIVE_HEARTBEAT_SECONDS": _int(env, "LIVE_HEARTBEAT_SECONDS", 15, minimum=1),
         # Meta's deliveries are at most 3 MB; anything larger is refused with 413 before reading.
         "MAX_CONTENT_LENGTH": 4 * 1024 * 1024,
         # CSRF tokens live as long as the session: agents keep the inbox open all day.

@@ -12,10 +12,16 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import MutableMapping
+from typing import Any
 
 from gunicorn.arbiter import Arbiter
 from gunicorn.glogging import Logger as GunicornLogger
 from gunicorn.workers.base import Worker
+
+# config.py beside this file: gunicorn applies --chdir only after reading this file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from config import live_streams_per_worker
 
 # Metrics from every worker are written here and summed on /metrics (prometheus_client
 # multiprocess mode). Set before the app — and prometheus_client — is imported.
@@ -29,7 +35,13 @@ os.makedirs(_metrics_dir, exist_ok=True)
 bind = f"0.0.0.0:{os.environ.get('PORT', '10000')}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# GUNICORN_THREADS threads serve requests; the inbox's live streams (app/inbox/live.py), which
+# stay open while they wait, get threads of their own on top: RequestSlots (below) lets no more
+# than GUNICORN_THREADS other requests run at once, so they keep their threads and pool.
+request_threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+live_streams = live_streams_per_worker(os.environ)
+threads = request_threads + live_streams
+LIVE_STREAM_PATH = "/inbox/events"
 timeout = 30
 graceful_timeout = 25  # inside Render's default 30 s shutdown delay
 keepalive = 5
@@ -115,6 +127,36 @@ def on_exit(server: Arbiter) -> None:
     _stop_jobs_worker(server.log or logging.getLogger("gunicorn.error"))
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+class RequestSlots:
+    """WSGI middleware: at most `limit` requests other than live streams run at once in this
+    worker, the others waiting for a slot (as they would wait for a thread if the worker had
+    only GUNICORN_THREADS). A slot is held until the app returns its response: Flask has closed
+    the database session by then, and the body is written as before (sendfile included)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.slots = threading.BoundedSemaphore(limit)
+
+    def __call__(self, environ: MutableMapping[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == LIVE_STREAM_PATH:
+            return self.app(environ, start_response)  # counted by the app's own stream slots
+        with self.slots:
+            return self.app(environ, start_response)
+
+
+def post_worker_init(worker: Worker) -> None:
+    # The threads beyond GUNICORN_THREADS are the streams' (fewer if --threads says otherwise).
+    spare = max(0, worker.cfg.threads - request_threads)
+    if spare:
+        worker.wsgi = RequestSlots(worker.wsgi, min(request_threads, worker.cfg.threads))
+    wsgi = sys.modules.get("wsgi")
+    streams = getattr(wsgi, "app", None) and wsgi.app.extensions.get("live_streams")  # type: ignore[union-attr]
+    if streams is not None:
+        streams.resize(min(streams.slots, spare))
+        # gunicorn says a worker is stopping (SIGTERM, max_requests) only by this flag.
+        streams.draining = lambda: not worker.alive
 
 
 def child_exit(server: Arbiter, worker: Worker) -> None:

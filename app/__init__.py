@@ -36,8 +36,10 @@ from app.extensions import babel, csrf, db, login_manager, migrate
 from app.health import bp as health_bp
 from app.i18n import select_locale, select_timezone
 from app.inbox import contact_views as _contact_pages  # noqa: F401  (its routes join the inbox blueprint)
+from app.inbox import live as _live_pages  # noqa: F401  (its route joins the inbox blueprint)
 from app.inbox import report_views as _report_pages  # noqa: F401  (its routes join the inbox blueprint)
 from app.inbox.assets import init_assets
+from app.inbox.live import init_live
 from app.inbox.polls import init_polls
 from app.inbox.security import init_security_headers
 from app.inbox.views import bp as inbox_bp
@@ -135,6 +137,7 @@ def register_blueprints(app: Flask) -> None:
     # Meta signs its POSTs (no browser session); API clients send a bearer token.
     csrf.exempt(webhook_bp)
     csrf.exempt(api_bp)
+    init_live(app)
     init_polls(app)  # before the limiter: an unchanged poll is decided ahead of its check
     init_rate_limits(app, webhook=webhook_bp, api=api_bp, inbox=inbox_bp)
 

@@ -16,6 +16,9 @@ the version only ever moves forward. So a bump missed costs at most one render l
 heartbeat), and a dead listener (a dropped connection, a database restart) sends every poll back
 to the sequence until it has reconnected. The connection is opened lazily in the worker (gunicorn
 forks after --preload: a thread started in the master would not exist in the workers).
+
+The inbox's live stream (app/inbox/live.py) waits on the same value (`wait_newer`): a bump
+heard wakes every stream of the worker at once, and a listener that stops vouching wakes them too.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class VersionListener:
         self._connect = connect
         self._read_sql = read_sql
         self._lock = threading.Lock()
+        self._moved = threading.Condition(self._lock)  # notified when the value moves or trust is lost
         self._pid = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -59,12 +63,45 @@ class VersionListener:
         if self._pid != os.getpid():
             self._start()
             return None
-        if time.monotonic() - self._heard_at < TRUST_SECONDS:
+        if self._trusted():
             return self._value
         return None
 
+    def vouched(self, timeout: float) -> int | None:
+        """`current()`, waiting up to `timeout` seconds for a listener still connecting."""
+        value = self.current()
+        if value is not None or timeout <= 0:
+            return value
+        deadline = time.monotonic() + timeout
+        with self._moved:
+            while not self._trusted():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._moved.wait(left)
+            return self._value
+
+    def wait_newer(self, known: int, timeout: float) -> int | None:
+        """The version as soon as it is newer than `known` (at once if it already is), waiting
+        at most `timeout` seconds: `known` when nothing newer came by then; None as soon as the
+        listener cannot vouch for its value (the caller must not wait on it any more)."""
+        deadline = time.monotonic() + timeout
+        with self._moved:
+            while self._pid == os.getpid() and self._trusted():
+                if self._value > known:
+                    return self._value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return known
+                self._moved.wait(left)
+            return None
+
+    def _trusted(self) -> bool:
+        return time.monotonic() - self._heard_at < TRUST_SECONDS
+
     def stop(self) -> None:
         self._stop.set()
+        self._lost()
 
     def _start(self) -> None:
         with self._lock:
@@ -78,8 +115,16 @@ class VersionListener:
 
     def _heard(self, value: int) -> None:
         with self._lock:
+            moved = value > self._value or not self._trusted()  # or trusted again
             self._value = max(self._value, value)  # a late notification never moves it back
             self._heard_at = time.monotonic()
+            if moved:
+                self._moved.notify_all()
+
+    def _lost(self) -> None:
+        with self._lock:
+            self._heard_at = 0.0
+            self._moved.notify_all()  # the streams waiting on the value stop trusting it now
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -88,7 +133,7 @@ class VersionListener:
                     self._listen(connection)
             except Exception:
                 log.warning("inbox version listener disconnected; polls read the sequence", exc_info=True)
-            self._heard_at = 0.0
+            self._lost()
             self._stop.wait(RECONNECT_SECONDS)
 
     def _listen(self, connection: psycopg.Connection[Any]) -> None:

@@ -1,12 +1,15 @@
 """An idle inbox in real headless Chromium, under gunicorn with two workers (issue 14).
 
-An open, untouched inbox sends one small request every 2 s (the list; the open thread only when
-the list's key moves, or every 30 s) and every answer is a 304 with no body. News still arrives
-at once: a customer message delivered through the signed webhook is in the open thread within
-~1 s of the delivery's 200 (the ingest has committed by then), measured over several samples
-at moments spread over the poll cycle. The two workers share the inbox version through PostgreSQL
-(no Redis), so whichever worker answers a poll knows about the other's writes. Screenshot:
-tests/screenshots/idle-*.png.
+An open, untouched inbox holds the live stream (GET /inbox/events, app/inbox/live.py) and sends
+no request at all for 30 s (the safety-net poll); news still arrives at once: a customer
+message delivered through the signed webhook is in the open thread within ~1 s of the
+delivery's 200 (the ingest has committed by then), measured over several samples at moments
+spread over what used to be the poll cycle. Without stream slots (LIVE_STREAMS_PER_WORKER=0, the
+stream refused with 204) the page falls back to polling: one small request every 2 s (the list;
+the open thread only when the list's key moves, or every 30 s), every answer a 304 with no body,
+and news within ~1 s all the same. The two workers share the inbox version through PostgreSQL
+(no Redis), so whichever worker holds the stream or answers a poll knows about the other's
+writes. Screenshots: tests/screenshots/idle-*.png.
 """
 
 from __future__ import annotations
@@ -30,14 +33,15 @@ P50_BOUND_S = 1.5  # the issue: news within ~1 s of the commit (polls every 2 s:
 MAX_BOUND_S = 4.0
 
 
-@pytest.fixture(scope="module")
-def world(app, database_url: str, graph_server: fake_graph.FakeGraph) -> Iterator[World]:
-    with live_world(
-        database_url,
-        graph_server,
-        workers=2,
-    ) as world:
+@pytest.fixture(scope="module", params=["stream", "polls"])
+def world(request, app, database_url: str, graph_server: fake_graph.FakeGraph) -> Iterator[World]:  # type: ignore[no-untyped-def]
+    env = {} if request.param == "stream" else {"LIVE_STREAMS_PER_WORKER": "0"}
+    with live_world(database_url, graph_server, workers=2, **env) as world:
         yield world
+
+
+def _streams(world: World) -> bool:
+    return world.server.env.get("LIVE_STREAMS_PER_WORKER") != "0"
 
 
 def _conversation(world: World, who: tuple[str, str]) -> int:
@@ -45,11 +49,13 @@ def _conversation(world: World, who: tuple[str, str]) -> int:
     return int(world.scalar(sql, w=who[0]))
 
 
-def test_an_idle_inbox_polls_the_list_only_and_gets_304s(world: World, browser: Any) -> None:
+def test_an_idle_inbox_sends_nothing_with_the_stream_and_304s_without(world: World, browser: Any) -> None:
     world.say(LUCIA, "Hola, ¿tienen turnos?")
     conversation = _conversation(world, LUCIA)
     page = _new_page(world, browser)
     _login(page, world)
+    streams: list[int] = []  # of the inbox page opened below (the login's own landing page has one too)
+    page.on("response", lambda r: streams.append(r.status) if r.url.endswith("/inbox/events") else None)
     page.goto(f"{world.base}/?c={conversation}")
     page.locator("#composer").wait_for()
     page.wait_for_timeout(2500)  # past the first polls
@@ -63,10 +69,15 @@ def test_an_idle_inbox_polls_the_list_only_and_gets_304s(world: World, browser: 
     page.wait_for_timeout(8500)
     lists = [status for kind, status in seen if kind == "list"]
     threads = [status for kind, status in seen if kind == "thread"]
-    assert 3 <= len(lists) <= 6, seen  # every 2 s
+    if _streams(world):
+        assert streams == [200], streams  # one stream, open all along
+        assert len(lists) <= 1, seen  # the safety-net poll comes every 30 s (or when a text changes with the time)
+    else:
+        assert streams == [204], streams  # refused: the page polls, and asks again in 30 s
+        assert 3 <= len(lists) <= 6, seen  # every 2 s
     assert len(threads) <= 1, seen  # only its own 30 s pace: nothing changed
-    assert set(lists + threads) == {304}, seen
-    _shot(page, "idle-inbox")
+    assert set(lists + threads) <= {304}, seen
+    _shot(page, f"idle-inbox-{'stream' if _streams(world) else 'polls'}")
     assert not world.console, world.console
     page.context.close()
 
@@ -95,6 +106,6 @@ def test_a_new_message_reaches_the_open_thread_within_about_a_second(world: Worl
     p50 = statistics.median(latencies)
     assert p50 <= P50_BOUND_S, latencies
     assert max(latencies) <= MAX_BOUND_S, latencies
-    _shot(page, "idle-news-arrived")
+    _shot(page, f"idle-news-arrived-{'stream' if _streams(world) else 'polls'}")
     assert not world.console, world.console
     page.context.close()

@@ -101,6 +101,9 @@
   /* --- live updates: htmx polls, this adds ETags, the hidden-tab pace and error handling - */
   const HIDDEN_POLL_MS = 15000;
   const THREAD_OWN_POLL_MS = 30000;
+  // While the server's live stream is healthy (below), a poll only every 30 s, as a safety net.
+  const LIVE_POLL_MS = 30000;
+  const live = { healthy: false };
   const etags = new WeakMap(); // poller -> { key, etag } of the fragment it shows
   const lastPoll = new WeakMap();
   let failures = 0;
@@ -114,7 +117,13 @@
     if (!isPoller(elt)) return;
     // A hidden tab polls every 15 s instead of every 2 s; a stopped poller (gone, left) not at all.
     const hidden = document.visibilityState !== "visible" && !triggeringEvent;
-    if (elt.dataset.stopped || (hidden && Date.now() - (lastPoll.get(elt) || 0) < HIDDEN_POLL_MS)) {
+    const since = Date.now() - (lastPoll.get(elt) || 0);
+    // With the stream, a fragment is asked when it says (its ETag's second part: until when it
+    // holds, as a text of it changes with the time alone) or every 30 s, and at each push.
+    const known = etags.get(elt);
+    const holdsUntil = known ? Number((known.etag || "").replace(/^(W\/)?"/, "").split("-")[1]) || 0 : 0;
+    const held = live.healthy && !triggeringEvent && since < LIVE_POLL_MS && Date.now() / 1000 < holdsUntil;
+    if (elt.dataset.stopped || (hidden && since < HIDDEN_POLL_MS) || held) {
       event.preventDefault();
       return;
     }
@@ -197,6 +206,51 @@
   };
   // The hook static/js/labels.js (labels and bulk actions) builds on.
   window.InboxApp = { api, toast, refresh, strings: T };
+
+  /* The server pushes the inbox version (GET /inbox/events, app/inbox/live.py) with the
+     browser's EventSource: when it moves, the list is asked at once (and the open thread
+     follows the list's key, above), so the polls above slow to a safety net. Without a healthy
+     stream — refused (204: no slot, or no listener), broken, or silent for longer than its
+     heartbeat allows — the page polls every 2 s as before, and tries the stream again later. */
+  const liveUrl = inbox.dataset.live;
+  const LIVE_SILENCE_MS = 40000; // the server sends the version at least every 15 s
+  const LIVE_RETRY_MS = 30000;
+  let source = null;
+  let version = null;
+  let silence = null;
+  const unhealthy = () => {
+    live.healthy = false;
+    clearTimeout(silence);
+  };
+  const heard = () => {
+    live.healthy = true;
+    clearTimeout(silence);
+    silence = setTimeout(() => {
+      unhealthy();
+      connect(); // a stream gone silent (a proxy holding it, a lost connection): a new one
+    }, LIVE_SILENCE_MS);
+  };
+  const connect = () => {
+    if (source) source.close();
+    source = new EventSource(liveUrl);
+    source.addEventListener("version", (event) => {
+      const moved = version !== null && event.data !== version;
+      const first = !live.healthy;
+      version = event.data;
+      heard();
+      // A version heard while unhealthy may hide news missed meanwhile: ask then too.
+      const list = $("#list");
+      if (list && (moved || first)) htmx.trigger(list, "refresh");
+    });
+    source.addEventListener("error", () => {
+      unhealthy();
+      if (source.readyState === EventSource.CLOSED) {
+        source = null;
+        setTimeout(connect, LIVE_RETRY_MS); // refused: poll meanwhile, try again later
+      }
+    });
+  };
+  if (liveUrl && window.EventSource) connect();
 
   /* --- the open conversation ---------------------------------------------------------- */
   const thread = $("#thread");
