@@ -611,6 +611,9 @@ def test_scrolling_up_loads_older_messages_in_order_and_keeps_the_view(world, br
 
 def test_a_hidden_tab_polls_every_15_seconds_and_catches_up_when_shown(world, browser):
     page = _new_page(world, browser)
+    # The pace of the polls without the live stream (a browser without EventSource, or the stream
+    # refused): with it, polls are a 30 s safety net (tests/test_browser_idle.py).
+    page.add_init_script("delete window.EventSource")
     _login(page, world)
     polls: list[float] = []
     page.on("request", lambda r: "/inbox/fragments/list" in r.url and polls.append(time.monotonic()))
