@@ -152,7 +152,11 @@ def post_worker_init(worker: Worker) -> None:
     if spare:
         worker.wsgi = RequestSlots(worker.wsgi, min(request_threads, worker.cfg.threads))
     wsgi = sys.modules.get("wsgi")
-    streams = getattr(wsgi, "app", None) and wsgi.app.extensions.get("live_streams")  # type: ignore[union-attr]
+    extensions = wsgi.app.extensions if wsgi is not None and hasattr(wsgi, "app") else {}
+    listener = extensions.get("inbox_version_listener")
+    if listener is not None:
+        listener.current()  # connects now, not on the first poll or stream
+    streams = extensions.get("live_streams")
     if streams is not None:
         streams.resize(min(streams.slots, spare))
         # gunicorn says a worker is stopping (SIGTERM, max_requests) only by this flag.

@@ -67,6 +67,18 @@ DB_UNAVAILABLE = Counter(
 )
 POOL_CHECKED_OUT = Gauge("inbox_db_pool_checked_out", "Database connections in use", multiprocess_mode="livesum")
 POOL_OVERFLOW = Gauge("inbox_db_pool_overflow", "Connections open beyond pool_size", multiprocess_mode="livesum")
+LIVE_STREAMS_OPEN = Gauge(
+    "inbox_live_streams_open",
+    "Inbox live streams open (server-sent events, app/inbox/live.py)",
+    multiprocess_mode="livesum",
+)
+LIVE_STREAMS_REFUSED = Counter(
+    "inbox_live_streams_refused_total",
+    "Inbox live streams refused, by reason (no_slot: LIVE_STREAMS_PER_WORKER taken; no_listener): those inboxes poll",
+    ["reason"],
+)
+for _reason in ("no_slot", "no_listener"):
+    LIVE_STREAMS_REFUSED.labels(_reason)  # exported at 0 from the start, for the alert rule
 MEMORY = Gauge(
     "inbox_process_resident_memory_bytes",
     "Resident memory of the serving processes (sum over live workers)",

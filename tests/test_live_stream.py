@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 from app.extensions import db
 from app.inbox.live import LiveStreams
@@ -65,6 +66,12 @@ def _open(client: FlaskClient) -> Any:
     return response
 
 
+def _sample(name: str, **labels: str) -> float:
+    value = REGISTRY.get_sample_value(name, labels)
+    assert value is not None, name
+    return value
+
+
 def _say(app: Flask, body: str) -> None:
     message = meta.message(sender=CUSTOMER, content={"body": body})
     assert WebhookPoster(app.test_client())(meta.delivery(meta.value(messages=[message]))).status_code == 200
@@ -104,18 +111,21 @@ def test_an_open_stream_holds_no_database_connection(listening: Flask) -> None:
 def test_every_slot_taken_is_204_and_a_stream_gives_its_slot_back_however_it_ends(listening: Flask) -> None:
     streams: LiveStreams = listening.extensions["live_streams"]
     browser = _browser(listening)
+    gauge = _sample("inbox_live_streams_open")  # of every app in this process
     one, two = _open(browser), _open(browser)
     next(iter(one.response))  # one has sent its first event; two is never iterated at all
-    assert streams.open == 2
+    assert streams.open == 2 and _sample("inbox_live_streams_open") == gauge + 2
+    refusals = _sample("inbox_live_streams_refused_total", reason="no_slot")
     refused = browser.get("/inbox/events")
     assert refused.status_code == 204  # server-sent events' "do not reconnect"
     assert refused.headers["Retry-After"] == "30" and refused.get_data() == b""
+    assert _sample("inbox_live_streams_refused_total", reason="no_slot") == refusals + 1
     two.close()  # closed before its first byte (a client gone at once)
     assert streams.open == 1
     three = _open(browser)
     one.close()
     three.close()
-    assert streams.open == 0
+    assert streams.open == 0 and _sample("inbox_live_streams_open") == gauge
 
 
 def test_a_stream_ends_when_its_worker_stops_or_the_listener_stops_vouching(listening: Flask) -> None:

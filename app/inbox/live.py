@@ -40,6 +40,7 @@ from app.api.docs import LOGIN_REDIRECT, RATE_LIMITED_PAGE, RETRY_AFTER, SESSION
 from app.api.docs import Response as Documented
 from app.extensions import db
 from app.inbox.views import bp
+from app.metrics import LIVE_STREAMS_OPEN, LIVE_STREAMS_REFUSED
 from app.version_listener import VersionListener
 
 EXTENSION = "live_streams"
@@ -73,12 +74,14 @@ class LiveStreams:
             return False
         with self._lock:
             self.open += 1
+        LIVE_STREAMS_OPEN.inc()
         return True
 
     def give_back(self) -> None:
         assert self._free is not None
         with self._lock:
             self.open -= 1
+        LIVE_STREAMS_OPEN.dec()
         self._free.release()
 
 
@@ -129,8 +132,10 @@ def events() -> ResponseReturnValue:
     version = listener.vouched(LISTENER_WAIT_SECONDS) if listener is not None else None
     if request.method == "HEAD":  # gunicorn would run the stream to its end to send no body
         return Response(mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
-    if listener is None or version is None or not streams.take():
-        return _unavailable()
+    if listener is None or version is None:
+        return _unavailable("no_listener")
+    if not streams.take():
+        return _unavailable("no_slot")
     db.session.close()  # the agent is loaded: no connection is held while the stream is open
     config = current_app.config
     lifetime = float(config["LIVE_STREAM_SECONDS"])
@@ -143,7 +148,8 @@ def events() -> ResponseReturnValue:
     return response
 
 
-def _unavailable() -> Response:
+def _unavailable(reason: str) -> Response:
+    LIVE_STREAMS_REFUSED.labels(reason).inc()
     response = Response(status=204)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
