@@ -535,7 +535,7 @@ class Service:
     list_not_ok: int = 0
     idle_base_ms: list[float] = field(default_factory=list)  # CPU ms per second, no browser
     idle_ms: list[float] = field(default_factory=list)  # CPU ms per second, with the sessions
-    idle_polls: list[float] = field(default_factory=list)  # fragment polls per second, all sessions
+    idle_polls: list[float] = field(default_factory=list)  # fragment and stream requests per second, all sessions
     idle_statuses: dict[int, int] = field(default_factory=dict)
     sustained: list[float] = field(default_factory=list)  # per round
     steps: list[list[Step]] = field(default_factory=list)  # per round
@@ -641,7 +641,7 @@ def measure_idle(services: dict[str, Service], conversation_id: int, args: argpa
             counts: dict[str, Any] = {"polls": 0, "statuses": {}}
 
             def seen(response: Any, counts: dict[str, Any] = counts) -> None:
-                if "/inbox/fragments/" in response.url:
+                if "/inbox/fragments/" in response.url or response.url.endswith("/inbox/events"):
                     counts["polls"] += 1
                     counts["statuses"][response.status] = counts["statuses"].get(response.status, 0) + 1
 
@@ -667,7 +667,7 @@ def measure_idle(services: dict[str, Service], conversation_id: int, args: argpa
                     context.close()
             per_agent = service.idle_per_agent(args.sessions)
             log.info(
-                "idle  %-9s service alone %.2f ms/s; with %d sessions %.2f ms/s (%.1f polls/s) → %s ms/s per agent",
+                "idle  %-9s service alone %.2f ms/s; with %d sessions %.2f ms/s (%.2f requests/s) → %s ms/s per agent",
                 key,
                 median(service.idle_base_ms) or 0.0,
                 args.sessions,
@@ -1143,7 +1143,7 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
                 + ", ".join(fmt_ms(v) for v in service.idle_base_ms)
                 + f", with {args.sessions} sessions "
                 + ", ".join(fmt_ms(v) for v in service.idle_ms)
-                + " (fragment polls/s "
+                + " (fragment and stream requests/s "
                 + ", ".join(f"{v:.1f}" for v in service.idle_polls)
                 + f"; the browsers' answers: {answers})"
             )

@@ -10,9 +10,10 @@ for code before the stream, polling the list and the thread. The server's CPU is
 every thread of the gunicorn master and its workers (/proc schedstat, in ns) plus the children it
 reaped, over windows of `--seconds`, minus the same service with no browser open (after a
 browser has been in and out, so that what a worker starts on its first inbox request — the
-version listener — runs in those windows too); CPU time, not wall time, as the machine is shared. Then one session measures the latency of news: a signed webhook delivery
-to the open conversation, and the time from the delivery's 200 (the ingest has committed) until
-the message is in the browser's thread, `--samples` times at random moments of the poll cycle.
+version listener — runs in those windows too); CPU time, not wall time, as the machine is shared.
+Then one session measures the latency of news: a signed webhook delivery to the open
+conversation, and the time from the delivery's 200 (the ingest has committed) until the message
+is in the browser's thread, `--samples` times at random moments of the poll cycle.
 
 The same is measured, in the same run and on a copy of the same database, for `main`'s code
 where this branch left it (a `git worktree` of the merge base at a temporary path, run by the

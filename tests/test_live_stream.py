@@ -11,6 +11,7 @@ listener stops vouching for the version, and when its worker stops. gunicorn.con
 from __future__ import annotations
 
 import importlib.util
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,17 +20,22 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
+from app import create_app
 from app.extensions import db
-from app.inbox.live import LiveStreams
+from app.inbox.live import LiveStreams, _gone
+from app.services import agents as agent_service
 from tests import meta
-from tests.conftest import WebhookPoster
+from tests.conftest import TEST_CONFIG, WebhookPoster
+from tests.live import Gunicorn
 from tests.test_inbox_polls import CUSTOMER
 from tests.test_inbox_version_listener import _listening_app, _wait_for_listener
-from tests.test_pages import login
+from tests.test_pages import PASSWORD, login
+from tests.test_security_headers import Browser
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -242,3 +248,48 @@ def test_request_slots_let_no_more_requests_run_at_once_than_gunicorn_threads(
     for thread in threads:
         thread.join(5)
     assert most == {"request": 2, "stream": 3} and running == {"request": 0, "stream": 0}
+
+
+# --- under gunicorn, as deployed ---------------------------------------------------------------
+
+
+def test_gone_sees_a_closed_client_and_nothing_else() -> None:
+    ours, theirs = socket.socketpair()
+    try:
+        assert not _gone(ours) and not _gone(None)
+        theirs.sendall(b"x")  # something to read is not a client gone (nor consumed: a peek)
+        assert not _gone(ours) and ours.recv(1) == b"x"
+        theirs.close()
+        assert _gone(ours)
+    finally:
+        ours.close()
+
+
+@pytest.mark.live
+def test_under_gunicorn_a_stream_has_its_slot_and_a_closed_one_gives_it_back_at_once(committed_db: str) -> None:
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": committed_db})
+    with app.app_context():
+        agent_service.create_agent("stream@example.com", "Stream", PASSWORD)
+        db.engine.dispose()
+    env = {"LIVE_STREAMS_PER_WORKER": "1", "INBOX_VERSION_LISTEN": "true"}
+    with Gunicorn(committed_db, workers=1, env=env) as server:
+        browser = Browser(server.base_url)
+        browser.login("stream@example.com")
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items())}
+
+        def stream() -> requests.Response:
+            return requests.get(server.base_url + "/inbox/events", headers=headers, stream=True, timeout=10)
+
+        first = stream()  # the worker's listener connected as it started: not refused
+        assert first.status_code == 200 and first.headers["Content-Type"].startswith("text/event-stream")
+        assert b"event: version" in next(first.iter_content(chunk_size=None))
+        assert stream().status_code == 204  # its one slot is taken
+        # Requests have their own threads meanwhile (GUNICORN_THREADS beyond the stream's).
+        assert browser.request("GET", "/inbox/fragments/list").status_code == 200
+        first.close()  # the page left: gunicorn's socket says so within DRAIN_CHECK_SECONDS
+        deadline = time.monotonic() + 5
+        while (again := stream()).status_code == 204:
+            assert time.monotonic() < deadline, "the closed stream kept its slot"
+            time.sleep(0.2)
+        assert again.status_code == 200
+        again.close()

@@ -23,11 +23,13 @@ not reconnect"), and the page keeps polling every 2 s as before, trying the stre
 A stream ends by itself after `LIVE_STREAM_SECONDS` (the browser reconnects, and the session is
 checked again), as soon as the listener stops vouching, and within a couple of
 seconds of its worker stopping (a deploy, gunicorn's max_requests), so it never holds a
-stopping worker up.
+stopping worker up. A client that has gone (a page reloaded or closed) is noticed within the same
+couple of seconds, from gunicorn's socket, and its slot given back.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -89,6 +91,18 @@ def init_live(app: Flask) -> None:
     app.extensions[EXTENSION] = LiveStreams(int(app.config.get("LIVE_STREAMS_PER_WORKER") or 0))
 
 
+def _gone(sock: socket.socket | None) -> bool:
+    """Whether the client has closed the connection (it never sends anything on a stream)."""
+    if sock is None:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False  # nothing to read: still there
+    except OSError:
+        return True
+
+
 def event(version: int) -> bytes:
     """One server-sent event: the inbox version, also as the event id."""
     return f"id: {version}\nevent: version\ndata: {version}\n\n".encode()
@@ -140,8 +154,11 @@ def events() -> ResponseReturnValue:
     config = current_app.config
     lifetime = float(config["LIVE_STREAM_SECONDS"])
     heartbeat = float(config["LIVE_HEARTBEAT_SECONDS"])
+    # gunicorn's socket for this request: a client gone (a page reloaded, a tab closed) is noticed
+    # within DRAIN_CHECK_SECONDS instead of at the next write, and its slot given back.
+    sock = request.environ.get("gunicorn.socket")
     response = Response(
-        _Stream(listener, streams, version, lifetime, heartbeat),
+        _Stream(listener, streams, version, lifetime, heartbeat, sock if isinstance(sock, socket.socket) else None),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -161,9 +178,15 @@ class _Stream:
     never iterated at all."""
 
     def __init__(
-        self, listener: VersionListener, streams: LiveStreams, version: int, lifetime: float, heartbeat: float
+        self,
+        listener: VersionListener,
+        streams: LiveStreams,
+        version: int,
+        lifetime: float,
+        heartbeat: float,
+        sock: socket.socket | None = None,
     ) -> None:
-        self._listener, self._streams = listener, streams
+        self._listener, self._streams, self._sock = listener, streams, sock
         self._version, self._lifetime, self._heartbeat = version, lifetime, heartbeat
         self._events: Generator[bytes, None, None] | None = None
         self._slot = True
@@ -188,7 +211,7 @@ class _Stream:
             yield f"retry: {RECONNECT_MS}\n".encode() + event(version)
             now = time.monotonic()
             ends, sent_at = now + self._lifetime, now
-            while not streams.draining():
+            while not streams.draining() and not _gone(self._sock):
                 now = time.monotonic()
                 if now >= ends:
                     return

@@ -250,7 +250,11 @@
       }
     });
   };
-  if (liveUrl && window.EventSource) connect();
+  if (liveUrl && window.EventSource) {
+    connect();
+    // Leaving the page (a conversation opened, a reload): the server gives the slot back at once.
+    window.addEventListener("pagehide", () => source && source.close());
+  }
 
   /* --- the open conversation ---------------------------------------------------------- */
   const thread = $("#thread");
