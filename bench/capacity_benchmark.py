@@ -917,6 +917,12 @@ def _range(values: list[float], fmt: Callable[[float | None], str]) -> str:
     return f" ({fmt(min(values))}–{fmt(max(values))})"
 
 
+def _fill(agents: float | None) -> str:
+    if not agents:
+        return "idle agents fill 0.5 CPU: not measurable (their cost is below the service alone's noise)"
+    return f"{agents:,.0f} idle agents fill 0.5 CPU"
+
+
 def _agents(service: Service | None, sessions: int) -> float | None:
     if service is None:
         return None
@@ -1104,7 +1110,7 @@ def targets(result: Result, args: argparse.Namespace) -> list[TargetCheck]:
             TargetCheck(
                 f"an open, idle inbox costs ≤ {TARGET_IDLE_MS:g} ms of server CPU per second (issue 14)",
                 f"{fmt_ms(per_agent)} ms/s per agent ({args.sessions} Chromium sessions); "
-                f"{_agents(ours, args.sessions) or 0:,.0f} idle agents fill 0.5 CPU",
+                + _fill(_agents(ours, args.sessions)),
                 per_agent <= TARGET_IDLE_MS,
             )
         )
@@ -1168,7 +1174,7 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
             "within Meta's limits against peaks of 5–10/s "
             f"({fmt_rps((rate or 0) / ANALYSIS_PEAK_PER_S)}× the 10/s peak). "
             f"Agents: each idle inbox costs {fmt_ms(per_agent)} ms of CPU a second, so "
-            f"{agents or 0:,.0f} idle agents fill the 0.5 CPU; the analysis' {ANALYSIS_USERS} take "
+            f"{_fill(agents)}; the analysis' {ANALYSIS_USERS} take "
             f"{((per_agent or 0) * ANALYSIS_USERS) / 5:.1f} % of it. Memory: peak "
             f"{fmt_mb(ours.memory.get('max_usage', 0) / MB)} of the 512 MB (cgroup, page cache included)."
         )

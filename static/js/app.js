@@ -232,8 +232,9 @@
   };
   const connect = () => {
     if (source) source.close();
-    source = new EventSource(liveUrl);
-    source.addEventListener("version", (event) => {
+    const stream = (source = new EventSource(liveUrl));
+    stream.addEventListener("version", (event) => {
+      if (stream !== source) return;
       const moved = version !== null && event.data !== version;
       const first = !live.healthy;
       version = event.data;
@@ -242,9 +243,10 @@
       const list = $("#list");
       if (list && (moved || first)) htmx.trigger(list, "refresh");
     });
-    source.addEventListener("error", () => {
+    stream.addEventListener("error", () => {
+      if (stream !== source) return; // one this page has replaced already
       unhealthy();
-      if (source.readyState === EventSource.CLOSED) {
+      if (stream.readyState === EventSource.CLOSED) {
         source = null;
         setTimeout(connect, LIVE_RETRY_MS); // refused: poll meanwhile, try again later
       }
