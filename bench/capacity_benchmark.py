@@ -1015,7 +1015,7 @@ def capacity_table(result: Result, args: argparse.Namespace) -> list[str]:
         ),
         ("list p50 / p99 under that load, ms", *(cell(x, list_latency) for x in (ours, base, free)), "alarm: 2 s"),
         (
-            f"idle agent: server ms CPU per second ({args.sessions} Chromium sessions, list + thread polled)",
+            f"idle agent: server ms CPU per second ({args.sessions} Chromium sessions, the live stream open)",
             cell(ours, idle),
             "—",
             cell(free, idle),
@@ -1182,7 +1182,7 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
         "## Capacity at Render's size (issue 14)",
         "",
         "The service at the size of Render's starter plan — gunicorn (gunicorn.conf.py, Render's GUNICORN_CMD_ARGS, "
-        "2 gthread workers × 4 threads, the jobs worker inside) with its whole process tree in cgroup v1 groups "
+        "2 gthread workers × 4 request threads and 10 threads for live streams, the jobs worker inside) with its whole process tree in cgroup v1 groups "
         "of 0.5 CPU (`cpu.cfs_quota_us` 50000 of `cpu.cfs_period_us` 100000) and 512 MB (`memory.limit_in_bytes`), "
         "PostgreSQL outside — beside the baselines under the same limits (the minimal webhook handler and the "
         "analysis' proposed list query) and beside itself unconfined, in one run on the same data.",
@@ -1208,8 +1208,8 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
         f"{args.list_seconds:g} s per round, page 1 (50 of 500 conversations); the baseline answers the "
         "analysis' proposed query without authentication, limiter, logs or metrics. Idle agents: the group's "
         f"`cpuacct.usage` over {args.idle_seconds:g} s windows, first with no browser, then with "
-        f"{args.sessions} Chromium sessions (one context each, logged in, a conversation open: the list and "
-        "the thread are polled every 2 s); (with − without) ÷ sessions. Idle agents that fill 0.5 CPU: "
+        f"{args.sessions} Chromium sessions (one context each, logged in, a conversation open: the live stream open "
+        "and the 30 s safety-net polls); (with − without) ÷ sessions. Idle agents that fill 0.5 CPU: "
         "(500 ms/s − the service alone) ÷ the cost of one. Where the curve below shows a failing step with "
         "the group using well under 0.5 CPU while the machine's CPUs are all busy, the machine (other "
         "sessions, PostgreSQL, the driver), not the quota, set the limit: the row '0.5 CPU would allow' "
