@@ -1182,7 +1182,8 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
         "## Capacity at Render's size (issue 14)",
         "",
         "The service at the size of Render's starter plan — gunicorn (gunicorn.conf.py, Render's GUNICORN_CMD_ARGS, "
-        "2 gthread workers × 4 request threads and 10 threads for live streams, the jobs worker inside) with its whole process tree in cgroup v1 groups "
+        "2 gthread workers × 4 request threads and 10 threads for live streams, the jobs worker inside) "
+        "with its whole process tree in cgroup v1 groups "
         "of 0.5 CPU (`cpu.cfs_quota_us` 50000 of `cpu.cfs_period_us` 100000) and 512 MB (`memory.limit_in_bytes`), "
         "PostgreSQL outside — beside the baselines under the same limits (the minimal webhook handler and the "
         "analysis' proposed list query) and beside itself unconfined, in one run on the same data.",

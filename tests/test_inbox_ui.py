@@ -289,3 +289,9 @@ def test_older_page_moves_the_day_separator_up_out_of_band(client, agent, post_w
     older = client.get(f"/inbox/fragments/conversations/{cid}/older?before={before}").text
     assert f'<li id="day-{day}" hx-swap-oob="delete"></li>' in older
     assert 'data-id="cursor" data-before=""' in older and "hx-get" not in older  # nothing older left
+
+
+@pytest.mark.parametrize("path", ["/assets/0123456789ab/audio", "/assets/%C2%87/audio", "/assets/x/js"])
+def test_a_static_directory_is_no_asset_404_not_500(client, path):
+    """Found by schemathesis: a directory under static/ was read as a file (500)."""
+    assert client.get(path).status_code == 404

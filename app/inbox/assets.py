@@ -9,6 +9,7 @@ no CDN, the inbox works on a locked-down network.
 from __future__ import annotations
 
 import hashlib
+import stat as file_stat
 import threading
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def digest(filename: str) -> str | None:
         stat = path.stat()
     except OSError:
         return None
+    if not file_stat.S_ISREG(stat.st_mode):
+        return None  # a directory (`/assets/<v>/audio`) is no asset: 404, not a read that fails
     key = (filename, stat.st_mtime_ns, stat.st_size)
     with _lock:
         cached = _digests.get(key)
