@@ -126,6 +126,10 @@ def engine_options(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+# The live stream's route (app/inbox/live.py); gunicorn.conf.py's RequestSlots lets it past.
+LIVE_STREAM_PATH = "/inbox/events"
+
+
 def live_streams_per_worker(env: Mapping[str, str]) -> int:
     """The live streams one web worker holds open at most (app/inbox/live.py); gunicorn.conf.py
     reads it too, for the threads it adds to GUNICORN_THREADS."""

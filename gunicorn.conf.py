@@ -21,7 +21,7 @@ from gunicorn.workers.base import Worker
 
 # config.py beside this file: gunicorn applies --chdir only after reading this file.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from config import live_streams_per_worker
+from config import LIVE_STREAM_PATH, live_streams_per_worker
 
 # Metrics from every worker are written here and summed on /metrics (prometheus_client
 # multiprocess mode). Set before the app — and prometheus_client — is imported.
@@ -41,7 +41,6 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 request_threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 live_streams = live_streams_per_worker(os.environ)
 threads = request_threads + live_streams
-LIVE_STREAM_PATH = "/inbox/events"
 timeout = 30
 graceful_timeout = 25  # inside Render's default 30 s shutdown delay
 keepalive = 5

@@ -14,8 +14,9 @@ that, and heard from the server (a notification or a heartbeat) within `TRUST_SE
 notification lost or late can only keep a poll on an older version, which the heartbeat corrects;
 the version only ever moves forward. So a bump missed costs at most one render later (the next
 heartbeat), and a dead listener (a dropped connection, a database restart) sends every poll back
-to the sequence until it has reconnected. The connection is opened lazily in the worker (gunicorn
-forks after --preload: a thread started in the master would not exist in the workers).
+to the sequence until it has reconnected. The connection is opened in the worker, on first use
+or as gunicorn.conf.py starts the worker (gunicorn forks after --preload: a thread started in the
+master would not exist in the workers).
 
 The inbox's live stream (app/inbox/live.py) waits on the same value (`wait_newer`): a bump
 heard wakes every stream of the worker at once, and a listener that stops vouching wakes them too.

@@ -44,6 +44,7 @@ from app.extensions import db
 from app.inbox.views import bp
 from app.metrics import LIVE_STREAMS_OPEN, LIVE_STREAMS_REFUSED
 from app.version_listener import VersionListener
+from config import LIVE_STREAM_PATH
 
 EXTENSION = "live_streams"
 # How often a waiting stream looks whether its worker is stopping (gunicorn says so only by a flag).
@@ -116,7 +117,7 @@ UNAVAILABLE = Documented(
 )
 
 
-@bp.get("/inbox/events")
+@bp.get(LIVE_STREAM_PATH)
 @documented(
     "inboxEvents",
     tag="pages",
@@ -128,9 +129,9 @@ UNAVAILABLE = Documented(
             "it ends after `LIVE_STREAM_SECONDS` (the browser reconnects after the `retry` it was sent).",
             {"text/event-stream": {"type": "string"}},
         ),
+        204: UNAVAILABLE,
         302: LOGIN_REDIRECT,
         429: RATE_LIMITED_PAGE,
-        204: UNAVAILABLE,
     },
 )
 @login_required
@@ -140,12 +141,12 @@ def events() -> ResponseReturnValue:
     The inbox page listens to it and asks for its fragments as soon as the version moves, so
     that an open inbox need not poll every 2 s. Holds no database connection while open.
     """
-    listener: VersionListener | None = current_app.extensions.get("inbox_version_listener")
-    streams: LiveStreams = current_app.extensions[EXTENSION]
-    # A worker's listener connects on its first use: the first stream waits for it a moment.
-    version = listener.vouched(LISTENER_WAIT_SECONDS) if listener is not None else None
     if request.method == "HEAD":  # gunicorn would run the stream to its end to send no body
         return Response(mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
+    listener: VersionListener | None = current_app.extensions.get("inbox_version_listener")
+    streams: LiveStreams = current_app.extensions[EXTENSION]
+    # A listener still connecting (its worker just started, or `flask run`): wait for it a moment.
+    version = listener.vouched(LISTENER_WAIT_SECONDS) if listener is not None else None
     if listener is None or version is None:
         return _unavailable("no_listener")
     if not streams.take():
@@ -174,8 +175,8 @@ def _unavailable(reason: str) -> Response:
 
 class _Stream:
     """The events of one stream. Its slot is given back however it ends, once: run out, closed
-    by the server (the client gone is noticed at the next write, a heartbeat at the latest), or
-    never iterated at all."""
+    by the server (a client gone is seen on gunicorn's socket, else at the next write), or never
+    iterated at all."""
 
     def __init__(
         self,
