@@ -4,7 +4,7 @@ Polling costs the server a request every 2 s per open inbox even when nothing ha
 14 wants an idle inbox to cost nothing. So the inbox page opens this stream (static/js/app.js,
 the browser's own `EventSource`) and, while it is healthy, polls only every 30 s as a safety
 net: the stream sends the inbox version (app/cache.py) as soon as a bump is heard, and the page
-then asks for the list (and, when its key moved, the open thread) at once, as a poll would.
+then asks for the list and the open thread at once, as their polls would.
 
 Each stream holds a gunicorn thread while it is open, but not one of the threads requests
 need: gunicorn.conf.py starts `LIVE_STREAMS_PER_WORKER` threads more than `GUNICORN_THREADS`

@@ -208,8 +208,8 @@
   window.InboxApp = { api, toast, refresh, strings: T };
 
   /* The server pushes the inbox version (GET /inbox/events, app/inbox/live.py) with the
-     browser's EventSource: when it moves, the list is asked at once (and the open thread
-     follows the list's key, above), so the polls above slow to a safety net. Without a healthy
+     browser's EventSource: when it moves, the list and the open thread are asked at once, so
+     the polls above slow to a safety net. Without a healthy
      stream — refused (204: no slot, or no listener), broken, or silent for longer than its
      heartbeat allows — the page polls every 2 s as before, and tries the stream again later. */
   const liveUrl = inbox.dataset.live;
@@ -239,9 +239,10 @@
       const first = !live.healthy;
       version = event.data;
       heard();
-      // A version heard while unhealthy may hide news missed meanwhile: ask then too.
-      const list = $("#list");
-      if (list && (moved || first)) htmx.trigger(list, "refresh");
+      // The list and the open thread are both asked at once (each answers 304 if what it shows
+      // is the same): not the thread only after the list's key, a chain a push can outrun. The
+      // first version of a stream may hide news from before it (the page's load, a reconnect).
+      if (moved || first) refresh();
     });
     stream.addEventListener("error", () => {
       if (stream !== source) return; // one this page has replaced already
