@@ -257,6 +257,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # gunicorn.conf.py reads it too: start the worker beside the web workers (Render's default).
         "JOBS_IN_WEB": _bool(env, "JOBS_IN_WEB", True),
         "DB_RETRY_AFTER_SECONDS": _int(env, "DB_RETRY_AFTER_SECONDS", 5, minimum=1),
+        # The webhook's hot statements as server-side prepared statements (app/prepared.py);
+        # false behind a pooler that shares server connections between transactions.
+        "DB_PREPARED_STATEMENTS": _bool(env, "DB_PREPARED_STATEMENTS", True),
         # Each web worker LISTENs for inbox version bumps on one connection of its own, so an
         # unchanged poll needs no database round trip (app/version_listener.py).
         "INBOX_VERSION_LISTEN": _bool(env, "INBOX_VERSION_LISTEN", True),

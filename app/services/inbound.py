@@ -17,14 +17,17 @@ from sqlalchemy.exc import DBAPIError
 from app.extensions import db
 from app.jobs import defer_owed
 from app.metrics import MESSAGES_INGESTED, STATUSES_RECEIVED, WEBHOOK_DELIVERIES
+from app.prepared import STALE_SQLSTATES
 from app.services.ingest import IngestResult, ingest_delivery
 from app.whatsapp.payloads import parse_delivery
 
 log = structlog.get_logger(__name__)
 
 # Two deliveries touching the same conversations in another order (a batch and Meta's reordered
-# retry of it) can deadlock; PostgreSQL aborts one. Running it again then succeeds.
-RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock_detected, serialization_failure
+# retry of it) can deadlock; PostgreSQL aborts one. Running it again then succeeds. So it does
+# when a prepared statement of the delivery's was gone or could no longer run (app/prepared.py):
+# the error forgot it on that connection, and the retry prepares it again.
+RETRYABLE_SQLSTATES = ("40P01", "40001", *STALE_SQLSTATES)  # deadlock_detected, serialization_failure
 ATTEMPTS = 3
 
 
@@ -56,7 +59,7 @@ def receive_delivery(body: bytes, data: dict[str, Any]) -> IngestResult:
             db.session.rollback()
             if not _retryable(exc) or attempt == ATTEMPTS:
                 raise
-            log.warning("webhook delivery retried after a deadlock", attempt=attempt)
+            log.warning("webhook delivery retried", attempt=attempt, sqlstate=getattr(exc.orig, "pgcode", None))
         except Exception:
             db.session.rollback()
             raise

@@ -33,6 +33,7 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from app.extensions import DbSession
 from app.models import BusinessHours, BusinessNumber, Contact, Conversation, Message, WebhookDelivery
+from app.prepared import PREPARED
 from app.services.auto_replies import ReplyCheck
 from app.services.business_hours import DIGEST
 from app.services.statuses import apply_waiting_statuses, record_status
@@ -203,6 +204,7 @@ def ingest_delivery(session: DbSession, body: bytes, parsed: ParsedDelivery) -> 
             "p_phone_number_id": first_change.phone_number_id if first_change is not None else None,
             "p_wa_id": first_contact.wa_id if first_contact is not None else None,
         },
+        execution_options=PREPARED,
     ).one()
     result = IngestResult(delivery_id=row.id, duplicate_delivery=row.attempts > 1, problems=list(parsed.problems))
     if result.duplicate_delivery:

@@ -53,6 +53,7 @@ from app.cache import note_write
 from app.extensions import DbSession
 from app.models import Conversation
 from app.models.messages import EVENT_TYPE, HIDDEN_TYPES, NOTE_TYPE
+from app.prepared import PREPARED
 from app.services import report_facts
 from app.services.snooze import SNOOZED, WOKE_BY_CUSTOMER, by_agent, insert_events, woke_payload
 
@@ -221,7 +222,9 @@ def store_message(
     params = {**params, "p_conversation_id": conversation_id, "p_sent_at": sent_at}
     if effect.preview:
         params.update(report_facts.count_message_params(conversation_id, direction, sent_at))
-    row = connection.execute(touch_statement(effect, effect.preview, stored), params).first()
+    row = connection.execute(
+        touch_statement(effect, effect.preview, stored), params, execution_options=PREPARED
+    ).first()
     if row is None:
         return None
     note_write(session, "messages")  # and so its conversation
