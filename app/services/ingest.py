@@ -16,7 +16,9 @@ them (bench/RESULTS.md, "Webhook ingest"). A customer's text from a known contac
 statements and the commit: `RECEIVE` (the raw delivery kept, and the number, contact,
 conversation and business-hours fingerprint found in the same round trip; whatever is missing
 takes the find-or-create paths) and `store_message` (the message inserted, its conversation's
-summary moved and its hour counter added in one statement, app/services/summaries.py).
+summary moved and its hour counter added in one statement, app/services/summaries.py). Both
+run as server-side prepared statements (app/prepared.py): PostgreSQL plans them once per
+connection instead of on every delivery.
 """
 
 from __future__ import annotations

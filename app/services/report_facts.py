@@ -48,6 +48,7 @@ from app.cache import note_write
 from app.extensions import DbSession
 from app.models import Conversation, ConversationEvent, ReportHour
 from app.models.reports import HOUR_SHARDS
+from app.prepared import PREPARED
 from app.services import business_hours
 from app.whatsapp.business_hours import business_seconds
 
@@ -159,7 +160,10 @@ def message_stored(
         hour, shard = hour_of(sent_at), conversation_id % HOUR_SHARDS
         for e in events:
             counter = {"p_hour": hour, "p_metric": e["kind"], "p_shard": shard, "p_n": 1}
-            connection.execute(RECORD_EVENT, {**{f"e_{name}": value for name, value in e.items()}, **counter})
+            values = {**{f"e_{name}": value for name, value in e.items()}, **counter}
+            connection.execute(
+                RECORD_EVENT, values, execution_options=PREPARED
+            )  # returns nothing: no result to outdate
         note_write(session, _events.name)
 
 
