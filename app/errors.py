@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from app.api.errors import error_response
 from app.extensions import db
 from app.metrics import DB_UNAVAILABLE, WEBHOOK_DELIVERIES
+from app.prepared import STALE_SQLSTATES
 from app.ratelimits import retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,9 @@ def _is_connection_problem(exc: DBAPIError) -> bool:
     if pgcode is None:
         # No SQLSTATE: the server was never reached (refused, timed out, closed).
         return isinstance(exc, OperationalError)
-    return str(pgcode)[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    # A prepared statement the connection lost or can no longer run (a migration while this
+    # process serves): forgotten on the error, so the request's retry prepares it again.
+    return str(pgcode)[:2] in _TRANSIENT_SQLSTATE_CLASSES or pgcode in STALE_SQLSTATES
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -113,3 +113,22 @@ def test_prepared_statements_can_be_switched_off(database_url):
 
         assert not event.contains(db.engine, "before_cursor_execute", _before_cursor_execute)
         db.engine.dispose()
+
+
+def test_the_list_runs_prepared_and_a_lost_statement_is_a_503_then_prepared_again(client, auth, db_session):
+    url = "/whatsapp/api/conversaciones?page=1&per_page="  # another page size each time: not the list's cache
+    assert client.get(url + "50", headers=auth).status_code == 200
+    held = _prepared()
+    statements = " ".join(
+        db.session.execute(text("SELECT statement FROM pg_prepared_statements WHERE name = ANY(:n)"), {"n": list(held)})
+        .scalars()
+        .all()
+    )
+    assert "FROM conversations" in statements
+    db.session.execute(text("DEALLOCATE ALL"))
+    db.session.commit()
+    refused = client.get(url + "49", headers=auth)
+    assert refused.status_code == 503 and refused.headers["Retry-After"]
+    assert refused.json["error"] == "database_unavailable"
+    assert client.get(url + "48", headers=auth).status_code == 200  # prepared again
+    assert _prepared()

@@ -24,6 +24,7 @@ from sqlalchemy.orm import aliased
 from app.extensions import DbSession
 from app.models import Agent, Contact, Conversation, ConversationLabel, Label, Message
 from app.models.messages import HIDDEN_TYPES
+from app.prepared import PREPARED
 
 PREVIEW_CHARS = 160
 
@@ -245,13 +246,14 @@ def list_conversations(
 ) -> ConversationPage:
     counts_stmt, rows_stmt = _list_statements(_Shape.of(filters))
     parameters = _parameters(filters, agent_id)
-    counts_row = session.execute(counts_stmt, parameters).one()
+    counts_row = session.execute(counts_stmt, parameters, execution_options=PREPARED).one()
     counts = {"mine": counts_row.mine, "unassigned": counts_row.unassigned, "all": counts_row.all}
     total = counts_row.total
     offset = (page - 1) * per_page
     rows: list[Any] = []
     if offset < total:
-        rows = list(session.execute(rows_stmt, {**parameters, "limit": per_page, "offset": offset}).all())
+        page_parameters = {**parameters, "limit": per_page, "offset": offset}
+        rows = list(session.execute(rows_stmt, page_parameters, execution_options=PREPARED).all())
     return ConversationPage(rows=rows, page=page, per_page=per_page, total=total, counts=counts)
 
 
