@@ -129,6 +129,14 @@ def engine_options(env: Mapping[str, str]) -> dict[str, Any]:
 # The live stream's route (app/inbox/live.py); gunicorn.conf.py's RequestSlots lets it past.
 LIVE_STREAM_PATH = "/inbox/events"
 
+# gunicorn restarts a worker after this many requests (± the jitter, so two never restart
+# together): a guard against slow memory growth. A restart costs about half a second of CPU (the
+# old worker's exit, the new one's connections and first statements; measured, bench/RESULTS.md),
+# which at 1,000 was 15 % of the webhook's CPU under load; a worker's memory stays flat over
+# 15,000 requests, so 10,000 loses nothing the guard is for.
+GUNICORN_MAX_REQUESTS = 10_000
+GUNICORN_MAX_REQUESTS_JITTER = 1_000
+
 
 def live_streams_per_worker(env: Mapping[str, str]) -> int:
     """The live streams one web worker holds open at most (app/inbox/live.py); gunicorn.conf.py

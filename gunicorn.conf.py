@@ -21,7 +21,7 @@ from gunicorn.workers.base import Worker
 
 # config.py beside this file: gunicorn applies --chdir only after reading this file.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from config import LIVE_STREAM_PATH, live_streams_per_worker
+from config import GUNICORN_MAX_REQUESTS, GUNICORN_MAX_REQUESTS_JITTER, LIVE_STREAM_PATH, live_streams_per_worker
 
 # Metrics from every worker are written here and summed on /metrics (prometheus_client
 # multiprocess mode). Set before the app — and prometheus_client — is imported.
@@ -45,8 +45,8 @@ timeout = 30
 graceful_timeout = 25  # inside Render's default 30 s shutdown delay
 keepalive = 5
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
-max_requests = 1000
-max_requests_jitter = 100
+max_requests = GUNICORN_MAX_REQUESTS
+max_requests_jitter = GUNICORN_MAX_REQUESTS_JITTER
 # Render adds --access-logfile - ; its lines are then JSON like the app's own.
 access_log_format = (
     '{"logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", '

@@ -76,6 +76,7 @@ from sqlalchemy import text
 
 from bench.common import (
     BENCH_AGENT,
+    MAX_REQUESTS_TEXT,
     ROOT,
     BenchGunicorn,
     BenchServer,
@@ -1232,7 +1233,7 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
         "done; exec \"$@\"' …`: the shell moves itself into the groups' `cgroup.procs` and execs gunicorn, whose "
         "master forks the workers and starts the jobs worker inside them.",
         f"- CPU throttling over the run: {throttling}.",
-        f"- Worker restarts (max_requests 1000 ± 100): {restarts}.",
+        f"- Worker restarts (max_requests {MAX_REQUESTS_TEXT}): {restarts}.",
         "",
         "### Per-round figures",
         "",

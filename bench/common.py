@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from config import engine_options, normalise_database_url
+from config import GUNICORN_MAX_REQUESTS, GUNICORN_MAX_REQUESTS_JITTER, engine_options, normalise_database_url
 from tests.live import Gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,8 @@ BENCH_AGENT = "bench@example.com"
 # --access-logfile - --bind=…" (see /work/shared/docs/runtime-on-render.md): the benchmarks run
 # every gunicorn the same way (the bind comes from the command line, which gunicorn applies last).
 RENDER_GUNICORN_CMD_ARGS = "--preload --access-logfile -"
+# How gunicorn.conf.py restarts workers, for the reports.
+MAX_REQUESTS_TEXT = f"{GUNICORN_MAX_REQUESTS:,} ± {GUNICORN_MAX_REQUESTS_JITTER:,}"
 # The environment of the benchmarks and their gunicorns (unless already set): the API's
 # per-token rate limit (600/min by default) would answer 429 within a second of load; the
 # limiter stays on (its cost is part of each request), with a ceiling out of reach.

@@ -67,6 +67,7 @@ from bench.baselines_ingest import CREATE_TABLE as BASELINE_TABLE_DDL
 from bench.baselines_ingest import TABLE as BASELINE_TABLE
 from bench.common import (
     DATA_DIR,
+    MAX_REQUESTS_TEXT,
     RENDER_GUNICORN_CMD_ARGS,
     ROOT,
     BenchGunicorn,
@@ -1101,7 +1102,7 @@ def report(result: IngestResult, args: argparse.Namespace) -> tuple[list[str], l
         "",
         f"- gunicorn (this project): `{result.commands['ours']}`; minimal handler: `{result.commands['baseline']}`. "
         "Only one of them is under load at a time. gunicorn.conf.py: gthread, 2 workers × 4 threads, "
-        "keep-alive 5 s, max_requests 1000 ± 100 (workers restart during the runs, as in production) — "
+        f"keep-alive 5 s, max_requests {MAX_REQUESTS_TEXT} (as in production) — "
         f"worker restarts: {restarts}.",
         "- Environment: `APP_ENV=production` (JSON logs: the app's access line per request, which carries the "
         "delivery's outcome, plus gunicorn's access line), `WHATSAPP_APP_SECRET` set; pool from "

@@ -47,6 +47,7 @@ from bench.common import (
     BENCH_AGENT,
     BENCH_ENV,
     GUNICORN_ENV,
+    MAX_REQUESTS_TEXT,
     PER_PAGE,
     RESETS,
     ROOT,
@@ -546,8 +547,7 @@ def gunicorn_note(results: list[ScaleResult]) -> str:
     resets = "; ".join(f"{r.scale.name}: {r.resets}" for r in results)
     conf = (
         "The repository's gunicorn.conf.py applies (gthread; workers and threads from WEB_CONCURRENCY and "
-        "GUNICORN_THREADS, default 2 × 4; keep-alive 5 s; max_requests 1000 ± 100, so workers restart during "
-        "the run as they do in production). "
+        f"GUNICORN_THREADS, default 2 × 4; keep-alive 5 s; max_requests {MAX_REQUESTS_TEXT}, as in production). "
         if (ROOT / "gunicorn.conf.py").exists()
         else ""
     )

@@ -53,6 +53,7 @@ from sqlalchemy import text
 
 from bench.common import (
     DATA_DIR,
+    MAX_REQUESTS_TEXT,
     BenchGunicorn,
     BenchServer,
     PgStatStatements,
@@ -788,7 +789,8 @@ def report(result: Result, args: argparse.Namespace) -> tuple[list[str], list[Ta
         "",
         "### Set-up",
         "",
-        f"- gunicorn: `{result.command}` (gunicorn.conf.py: gthread, 2 workers × 4 threads, max_requests 1000 ± 100 "
+        f"- gunicorn: `{result.command}` (gunicorn.conf.py: gthread, 2 workers × 4 threads, "
+        f"max_requests {MAX_REQUESTS_TEXT} "
         f"— worker restarts: {result.workers[1]}), `APP_ENV=production`, plus the jobs worker as the master's child.",
         "- Graph: `WHATSAPP_GRAPH_URL` and `WHATSAPP_MEDIA_HOSTS` name the fake server on https://127.0.0.1, "
         "`REQUESTS_CA_BUNDLE` its throw-away CA; storage `MEDIA_STORAGE_PATH` under bench/.data (fsync per file).",
