@@ -47,7 +47,10 @@ keepalive = 5
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 max_requests = GUNICORN_MAX_REQUESTS
 max_requests_jitter = GUNICORN_MAX_REQUESTS_JITTER
-# Render adds --access-logfile - ; its lines are then JSON like the app's own.
+# Render adds --access-logfile - , which on_starting (below) switches off: the app writes one
+# access line per request itself (app/observability.py), so gunicorn's would be a second line
+# for every request, and its formatting a few percent of a webhook delivery's CPU (measured,
+# bench/RESULTS.md). GUNICORN_ACCESS_LOG=true keeps gunicorn's lines too, in this JSON form.
 access_log_format = (
     '{"logger": "gunicorn.access", "remote": "%(h)s", "method": "%(m)s", "path": "%(U)s", '
     '"status": %(s)s, "bytes": "%(B)s", "duration_ms": %(M)s, "request_id": "%({x-request-id}o)s", '
@@ -99,6 +102,16 @@ def _stop_jobs_worker(log: Log) -> None:
     except subprocess.TimeoutExpired:
         log.warning("jobs worker did not stop in 20 s; killed (its jobs are retried by the sweep)")
         worker.kill()
+
+
+def on_starting(server: Arbiter) -> None:
+    if not _bool_env("GUNICORN_ACCESS_LOG"):
+        server.cfg.set("accesslog", None)
+        server.log.setup(server.cfg)  # as a reload would: the workers fork with it off
+
+
+def _bool_env(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def when_ready(server: Arbiter) -> None:
