@@ -107,7 +107,8 @@ def _stop_jobs_worker(log: Log) -> None:
 def on_starting(server: Arbiter) -> None:
     if not _bool_env("GUNICORN_ACCESS_LOG"):
         server.cfg.set("accesslog", None)
-        server.log.setup(server.cfg)  # as a reload would: the workers fork with it off
+        if server.log is not None:
+            server.log.setup(server.cfg)  # as a reload would: the workers fork with it off
 
 
 def _bool_env(name: str) -> bool:

@@ -175,3 +175,20 @@ def test_pool_exhaustion_answers_503_within_the_pool_timeout_and_recovers(commit
         again = meta.encode(meta.delivery(meta.value(messages=[meta.message(content={"body": "después"})])))
         assert server.post_webhook(again).status_code == 200
     assert _scalar(committed_db, "SELECT count(*) FROM messages") == 3
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["one-line-per-request", "gunicorn-lines-kept"])
+def test_one_access_line_per_request_under_renders_access_logfile(committed_db, tmp_path, keep):
+    """Render starts gunicorn with --access-logfile -; the app writes its own access line, so
+    gunicorn's is switched off (gunicorn.conf.py on_starting) unless GUNICORN_ACCESS_LOG=true."""
+    log = tmp_path / "gunicorn.log"
+    env = {"APP_ENV": "production", **({"GUNICORN_ACCESS_LOG": "true"} if keep else {})}
+    body = meta.encode(meta.delivery(meta.value(messages=[meta.message()])))
+    with Gunicorn(committed_db, extra_args=("--preload", "--access-logfile", "-"), env=env, log_path=log) as server:
+        for _ in range(3):
+            assert server.post_webhook(body).status_code == 200
+    lines = log.read_text(errors="replace").splitlines()
+    app_lines = [line for line in lines if '"app.access"' in line and "/webhook/whatsapp" in line]
+    gunicorn_lines = [line for line in lines if '"logger": "gunicorn.access"' in line and "/webhook/whatsapp" in line]
+    assert len(app_lines) == 3
+    assert len(gunicorn_lines) == (3 if keep else 0)
