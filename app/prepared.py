@@ -90,6 +90,8 @@ def _before_cursor_execute(
 ) -> tuple[str, Any]:
     if executemany or context is None or not context.execution_options.get("server_prepared"):
         return statement, parameters
+    if context.compiled is None:  # raw SQL (exec_driver_sql): no bound parameters to declare
+        return statement, parameters
     plan = plan_for(statement, context.compiled)
     info = conn.connection.info  # the pool's record of this DBAPI connection
     held: set[str] = info.setdefault(_HELD, set())
@@ -105,7 +107,7 @@ def _before_cursor_execute(
 
 def _handle_error(context: ExceptionContext) -> None:
     execution = context.execution_context
-    if execution is None or not execution.execution_options.get("server_prepared"):
+    if execution is None or execution.compiled is None or not execution.execution_options.get("server_prepared"):
         return
     code = getattr(context.original_exception, "pgcode", None)
     if code not in STALE_SQLSTATES or context.connection is None or context.is_disconnect:
