@@ -12,7 +12,8 @@ statement and processed its parameters as for any other: results, types and erro
 
 A prepared statement lives as long as its connection and outlives the transaction that prepared
 it, rolled back or not; which ones a connection holds is kept in the pool's record of that
-connection, so a new or replaced connection prepares them again. When PostgreSQL can no longer
+connection (read from `pg_prepared_statements` at its first use), so a new or replaced
+connection prepares them again. When PostgreSQL can no longer
 run one — a migration changed the type of a column it returns ("cached plan must not change
 result type") or the connection no longer holds it — the error forgets it on that connection, so
 the next use prepares it afresh, and the webhook runs the delivery again
@@ -94,7 +95,10 @@ def _before_cursor_execute(
         return statement, parameters
     plan = plan_for(statement, context.compiled)
     info = conn.connection.info  # the pool's record of this DBAPI connection
-    held: set[str] = info.setdefault(_HELD, set())
+    held: set[str] | None = info.get(_HELD)
+    if held is None:  # the first use on this connection: what it holds already, if anything
+        cursor.execute("SELECT name FROM pg_prepared_statements WHERE name LIKE 'hot\\_%'")
+        held = info[_HELD] = {row[0] for row in cursor.fetchall()}
     if plan.name not in held:
         stale: set[str] = info.setdefault(_STALE, set())
         if plan.name in stale:

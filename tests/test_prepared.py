@@ -3,12 +3,25 @@ connection that lost them, or holds one PostgreSQL can no longer run, still stor
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select, text
 
 from app.extensions import db
 from app.models import Message, WebhookDelivery
 from app.prepared import PREPARED, plan_for
 from tests import meta
+
+
+@pytest.fixture(autouse=True)
+def _as_found_afterwards(db_session):
+    """These tests leave their connection's prepared statements stale or forgotten on purpose;
+    the pooled connection goes to the next test with none, and the process knowing it."""
+    yield
+    db.session.rollback()
+    connection = db.session.connection()
+    connection.exec_driver_sql("DEALLOCATE ALL")
+    connection.connection.info.pop("prepared_statements", None)
+    connection.connection.info.pop("stale_prepared_statements", None)
 
 
 def _prepared() -> dict[str, int]:
@@ -91,7 +104,7 @@ def test_a_prepare_declares_every_parameter_once_and_executes_them_in_order():
 def test_a_statement_the_connection_holds_unbeknown_to_the_process_is_taken_as_held(post_webhook, db_session, caplog):
     assert post_webhook(meta.delivery(meta.value(messages=[meta.message()]))).status_code == 200
     held = _prepared()
-    db.session.connection().connection.info["prepared_statements"].clear()  # as if another process prepared them
+    db.session.connection().connection.info["prepared_statements"] = set()  # as if another process prepared them
     db.session.commit()
     message = meta.message(content={"body": "otra vez"})
     response = post_webhook(meta.delivery(meta.value(messages=[message])))
@@ -100,6 +113,17 @@ def test_a_statement_the_connection_holds_unbeknown_to_the_process_is_taken_as_h
     again = _prepared()
     assert again.keys() == held.keys()  # the same statements, executed again
     assert len([name for name in held if again[name] > held[name]]) == 2  # (one ran in a retried attempt too)
+
+
+def test_a_connection_that_already_holds_them_is_asked_once_not_prepared_again(post_webhook, db_session, caplog):
+    assert post_webhook(meta.delivery(meta.value(messages=[meta.message()]))).status_code == 200
+    held = _prepared()
+    db.session.connection().connection.info.pop("prepared_statements")  # a process that never knew
+    db.session.commit()
+    message = meta.message(content={"body": "de nuevo"})
+    assert post_webhook(meta.delivery(meta.value(messages=[message]))).status_code == 200
+    assert _retries(caplog, "42P05") == 0  # read from pg_prepared_statements, not tried again
+    assert _prepared().keys() == held.keys()
 
 
 def test_prepared_statements_can_be_switched_off(database_url):
