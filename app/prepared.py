@@ -1,4 +1,4 @@
-"""Server-side prepared statements for the few statements every webhook delivery runs.
+"""Server-side prepared statements for the hot statements: the webhook's and the list's.
 
 psycopg2 sends every statement as text, so PostgreSQL parses and plans it each time. For the
 statements of a customer's text (app/services/ingest.py: `RECEIVE`, and the message's own,
@@ -13,11 +13,10 @@ statement and processed its parameters as for any other: results, types and erro
 A prepared statement lives as long as its connection and outlives the transaction that prepared
 it, rolled back or not; which ones a connection holds is kept in the pool's record of that
 connection (read from `pg_prepared_statements` at its first use), so a new or replaced
-connection prepares them again. When PostgreSQL can no longer
-run one — a migration changed the type of a column it returns ("cached plan must not change
-result type") or the connection no longer holds it — the error forgets it on that connection, so
-the next use prepares it afresh, and the webhook runs the delivery again
-(`STALE_SQLSTATES`, app/services/inbound.py).
+connection prepares them again. When PostgreSQL can no longer run one — a migration changed the
+type of a column it returns ("cached plan must not change result type") or the connection no
+longer holds it — the error forgets it on that connection, so the next use prepares it afresh,
+and the webhook runs the delivery again (`STALE_SQLSTATES`, app/services/inbound.py).
 """
 
 from __future__ import annotations
@@ -36,7 +35,8 @@ from sqlalchemy.sql.elements import BindParameter
 PREPARED = {"server_prepared": True}
 # invalid_sql_statement_name (no such prepared statement), feature_not_supported (the cached
 # plan must not change its result type), duplicate_prepared_statement (held, though this process
-# did not know it): the work is retried, the statement prepared again or taken as held.
+# did not know it): the work is retried, after what the connection holds is read again or the
+# outdated statement is deallocated.
 STALE_SQLSTATES = ("26000", "0A000", "42P05")
 
 _PLACEHOLDER = re.compile(r"%\(([^)]+)\)s")
@@ -117,14 +117,11 @@ def _handle_error(context: ExceptionContext) -> None:
     if code not in STALE_SQLSTATES or context.connection is None or context.is_disconnect:
         return
     info = context.connection.connection.info
-    plan = plan_for(execution.statement, cast(SQLCompiler, execution.compiled))
-    if code == "42P05":
-        info.setdefault(_HELD, set()).add(plan.name)
-        return
-    if code == "26000":  # gone: so are the others (DEALLOCATE ALL, DISCARD ALL, a pooler's reset)
-        info[_HELD] = set()
+    if code != "0A000":  # gone, or held unbeknown: the next use reads what the connection holds
+        info.pop(_HELD, None)
         return
     # Still held by the connection, with a plan it can no longer use: deallocated, then prepared.
+    plan = plan_for(execution.statement, cast(SQLCompiler, execution.compiled))
     info.setdefault(_HELD, set()).discard(plan.name)
     info.setdefault(_STALE, set()).add(plan.name)
 
