@@ -55,7 +55,9 @@ from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.meta import negated_parameters
 from schemathesis.specs.openapi import checks
+from schemathesis.transport.wsgi import WSGI_TRANSPORT
 from sqlalchemy import select
+from werkzeug.test import EnvironBuilder
 
 from app.extensions import db
 from app.models import ApiToken, Message
@@ -146,6 +148,18 @@ def _documented_query_value(operation: Any, name: str, value: str) -> bool:
     return any(validator.is_valid(instance) for instance in instances)
 
 
+def _query_sent(case: Any) -> str:
+    """The query string the app received: the one the WSGI transport sent, not the one reported.
+
+    The report (`response.request.url`) is encoded by `requests`, which drops an empty object or
+    array inside a list, where werkzeug sends it as text: `q=[{}, "w\\x00"]` reaches the app as
+    `q=%7B%7D&q=w%00` (its first value, "{}", a valid search) but is reported as `q=w%00`.
+    """
+    sent = WSGI_TRANSPORT.serialize_case(case)["query_string"]
+    query: str = EnvironBuilder(path="/", query_string=sent).query_string
+    return query
+
+
 @schema.hook
 def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
     """Keep every failure but an accepted 'negative' query value that is a documented spelling
@@ -164,7 +178,7 @@ def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool
     negated = list(negated_parameters(case.meta))
     if not negated or any(where is not ParameterLocation.QUERY for _, where in negated):
         return True
-    sent = parse_qs(urlsplit(response.request.url).query, keep_blank_values=True)
+    sent = parse_qs(_query_sent(case), keep_blank_values=True)
     for name, _ in negated:
         values = sent.get(name, [])
         if not values:
@@ -373,3 +387,16 @@ def test_an_empty_list_parameter_means_its_default_as_documented(client, seeded,
     operation = DOCUMENT["paths"]["/whatsapp/api/conversaciones"]["get"]
     [documented] = [p for p in operation["parameters"] if p.get("name") == name]
     assert documented.get("allowEmptyValue") is True
+
+
+def test_a_failure_is_judged_by_the_query_the_app_received(app, seeded):
+    """Found by a fresh-clone run: a 'negative' `q` of `[{}, "w\\x00"]` was answered 200 (the app
+    reads the first value, "{}", a valid search) and reported as `?q=w%00`, a NUL refused with 400
+    when sent alone; the filter must judge the query sent, not the one reported."""
+    operation = schema["/whatsapp/api/respuestas"]["GET"]
+    case = operation.Case(query={"q": [{}, "w\x00"]}, headers={"Authorization": f"Bearer {API_TOKEN}"})
+    case.operation.app = case.operation.schema.app = app
+    response = case.call()
+    assert response.status_code == 200
+    assert parse_qs(urlsplit(response.request.url).query)["q"] == ["w\x00"]  # what the report shows
+    assert parse_qs(_query_sent(case))["q"] == ["{}", "w\x00"]  # what the app received
