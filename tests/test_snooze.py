@@ -5,7 +5,7 @@ customer's message that wakes a conversation in the webhook's own transaction.""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -211,6 +211,22 @@ def test_bulk_snooze_with_and_without_a_time_and_reopen_wakes_them(client, auth,
     reopened = client.post(BULK, json={"ids": ids, "action": "reopen"}, headers=auth).json
     assert all(c["status"] == "open" and c["snoozed_until"] is None for c in reopened["conversations"])
     assert all(_events(client, auth, i)[-1]["by"] == "agent" for i in ids)
+
+
+def test_a_snooze_with_an_offset_postgresql_cannot_store_is_kept_in_utc(client, auth, conversation):
+    """Found by schemathesis: Python reads offsets up to ±23:59, PostgreSQL stores up to ±15:59;
+    `+17:52` was a 500. The instant is the same in UTC, so it is kept as such."""
+    until = (datetime.now(UTC) + timedelta(days=2)).astimezone(timezone(timedelta(hours=17, minutes=52)))
+    body = _patch(client, auth, conversation, {"snoozed_until": until.isoformat(timespec="seconds")}).json
+    assert body["status"] == "snoozed"
+    assert datetime.fromisoformat(body["snoozed_until"]) == until.replace(microsecond=0)
+
+
+@pytest.mark.parametrize("until", ["9999-12-31T23:30:00-01:00", "0001-01-01T00:30:00+01:00"])
+def test_a_snooze_past_what_utc_can_hold_is_refused(client, auth, conversation, until):
+    response = client.patch(f"{API}/{conversation}", json={"snoozed_until": until}, headers=auth)
+    assert response.status_code == 400 and "snoozed_until" in response.json["message"]
+    assert client.get(f"{API}/{conversation}", headers=auth).json["status"] == "open"
 
 
 @pytest.mark.parametrize(

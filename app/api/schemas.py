@@ -10,7 +10,7 @@ characters, and unknown body fields are refused where they always were.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -135,14 +135,20 @@ INSTANT_EXAMPLE = "2026-12-03T09:00:00+01:00"
 
 
 def _instant(value: Any) -> datetime | None:
-    """An ISO 8601 date and time with its UTC offset (`…+01:00` or `…Z`), or null."""
+    """An ISO 8601 date and time with its UTC offset (`…+01:00` or `…Z`), or null; in UTC.
+
+    In UTC because Python takes offsets up to ±23:59 and PostgreSQL only up to ±15:59
+    (`+17:52` was a 500, found by schemathesis); an instant that UTC cannot hold (year 9999 or 1
+    pushed past it by its offset) is refused like any other bad value."""
     if value is None:
         return None
     parsed = None
     if isinstance(value, str) and len(value) <= 40 and value.isascii():
         try:
             parsed = datetime.fromisoformat(value)
-        except ValueError:
+            if parsed.utcoffset() is not None:
+                parsed = parsed.astimezone(UTC)
+        except (ValueError, OverflowError):
             parsed = None
     if parsed is None or parsed.utcoffset() is None:
         raise PydanticCustomError(
