@@ -76,7 +76,13 @@ def test_an_agent_reacts_to_a_customers_message_replaces_and_removes_it(world: W
     _expect(lambda: bubble.locator(".reactions .reaction-agent").count() == 1, 5, "the reaction on the bubble")
     assert bubble.locator(".reactions").inner_text().strip() == "👍"
     assert _reactions_sent(world) == [{"message_id": second, "emoji": "👍"}]
-    assert world.scalar("SELECT status FROM messages WHERE type = 'reaction' AND direction = 'out'") == "accepted"
+    # The bubble can show the reaction from its pending row (committed before Graph is called,
+    # and pushed to the page); Graph's answer is committed after it: wait for that commit.
+    _expect(
+        lambda: world.scalar("SELECT status FROM messages WHERE type = 'reaction' AND direction = 'out'") == "accepted",
+        5,
+        "the reaction accepted",
+    )
 
     # The keyboard: the first message already has the customer's 😂; Enter opens, arrows move.
     other = _bubble(page, first_id)
