@@ -57,7 +57,9 @@ INBOX_SEQUENCE = "inbox_version"
 # bump commits (app/version_listener.py).
 BUMP_INBOX_SQL = f"SELECT pg_notify('{LISTEN_CHANNEL}', nextval('{INBOX_SEQUENCE}')::text)"
 BUMP_INBOX = text(BUMP_INBOX_SQL)
-READ_INBOX_SQL = f"SELECT last_value FROM {INBOX_SEQUENCE}"
+# A new sequence's last_value is already 1 before any nextval (is_called false), and its first
+# nextval answers 1 as well: read 0 until then, or the first bump would not move the version.
+READ_INBOX_SQL = f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {INBOX_SEQUENCE}"
 
 
 def init_cache(app: Flask, session_class: type[Session] | Any) -> Cache:

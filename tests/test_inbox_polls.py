@@ -14,6 +14,7 @@ from flask import template_rendered
 from limits import parse_many
 from sqlalchemy import select, text, update
 
+from app.cache import READ_INBOX_SQL
 from app.extensions import db
 from app.jobs.queue import WAKE_SNOOZED
 from app.jobs.worker import build_worker_queue
@@ -404,7 +405,7 @@ def test_a_listener_that_cannot_vouch_answers_nothing() -> None:
     def refuse() -> Any:
         raise OSError("no database for the listener")
 
-    listener = VersionListener(refuse, "SELECT last_value FROM inbox_version")
+    listener = VersionListener(refuse, READ_INBOX_SQL)
     try:
         for _ in range(5):
             assert listener.current() is None

@@ -7,13 +7,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import psycopg
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import event, make_url, select
 
 from app import create_app
+from app.cache import BUMP_INBOX_SQL, READ_INBOX_SQL
 from app.extensions import db
 from app.models import Conversation
 from app.services import agents as agent_service
+from app.version_listener import VersionListener
 from tests import meta
 from tests.conftest import TEST_CONFIG, WebhookPoster
 from tests.test_inbox_polls import CUSTOMER, Inbox
@@ -75,3 +78,64 @@ def test_with_the_listener_an_unchanged_poll_queries_nothing_and_news_still_rend
         assert "una novedad" in inbox.poll("thread").text
     finally:
         listener.stop()
+
+
+class _CountingListener(VersionListener):
+    """The listener, counting how often it took in a value (a wake, or a heartbeat's read)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.takes = 0
+
+    def _heard(self, value: int) -> None:
+        self.takes += 1
+        super()._heard(value)
+
+
+def test_the_listener_hears_a_lone_bump_at_once_and_reads_a_burst_in_batches(committed_db: str) -> None:
+    conninfo = make_url(committed_db).set(drivername="postgresql").render_as_string(hide_password=False)
+    listener = _CountingListener(lambda: psycopg.connect(conninfo, autocommit=True), READ_INBOX_SQL)
+    with psycopg.connect(conninfo, autocommit=True) as writer:
+        try:
+            listener.current()
+            deadline = time.monotonic() + 10
+            while (known := listener.current()) is None:
+                assert time.monotonic() < deadline, "the listener did not connect"
+                time.sleep(0.02)
+            time.sleep(0.3)  # a quiet spell
+            writer.execute(BUMP_INBOX_SQL)
+            started = time.monotonic()
+            heard = listener.wait_newer(known, 2.0)
+            assert heard is not None and heard > known
+            assert time.monotonic() - started < 1.0  # no gathering before the first bump of a spell
+            # A burst: 100 bumps, one every 5 ms, each its own NOTIFY.
+            takes_before = listener.takes
+            for _ in range(100):
+                writer.execute(BUMP_INBOX_SQL)
+                time.sleep(0.005)
+            newest = writer.execute(READ_INBOX_SQL).fetchone()
+            assert newest is not None
+            deadline = time.monotonic() + 2
+            while listener.current() != newest[0]:
+                assert time.monotonic() < deadline, "the burst's last bump was not heard"
+                time.sleep(0.02)
+            # Read one by one that is a hundred takes; gathered, one per GATHER_SECONDS (and a heartbeat).
+            assert listener.takes - takes_before <= 20
+        finally:
+            listener.stop()
+
+
+def test_the_first_bump_of_a_new_sequence_moves_the_version(committed_db: str) -> None:
+    conninfo = make_url(committed_db).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        kept = connection.execute("SELECT last_value FROM inbox_version").fetchone()
+        assert kept is not None
+        connection.execute("ALTER SEQUENCE inbox_version RESTART")  # as the migration left it
+        try:
+            before = connection.execute(READ_INBOX_SQL).fetchone()
+            connection.execute(BUMP_INBOX_SQL)
+            after = connection.execute(READ_INBOX_SQL).fetchone()
+            assert before is not None and after is not None
+            assert after[0] > before[0]
+        finally:  # versions only move forward for the tests after this one
+            connection.execute("SELECT setval('inbox_version', %s)", (kept[0] + 1,))
