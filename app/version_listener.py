@@ -44,7 +44,7 @@ HEARTBEAT_SECONDS = 2.0
 TRUST_SECONDS = 5.0
 RECONNECT_SECONDS = 2.0
 # Under load every delivery's bump wakes every worker's listener; read one by one, they cost
-# each worker about 0.27 ms of CPU per delivery (py-spy, bench/RESULTS.md). So after hearing a
+# each worker about 0.27 ms of CPU per delivery (py-spy under ingest load). So after hearing a
 # bump the listener waits this long before it looks again: the first bump after a quiet spell
 # is heard at once, and a burst is read in batches, at most one wake per GATHER_SECONDS.
 GATHER_SECONDS = 0.1
