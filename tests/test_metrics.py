@@ -9,8 +9,10 @@ import pytest
 import requests
 import yaml
 
+from app import create_app
+from app.extensions import db
 from tests import meta
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, TEST_CONFIG
 from tests.fake_graph import POST_MESSAGES, error
 from tests.live import Gunicorn
 
@@ -101,3 +103,20 @@ def test_metrics_are_summed_over_gunicorn_workers(committed_db):
         text = session.get(server.base_url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).text
     assert _sample(text, "inbox_webhook_deliveries_total", outcome="stored") == 12
     assert _sample(text, "inbox_process_resident_memory_bytes") > 0
+
+
+def test_the_pool_gauges_show_the_connections_in_use_at_the_scrape(committed_db):
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": committed_db, "METRICS_TOKEN": TOKEN})
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with app.app_context():
+        held = [db.engine.connect() for _ in range(2)]
+        try:
+            busy = client.get("/metrics", headers=headers).text
+        finally:
+            for connection in held:
+                connection.close()
+        idle = client.get("/metrics", headers=headers).text
+        db.engine.dispose()
+    assert _sample(busy, "inbox_db_pool_checked_out") == 2
+    assert _sample(idle, "inbox_db_pool_checked_out") == 0
