@@ -121,9 +121,20 @@ def engine_options(env: Mapping[str, str]) -> dict[str, Any]:
         "max_overflow": _int(env, "DB_MAX_OVERFLOW", max(1, threads // 2)),
         "pool_timeout": _int(env, "DB_POOL_TIMEOUT", 5, minimum=1),
         "pool_recycle": _int(env, "DB_POOL_RECYCLE", 300, minimum=-1),
-        "pool_pre_ping": _bool(env, "DB_POOL_PRE_PING", True),
+        # Pinged on checkout by SQLAlchemy itself only without an idle window (app/pool_ping.py).
+        "pool_pre_ping": _bool(env, "DB_POOL_PRE_PING", True) and pool_ping_idle_seconds(env) is None,
         "connect_args": connect_args,
     }
+
+
+def pool_ping_idle_seconds(env: Mapping[str, str]) -> float | None:
+    """With the pre-ping on (DB_POOL_PRE_PING), a connection checked in less than
+    DB_POOL_PING_IDLE_MS ago is handed out without its `SELECT 1` (app/pool_ping.py); None: no
+    window (0, every checkout pinged by SQLAlchemy's pool_pre_ping; or no pre-ping at all)."""
+    window_ms = _int(env, "DB_POOL_PING_IDLE_MS", 1000)
+    if not _bool(env, "DB_POOL_PRE_PING", True) or window_ms == 0:
+        return None
+    return window_ms / 1000
 
 
 # The live stream's route (app/inbox/live.py); gunicorn.conf.py's RequestSlots lets it past.
@@ -199,6 +210,7 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         # None means: start the embedded PostgreSQL under instance/ (development and tests).
         "SQLALCHEMY_DATABASE_URI": database_url or None,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(env),
+        "DB_POOL_PING_IDLE_SECONDS": pool_ping_idle_seconds(env),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "WHATSAPP_APP_SECRET": env.get("WHATSAPP_APP_SECRET", ""),
         "WHATSAPP_VERIFY_TOKEN": env.get("WHATSAPP_VERIFY_TOKEN", ""),

@@ -47,6 +47,7 @@ from app.json_provider import init_json
 from app.metrics import init_metrics
 from app.models import Agent
 from app.observability import configure_logging
+from app.pool_ping import install_idle_ping
 from app.prepared import init_prepared
 from app.ratelimits import init_rate_limits
 from app.webhook.views import bp as webhook_bp
@@ -102,6 +103,8 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         init_metrics(app, db.engine)
+        if app.config.get("DB_POOL_PING_IDLE_SECONDS"):
+            install_idle_ping(db.engine, app.config["DB_POOL_PING_IDLE_SECONDS"])
         if app.config.get("DB_PREPARED_STATEMENTS", True):
             init_prepared(db.engine)
     init_cache(app, Session)

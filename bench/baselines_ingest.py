@@ -10,7 +10,8 @@ stack; this project's handler does all of that work too, plus everything the pro
 
 Served by its own gunicorn with the same settings as the app (gunicorn.conf.py, Render's
 GUNICORN_CMD_ARGS), on the same database server and database, with the same pool options
-(`config.engine_options()`, so the same pre-ping on checkout). The table is created by the
+(`config.engine_options()`, and the same pre-ping on checkout, skipped within its idle window:
+app/pool_ping.py). The table is created by the
 benchmark. Run: `gunicorn … bench.baselines_ingest:app` with DATABASE_URL and WHATSAPP_APP_SECRET.
 """
 
@@ -26,7 +27,8 @@ from flask import Flask, jsonify, request
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from config import engine_options, normalise_database_url
+from app.pool_ping import install_idle_ping
+from config import engine_options, normalise_database_url, pool_ping_idle_seconds
 
 TABLE = "bench_ingest_baseline"
 CREATE_TABLE = f"CREATE TABLE IF NOT EXISTS {TABLE} (wamid text PRIMARY KEY)"
@@ -46,6 +48,9 @@ def create_app(database_url: str | None = None, app_secret: str | None = None) -
     url = normalise_database_url(database_url or os.environ["DATABASE_URL"])
     secret = (app_secret or os.environ["WHATSAPP_APP_SECRET"]).encode("utf-8")
     engine: Engine = create_engine(url, **engine_options(os.environ))
+    idle_seconds = pool_ping_idle_seconds(os.environ)
+    if idle_seconds is not None:
+        install_idle_ping(engine, idle_seconds)
     app = Flask(__name__)
 
     @app.get("/healthz")

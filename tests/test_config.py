@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigError, connection_budget, engine_options, load_config, normalise_database_url
+from config import (
+    ConfigError,
+    connection_budget,
+    engine_options,
+    load_config,
+    normalise_database_url,
+    pool_ping_idle_seconds,
+)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +54,8 @@ def test_pool_defaults_follow_the_thread_count_and_fit_rendes_connection_budget(
     assert options["pool_size"] == 4 and options["max_overflow"] == 2
     # 2 instances during a deploy overlap × 2 workers × (4 + 2) = 24, far under ~90 usable
     assert 2 * 2 * (options["pool_size"] + options["max_overflow"]) <= 90
-    assert options["pool_pre_ping"] is True
+    # Tested before use, but not within a second of its last use (app/pool_ping.py).
+    assert options["pool_pre_ping"] is False and pool_ping_idle_seconds({}) == 1.0
     assert options["connect_args"]["connect_timeout"] == 5
     assert "statement_timeout=15000" in options["connect_args"]["options"]
     assert "sslmode" not in options["connect_args"]
