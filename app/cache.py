@@ -15,7 +15,8 @@ The same hooks keep the *inbox version* the inbox's polls are answered 304 from
 (app/inbox/views.py): the PostgreSQL sequence `inbox_version`, which every process sees without
 Redis, bumped with nextval once the writing transaction has committed, by one autocommitted
 statement on the connection that committed it, before it goes back to the pool (no second
-connection, no checkout, no lock: a sequence is outside transactions). A reader reads
+connection, no checkout, no lock: a sequence is outside transactions); a webhook delivery's
+joins those of the deliveries around it (`CoalescedBumps`: one bump per burst). A reader reads
 the version *before* the data, so a bump it missed can only make it render once more, never
 answer 304 over data it has not shown. With Redis the inbox reads the Redis version instead
 (one GET), bumped in the same place. Every table counts except the few no page shows
@@ -28,12 +29,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
+import time
 from typing import Any
 
 import psycopg
 from flask import Flask, current_app
 from flask_caching import Cache
-from sqlalchemy import Connection, event, make_url, text
+from sqlalchemy import Connection, Engine, event, make_url, text
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, UOWTransaction
 from sqlalchemy.sql.elements import TextClause
 
@@ -172,10 +176,14 @@ def _after_begin(session: Session, transaction: SessionTransaction, connection: 
 def _after_commit(session: Session) -> None:
     list_dirty = session.info.pop("list_dirty", False)
     connection = session.info.pop("connection", None)
+    later = session.info.pop("inbox_bump_later", False)
     if session.info.pop("inbox_dirty", False):
         list_dirty = True  # with Redis, the inbox reads the list's version: bump it too
         if connection is not None and not connection.in_transaction():
-            bump_inbox_version(connection)  # committed, and the connection not yet back in the pool
+            if later:
+                coalesced_bumps.request(connection.engine)
+            else:
+                bump_inbox_version(connection)  # committed, and the connection not yet back in the pool
         else:
             session.info["inbox_bump"] = True  # joined to an outer transaction (the tests)
     if list_dirty:
@@ -186,6 +194,68 @@ def _after_rollback(session: Session) -> None:
     session.info.pop("list_dirty", None)
     session.info.pop("inbox_dirty", None)
     session.info.pop("connection", None)
+    session.info.pop("inbox_bump_later", None)
+
+
+def bump_inbox_later(session: DbSession) -> None:
+    """Have this transaction's inbox bump, if it writes anything a page shows, join the process's
+    coalesced bumps (`CoalescedBumps`) instead of costing a round trip of its own after the
+    commit: the webhook's deliveries, which come in bursts and which no agent waits on."""
+    session.info["inbox_bump_later"] = True
+
+
+class CoalescedBumps:
+    """The inbox version bumped once for a burst of commits (a group commit), by a thread of
+    each process that asks for it.
+
+    A commit asks (`request`) once it has committed; the thread waits `GATHER_SECONDS` for the
+    commits that follow, then runs one nextval + NOTIFY for all of them on a pooled connection.
+    Every commit that asked before the bump started is covered by it (the bump runs after the
+    commit, as the immediate one does), and one that asks while it runs sets the flag again, so
+    another bump follows: none is missed. Under load this takes a round trip off every delivery
+    but one in a burst (at 150 deliveries/s, 50 ms gather about eight); an open inbox hears of
+    a new message up to GATHER_SECONDS later."""
+
+    GATHER_SECONDS = 0.05
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._engine: Engine | None = None
+        self._pid: int | None = None
+        self.bumps = 0  # bumps run by this process (tests)
+
+    def request(self, engine: Engine) -> None:
+        if self._pid != os.getpid():  # first use in this process (gunicorn forks the workers)
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._wanted = threading.Event()
+                    threading.Thread(target=self._run, name="inbox-version-bumps", daemon=True).start()
+                    self._pid = os.getpid()
+        self._engine = engine
+        self._wanted.set()
+
+    def _run(self) -> None:
+        wanted = self._wanted
+        while True:
+            wanted.wait()
+            time.sleep(self.GATHER_SECONDS)
+            wanted.clear()  # a commit asking from here on gets a bump of its own
+            engine = self._engine
+            if engine is None:
+                continue
+            try:
+                pooled = engine.raw_connection()
+                try:
+                    _bump_on(pooled.dbapi_connection)
+                finally:
+                    pooled.close()  # back to the pool
+                self.bumps += 1
+            except Exception:  # the data is committed; the minute in the pages' key bounds the staleness
+                log.warning("could not bump the inbox version", exc_info=True)
+
+
+coalesced_bumps = CoalescedBumps()
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
@@ -201,17 +271,22 @@ def bump_inbox_version(connection: Connection) -> None:
         dbapi_connection = connection.connection.dbapi_connection
         if dbapi_connection is None:
             raise RuntimeError("the connection was invalidated")
-        dbapi_connection.autocommit = True
-        try:
-            cursor = dbapi_connection.cursor()
-            try:
-                cursor.execute(BUMP_INBOX_SQL)
-            finally:
-                cursor.close()
-        finally:
-            dbapi_connection.autocommit = False
+        _bump_on(dbapi_connection)
     except Exception:  # the data is committed; the minute in the pages' key bounds the staleness
         log.warning("could not bump the inbox version", exc_info=True)
+
+
+def _bump_on(dbapi_connection: Any) -> None:
+    """The bump, autocommitted, on a DBAPI connection outside any transaction."""
+    dbapi_connection.autocommit = True
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(BUMP_INBOX_SQL)
+        finally:
+            cursor.close()
+    finally:
+        dbapi_connection.autocommit = False
 
 
 def _bump_joined(session: Session) -> None:

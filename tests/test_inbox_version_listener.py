@@ -139,3 +139,63 @@ def test_the_first_bump_of_a_new_sequence_moves_the_version(committed_db: str) -
             assert after[0] > before[0]
         finally:  # versions only move forward for the tests after this one
             connection.execute("SELECT setval('inbox_version', %s)", (kept[0] + 1,))
+
+
+def _sequence(engine: Any) -> int:
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql(READ_INBOX_SQL).scalar_one())
+
+
+def _settled(bumps: Any, engine: Any) -> int:
+    """The version once the bumps' thread has nothing left to do."""
+    time.sleep(2 * bumps.GATHER_SECONDS)
+    deadline = time.monotonic() + 5
+    while bumps._wanted.is_set():
+        assert time.monotonic() < deadline, "the bumps never settled"
+        time.sleep(0.01)
+    time.sleep(0.1)  # a bump that had started is done
+    return _sequence(engine)
+
+
+def test_a_burst_of_commits_is_bumped_once_and_none_after_a_bump_starts_is_missed(committed_db):
+    """Deliveries' bumps join one bump per burst (app/cache.py CoalescedBumps): a hundred
+    commits asking at once cost a few nextvals, not a hundred, and a commit that asks after a
+    bump has run still gets one of its own."""
+    from sqlalchemy import create_engine
+
+    from app.cache import CoalescedBumps
+
+    engine = create_engine(committed_db)
+    bumps = CoalescedBumps()
+    try:
+        before = _sequence(engine)
+        for _ in range(100):
+            bumps.request(engine)
+        burst = _settled(bumps, engine)
+        assert before < burst <= before + 3  # one bump, two if the burst straddled a gather
+        assert bumps.bumps == burst - before
+
+        bumps.request(engine)  # after the burst's bump: not covered by it
+        assert _settled(bumps, engine) == burst + 1
+    finally:
+        engine.dispose()
+
+
+def test_a_webhook_delivery_bumps_the_version_after_its_commit(committed_db):
+    """Through the app: a delivery's commit moves the inbox version (its bump joins the
+    coalesced ones) within the gather window, and a duplicate delivery moves nothing."""
+    from app.cache import coalesced_bumps
+
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": committed_db})
+    body = meta.encode(meta.delivery(meta.value(messages=[meta.message()])))
+    with app.app_context():
+        before = _sequence(db.engine)
+        client = app.test_client()
+        response = client.post("/webhook/whatsapp", data=body, headers=meta.signed_headers(body))
+        assert response.status_code == 200 and response.json["messages_stored"] == 1
+        moved = _settled(coalesced_bumps, db.engine)
+        assert moved > before
+        again = client.post("/webhook/whatsapp", data=body, headers=meta.signed_headers(body))
+        assert again.json["outcome"] == "duplicate"
+        assert _settled(coalesced_bumps, db.engine) == moved
+        db.engine.dispose()

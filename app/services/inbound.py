@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from sqlalchemy.exc import DBAPIError
 
+from app.cache import bump_inbox_later
 from app.extensions import db
 from app.jobs import defer_owed
 from app.metrics import MESSAGES_INGESTED, STATUSES_RECEIVED, WEBHOOK_DELIVERIES
@@ -53,6 +54,7 @@ def receive_delivery(body: bytes, data: dict[str, Any]) -> IngestResult:
             # The downloads and automatic replies the new rows owe, queued in this transaction
             # (the webhook never calls Graph itself); what this misses stays `pending` for the sweep.
             defer_owed(result.media_owed, result.replies_owed)
+            bump_inbox_later(db.session)  # deliveries come in bursts: one bump for a burst
             db.session.commit()
             break
         except DBAPIError as exc:
