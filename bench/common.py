@@ -174,13 +174,15 @@ def autocommit(database_url: str) -> Iterator[Connection]:
 
 
 def setup_app(database_url: str) -> Any:
-    """An in-process instance of the app on `database_url`, without the 15 s statement timeout."""
+    """An in-process instance of the app on `database_url`, without the 15 s statement timeout, on
+    the driver the app selects from DATABASE_URL (psycopg2: a bare `postgresql://` would be psycopg 3
+    to SQLAlchemy 2.1)."""
     from app import create_app
 
     env = {**os.environ, "DB_STATEMENT_TIMEOUT_MS": "0", "DB_APPLICATION_NAME": "bench-setup"}
     return create_app(
         {
-            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options(env),
             "SECRET_KEY": "bench-setup",
             "LOG_LEVEL": "ERROR",  # no access lines from in-process requests on the bench's output

@@ -42,7 +42,6 @@ from app.embedded_db import create_database, drop_database
 from bench.baselines_ingest import CREATE_TABLE as BASELINE_TABLE_DDL
 from bench.common import setup_app, setup_logging
 from bench.ingest_benchmark import APP_SECRET, CUSTOMERS, Item, build_workload
-from config import normalise_database_url
 
 log = logging.getLogger("bench.webhook_overhead")
 
@@ -110,8 +109,7 @@ def main() -> None:
     setup_logging()
     admin = os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
     create_database(admin, DATABASE, drop_first=True)
-    # psycopg2, as the app selects it from DATABASE_URL (a bare postgresql:// is psycopg 3 to SQLAlchemy).
-    url = normalise_database_url(make_url(admin).set(database=DATABASE).render_as_string(hide_password=False))
+    url = make_url(admin).set(database=DATABASE).render_as_string(hide_password=False)
     try:
         # As deployed: production settings, JSON lines.
         production = {"APP_ENV": "production", "DATABASE_URL": url, "SECRET_KEY": "bench-" + "k" * 40}
