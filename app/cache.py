@@ -318,15 +318,22 @@ def bump_version() -> None:
 # --- reading -----------------------------------------------------------------------------------
 
 
-def inbox_version(session: DbSession) -> str:
+def inbox_version(session: DbSession, at_least: int | None = None) -> str:
     """The inbox version a poll's key starts with: the worker's listener's when it vouches for
     it (no round trip), else one Redis GET when Redis is configured, else one read of the
-    sequence. Read it before the data the response is rendered from."""
+    sequence. Read it before the data the response is rendered from.
+
+    `at_least`: a version the browser was pushed (the live stream of another worker may have
+    heard a bump this worker's listener has not yet): a listener behind it is passed over for
+    the sequence itself, which holds every committed bump, so that the answer is no 304 under a
+    version older than the one that made the page ask."""
     listener: VersionListener | None = current_app.extensions.get("inbox_version_listener")
     if listener is not None:
         value = listener.current()
         if value is not None:
-            return f"p{value}"  # the sequence's own value: the key is the same as if read there
+            if at_least is None or value >= at_least:
+                return f"p{value}"  # the sequence's own value: the key is the same as if read there
+            return f"p{session.connection().exec_driver_sql(READ_INBOX_SQL).scalar_one()}"
     if current_app.extensions.get("inbox_version_in_redis"):
         try:
             return f"r{_cache().get(VERSION_KEY) or 0}"

@@ -80,6 +80,82 @@ def test_with_the_listener_an_unchanged_poll_queries_nothing_and_news_still_rend
         listener.stop()
 
 
+def test_a_poll_sent_with_a_pushed_version_its_listener_has_not_heard_reads_the_sequence(  # type: ignore[no-untyped-def]
+    committed_db, monkeypatch
+):
+    """The live stream of one worker pushed a version the listener of the worker answering the
+    poll has not heard yet (two workers hear a bump a moment apart): with the version the page
+    sends (`X-Inbox-Version`), that worker reads the sequence and renders the news, instead of a
+    304 under its older version after which the page would ask nothing more for 30 s."""
+    from app import version_listener
+
+    monkeypatch.setattr(version_listener, "HEARTBEAT_SECONDS", 60.0)  # the listener reads nothing by itself
+    listening = _listening_app(committed_db)
+    listener = listening.extensions["inbox_version_listener"]
+    try:
+        browser = listening.test_client()
+        login(browser, "lea@example.com")
+        WebhookPoster(browser)(
+            meta.delivery(meta.value(messages=[meta.message(sender=CUSTOMER, content={"body": "uno"})]))
+        )
+        with listening.app_context():
+            conversation_id = db.session.execute(select(Conversation.id)).scalar_one()
+            engine = db.engine
+        _wait_for_listener(listening)
+        deadline = time.monotonic() + 2
+        while listener.current() != _sequence(engine):  # the delivery's bump heard
+            assert time.monotonic() < deadline, "the delivery's bump was not heard"
+            time.sleep(0.02)
+        heard = listener.current()
+        inbox = Inbox(browser, conversation_id)
+        etags = {which: inbox.poll(which).headers["ETag"] for which in ("list", "thread")}
+        # A write whose bump this worker's listener does not hear (no NOTIFY): as if still on its way.
+        conninfo = make_url(committed_db).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            connection.execute("UPDATE contacts SET display_name = 'Nombre nuevo'")
+            row = connection.execute("SELECT nextval('inbox_version')").fetchone()
+        assert row is not None
+        pushed = int(row[0])
+        assert listener.current() == heard < pushed
+
+        def poll(which: str, version: int | None) -> Any:
+            headers = {"HX-Request": "true", "HX-Trigger": which, "If-None-Match": etags[which]}
+            if version is not None:
+                headers["X-Inbox-Version"] = str(version)
+            return browser.get(inbox.urls[which], headers=headers)
+
+        statements: list[str] = []
+        record = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            for which in ("list", "thread"):
+                # Without it (or with a version the listener knows), the listener's older version: a 304, no query.
+                assert poll(which, None).status_code == 304
+                assert poll(which, heard).status_code == 304
+                assert statements == []
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        for which in ("list", "thread"):
+            news = poll(which, pushed)
+            assert news.status_code == 200 and "Nombre nuevo" in news.text, which
+            assert news.headers["ETag"] != etags[which]
+        for bad in ("", "x1", "-3", "1" * 40):  # not a version: ignored, as if none were sent
+            assert (
+                browser.get(
+                    inbox.urls["list"],
+                    headers={
+                        "HX-Request": "true",
+                        "HX-Trigger": "list",
+                        "If-None-Match": etags["list"],
+                        "X-Inbox-Version": bad,
+                    },
+                ).status_code
+                == 304
+            )
+    finally:
+        listener.stop()
+
+
 class _CountingListener(VersionListener):
     """The listener, counting how often it took in a value (a wake, or a heartbeat's read)."""
 

@@ -280,8 +280,15 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "The `ETag` of an earlier answer: when the answer would be the same, it is a 304 without a body (cheap "
         "polling).",
     ),
+    "InboxVersion": header(
+        "X-Inbox-Version",
+        {"type": "integer", "minimum": 0},
+        "The inbox version the live stream (`GET /inbox/events`) last pushed the page: the answer is no 304 "
+        "under an older one, whichever worker answers.",
+    ),
 }
 IF_NONE_MATCH = _ref("parameters", "IfNoneMatch")
+INBOX_VERSION = _ref("parameters", "InboxVersion")
 
 NOT_MODIFIED = Response(
     "`If-None-Match` names the current `ETag`: nothing changed, no body.",

@@ -28,6 +28,13 @@ the agent's sessions by writing the row (app/auth/sessions.py), so the next poll
 cookie misses the key and goes the usual way — the user loader refuses it and the browser is
 sent to the login page. The cookie's own lifetimes (idle and absolute) are checked here as the
 user loader checks them, and its last-seen time refreshed the same way.
+
+A page with the live stream (app/inbox/live.py) asks for its fragments when the stream pushes a
+newer version, and sends that version with them (`X-Inbox-Version`). The stream and the poll
+may be answered by different workers, whose listeners hear a bump a moment apart: a worker whose
+listener is still behind the pushed version reads the sequence instead, or it would answer 304
+under the older version, and the page, told nothing newer, would show the old list until the
+next push or its 30 s safety-net poll.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ from app.extensions import db, login_manager
 from app.ratelimits import unchanged_poll_counted
 
 POLLED = {"inbox.list_fragment": "list", "inbox.thread_fragment": "thread"}
+# The version the page's live stream last pushed, sent with each poll (static/js/app.js).
+PUSHED_VERSION_HEADER = "X-Inbox-Version"
 LIST_POLLER = "list"  # the id of the element that polls the list (htmx sends it as HX-Trigger)
 # A deploy may change the templates: its commit is in the key (Render sets RENDER_GIT_COMMIT).
 _BUILD = os.environ.get("RENDER_GIT_COMMIT", "")
@@ -60,7 +69,8 @@ def note_poll() -> Response | None:
     kind = POLLED.get(request.endpoint or "")
     if kind is None or request.method != "GET":
         return None
-    g.inbox_version = inbox_version(db.session)  # before the agent's row (the module's docstring)
+    # before the agent's row (the module's docstring); at least the version the page was pushed
+    g.inbox_version = inbox_version(db.session, at_least=pushed_version())
     if not request.if_none_match or (kind == "list" and request.headers.get("HX-Trigger") != LIST_POLLER):
         return None  # nothing to compare; or the list asked by a filter or tab (its answer moves the URL)
     agent_id = _session_agent_id()
@@ -73,6 +83,13 @@ def note_poll() -> Response | None:
             return response  # here: ahead of Flask-Limiter and every later hook
         g.unchanged_poll = response  # the polls' budget is spent: Flask-Limiter's pages budget decides
     return None
+
+
+def pushed_version() -> int | None:
+    """The inbox version the live stream pushed the page before it asked (`X-Inbox-Version`),
+    or None: none sent, or not a version (then it is ignored, as a poll without one)."""
+    sent = request.headers.get(PUSHED_VERSION_HEADER, "")
+    return int(sent) if sent.isascii() and sent.isdigit() and len(sent) <= 18 else None
 
 
 def answer_unchanged() -> Response | None:

@@ -46,6 +46,7 @@ from app.api.docs import (
     FRAGMENT,
     FRAGMENT_UNCHANGED,
     IF_NONE_MATCH,
+    INBOX_VERSION,
     LOCATION,
     LOGIN_REDIRECT,
     PAGE_FILTERS,
@@ -287,6 +288,7 @@ def _phone_region() -> str:
         *PAGE_FILTERS,
         query("c", {"type": "integer", "minimum": 1}, "The open conversation (marked in the list)."),
         IF_NONE_MATCH,
+        INBOX_VERSION,
     ],
     responses={200: FRAGMENT, 302: LOGIN_REDIRECT, 304: FRAGMENT_UNCHANGED, 429: RATE_LIMITED_PAGE},
 )
@@ -336,6 +338,7 @@ def list_fragment() -> ResponseReturnValue:
             "15 before it to the newest, that message marked.",
         ),
         IF_NONE_MATCH,
+        INBOX_VERSION,
     ],
     responses={
         200: FRAGMENT,

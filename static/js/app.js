@@ -103,7 +103,8 @@
   const THREAD_OWN_POLL_MS = 30000;
   // While the server's live stream is healthy (below), a poll only every 30 s, as a safety net.
   const LIVE_POLL_MS = 30000;
-  const live = { healthy: false };
+  // healthy: the live stream (below) is up; version: the inbox version it last pushed.
+  const live = { healthy: false, version: null };
   const etags = new WeakMap(); // poller -> { key, etag } of the fragment it shows
   const lastPoll = new WeakMap();
   let failures = 0;
@@ -145,6 +146,8 @@
     detail.elt.dataset.requestKey = requestKey(detail);
     const known = etags.get(detail.elt);
     if (known && known.key === detail.elt.dataset.requestKey) detail.headers["If-None-Match"] = known.etag;
+    // The worker answering may not have heard of that version yet: then it reads it (app/inbox/polls.py).
+    if (live.version !== null) detail.headers["X-Inbox-Version"] = live.version;
   });
   document.addEventListener("htmx:beforeSwap", (event) => {
     const { pathInfo, xhr } = event.detail;
@@ -216,7 +219,6 @@
   const LIVE_SILENCE_MS = 40000; // the server sends the version at least every 15 s
   const LIVE_RETRY_MS = 30000;
   let source = null;
-  let version = null;
   let silence = null;
   const unhealthy = () => {
     live.healthy = false;
@@ -235,9 +237,9 @@
     const stream = (source = new EventSource(liveUrl));
     stream.addEventListener("version", (event) => {
       if (stream !== source) return;
-      const moved = version !== null && event.data !== version;
+      const moved = live.version !== null && event.data !== live.version;
       const first = !live.healthy;
-      version = event.data;
+      live.version = event.data;
       heard();
       // The list and the open thread are both asked at once (each answers 304 if what it shows
       // is the same): not the thread only after the list's key, a chain a push can outrun. The
