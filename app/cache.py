@@ -328,13 +328,11 @@ def inbox_version(session: DbSession, at_least: int | None = None) -> str:
     the sequence itself, which holds every committed bump, so that the answer is no 304 under a
     version older than the one that made the page ask."""
     listener: VersionListener | None = current_app.extensions.get("inbox_version_listener")
-    if listener is not None:
-        value = listener.current()
-        if value is not None:
-            if at_least is None or value >= at_least:
-                return f"p{value}"  # the sequence's own value: the key is the same as if read there
-            return f"p{session.connection().exec_driver_sql(READ_INBOX_SQL).scalar_one()}"
-    if current_app.extensions.get("inbox_version_in_redis"):
+    value = listener.current() if listener is not None else None
+    if value is not None:
+        if at_least is None or value >= at_least:
+            return f"p{value}"  # the sequence's own value: the key is the same as if read there
+    elif current_app.extensions.get("inbox_version_in_redis"):
         try:
             return f"r{_cache().get(VERSION_KEY) or 0}"
         except Exception:

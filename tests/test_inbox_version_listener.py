@@ -5,11 +5,13 @@ tests/test_inbox_polls.py: its polls run in a rolled-back transaction, whose NOT
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from flask import Flask
-from sqlalchemy import event, make_url, select
+from sqlalchemy import Engine, event, make_url, select
 
 from app import create_app
 from app.cache import BUMP_INBOX_SQL, READ_INBOX_SQL
@@ -40,8 +42,10 @@ def _wait_for_listener(listening: Flask) -> None:
         time.sleep(0.05)
 
 
-def test_with_the_listener_an_unchanged_poll_queries_nothing_and_news_still_renders(committed_db):  # type: ignore[no-untyped-def]
-    listening = _listening_app(committed_db)
+@contextmanager
+def _listening_inbox(database_url: str) -> Iterator[tuple[Flask, VersionListener, Inbox, Engine]]:
+    """A listening app with one conversation ("uno"), its logged-in browser's polls, and its engine."""
+    listening = _listening_app(database_url)
     listener = listening.extensions["inbox_version_listener"]
     try:
         browser = listening.test_client()
@@ -51,20 +55,32 @@ def test_with_the_listener_an_unchanged_poll_queries_nothing_and_news_still_rend
         )
         with listening.app_context():
             conversation_id = db.session.execute(select(Conversation.id)).scalar_one()
+            engine = db.engine
         _wait_for_listener(listening)
-        inbox = Inbox(browser, conversation_id)
+        yield listening, listener, Inbox(browser, conversation_id), engine
+    finally:
+        listener.stop()
+
+
+@contextmanager
+def _statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements run on `engine` meanwhile."""
+    statements: list[str] = []
+    record = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_with_the_listener_an_unchanged_poll_queries_nothing_and_news_still_renders(committed_db):  # type: ignore[no-untyped-def]
+    with _listening_inbox(committed_db) as (listening, _, inbox, engine):
         for which in ("list", "thread"):
             inbox.poll(which)
-        statements: list[str] = []
-        with listening.app_context():
-            engine = db.engine
-        record = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        with _statements(engine) as statements:
             for which in ("list", "thread"):
                 assert inbox.poll(which).status_code == 304
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
         assert statements == []  # not the agent, not the version, not even a pool checkout
         # A delivery committed by another worker: its NOTIFY reaches this worker's listener.
         WebhookPoster(listening.test_client())(
@@ -76,8 +92,6 @@ def test_with_the_listener_an_unchanged_poll_queries_nothing_and_news_still_rend
             time.sleep(0.02)
         assert "una novedad" in polled.text
         assert "una novedad" in inbox.poll("thread").text
-    finally:
-        listener.stop()
 
 
 def test_a_poll_sent_with_a_pushed_version_its_listener_has_not_heard_reads_the_sequence(  # type: ignore[no-untyped-def]
@@ -90,24 +104,12 @@ def test_a_poll_sent_with_a_pushed_version_its_listener_has_not_heard_reads_the_
     from app import version_listener
 
     monkeypatch.setattr(version_listener, "HEARTBEAT_SECONDS", 60.0)  # the listener reads nothing by itself
-    listening = _listening_app(committed_db)
-    listener = listening.extensions["inbox_version_listener"]
-    try:
-        browser = listening.test_client()
-        login(browser, "lea@example.com")
-        WebhookPoster(browser)(
-            meta.delivery(meta.value(messages=[meta.message(sender=CUSTOMER, content={"body": "uno"})]))
-        )
-        with listening.app_context():
-            conversation_id = db.session.execute(select(Conversation.id)).scalar_one()
-            engine = db.engine
-        _wait_for_listener(listening)
+    with _listening_inbox(committed_db) as (_, listener, inbox, engine):
         deadline = time.monotonic() + 2
         while listener.current() != _sequence(engine):  # the delivery's bump heard
             assert time.monotonic() < deadline, "the delivery's bump was not heard"
             time.sleep(0.02)
         heard = listener.current()
-        inbox = Inbox(browser, conversation_id)
         etags = {which: inbox.poll(which).headers["ETag"] for which in ("list", "thread")}
         # A write whose bump this worker's listener does not hear (no NOTIFY): as if still on its way.
         conninfo = make_url(committed_db).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -118,42 +120,24 @@ def test_a_poll_sent_with_a_pushed_version_its_listener_has_not_heard_reads_the_
         pushed = int(row[0])
         assert listener.current() == heard < pushed
 
-        def poll(which: str, version: int | None) -> Any:
+        def poll(which: str, version: int | str | None) -> Any:
             headers = {"HX-Request": "true", "HX-Trigger": which, "If-None-Match": etags[which]}
             if version is not None:
                 headers["X-Inbox-Version"] = str(version)
-            return browser.get(inbox.urls[which], headers=headers)
+            return inbox.client.get(inbox.urls[which], headers=headers)
 
-        statements: list[str] = []
-        record = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        with _statements(engine) as statements:
             for which in ("list", "thread"):
                 # Without it (or with a version the listener knows), the listener's older version: a 304, no query.
                 assert poll(which, None).status_code == 304
                 assert poll(which, heard).status_code == 304
-                assert statements == []
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+        assert statements == []
+        for bad in ("", "x1", "-3", "1" * 40):  # not a version: ignored, as if none were sent
+            assert poll("list", bad).status_code == 304, bad
         for which in ("list", "thread"):
             news = poll(which, pushed)
             assert news.status_code == 200 and "Nombre nuevo" in news.text, which
             assert news.headers["ETag"] != etags[which]
-        for bad in ("", "x1", "-3", "1" * 40):  # not a version: ignored, as if none were sent
-            assert (
-                browser.get(
-                    inbox.urls["list"],
-                    headers={
-                        "HX-Request": "true",
-                        "HX-Trigger": "list",
-                        "If-None-Match": etags["list"],
-                        "X-Inbox-Version": bad,
-                    },
-                ).status_code
-                == 304
-            )
-    finally:
-        listener.stop()
 
 
 class _CountingListener(VersionListener):
